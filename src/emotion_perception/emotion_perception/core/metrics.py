@@ -1,0 +1,230 @@
+"""Temporal-stability metrics of per-frame emotion labels (pure NumPy).
+
+Definitions, for one sequence of ``T`` frames with predicted labels ``y``, true labels ``g``
+and stamps ``t`` (seconds, increasing):
+
+* **Segment**: a maximal run of frames over which the true label is constant.
+* **Frame duration**: frame ``i`` lasts ``t[i+1] - t[i]``; the last frame lasts the median
+  frame interval of the sequence. So 5 frames at 10 fps last 0.5 s.
+* **Flicker** (:func:`flicker_rate`): the number of *unnecessary* predicted-label changes per
+  second. Within each segment, count the changes ``y[i] != y[i-1]`` between two consecutive
+  frames of that segment; if the segment's first prediction is wrong and the prediction reaches
+  the segment's true label later, one change was needed to get there (that is lag, not
+  flicker) and is not counted. Changes exactly at a true transition are not counted either.
+  The count is divided by the summed duration of all frames. Examples at 10 fps:
+  ``y = [0, 0, 1, 0, 0]``, ``g = [0] * 5``: 2 changes in 0.5 s = 4 changes/s;
+  ``y = [0, 0, 0, 1, 1]``, ``g = [0, 1, 1, 1, 1]`` (a late but clean switch): 0 changes/s;
+  ``y = [0, 0, 2, 1, 1]``, same ``g``: 1 of the 2 changes is flicker, 2 changes/s.
+* **Transition lag** (:func:`transition_lag`): for each true transition at frame ``k`` (where
+  ``g[k] != g[k-1]``), the smallest ``j >= 0`` such that ``y[k+j : k+j+hold] == g[k]`` for all
+  ``hold`` frames, inside the segment that starts at ``k``. A transition whose segment ends
+  (next transition or end of sequence) before that happens is *unresolved* and reported
+  separately, never averaged in.
+* **Accuracy**: the fraction of frames with ``y == g``.
+
+:func:`summarize_sequences` pools these over many sequences (sums of changes and durations,
+all lags) for several prediction sets at once, e.g. raw vs smoothed; :func:`format_table`
+prints the result as an aligned text table.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Mapping, Sequence
+
+import numpy as np
+
+
+def _labels(x: np.ndarray | Sequence[int], name: str) -> np.ndarray:
+    arr = np.asarray(x)
+    if arr.ndim != 1:
+        raise ValueError(f"{name} must be 1-D, got shape {arr.shape}")
+    return arr
+
+
+def _same_length(**arrays: np.ndarray) -> int:
+    lengths = {k: len(v) for k, v in arrays.items()}
+    if len(set(lengths.values())) > 1:
+        raise ValueError(f"sequences differ in length: {lengths}")
+    return next(iter(lengths.values()))
+
+
+def frame_durations(stamps: np.ndarray | Sequence[float]) -> np.ndarray:
+    """Return each frame's duration: the gap to the next stamp; the last gets the median gap."""
+    t = np.asarray(stamps, dtype=np.float64)
+    if t.ndim != 1:
+        raise ValueError(f"stamps must be 1-D, got shape {t.shape}")
+    if len(t) < 2:
+        return np.zeros(len(t))
+    gaps = np.diff(t)
+    if not np.isfinite(t).all() or (gaps <= 0).any():
+        raise ValueError("stamps must be finite and strictly increasing")
+    return np.append(gaps, np.median(gaps))
+
+
+def flicker_counts(labels: np.ndarray | Sequence[int], stamps: np.ndarray | Sequence[float],
+                   true_labels: np.ndarray | Sequence[int]) -> tuple[int, float]:
+    """Return (unnecessary label changes within constant-truth segments, total seconds)."""
+    y, g = _labels(labels, "labels"), _labels(true_labels, "true_labels")
+    t = np.asarray(stamps, dtype=np.float64)
+    _same_length(labels=y, true_labels=g, stamps=t)
+    seconds = float(frame_durations(t).sum())
+    if len(y) == 0:
+        return 0, seconds
+    starts = np.concatenate([[0], np.flatnonzero(g[1:] != g[:-1]) + 1])
+    ends = np.append(starts[1:], len(y))
+    changes = 0
+    for k, end in zip(starts, ends):
+        seg = y[k:end]
+        changes += int(np.sum(seg[1:] != seg[:-1]))
+        if seg[0] != g[k] and (seg == g[k]).any():
+            changes -= 1  # the one change needed to reach the true label is lag, not flicker
+    return changes, seconds
+
+
+def flicker_rate(labels: np.ndarray | Sequence[int], stamps: np.ndarray | Sequence[float],
+                 true_labels: np.ndarray | Sequence[int]) -> float:
+    """Return unnecessary predicted-label changes per second (see the module docstring).
+
+    NaN when the sequence has no duration (fewer than two frames).
+    """
+    changes, seconds = flicker_counts(labels, stamps, true_labels)
+    return changes / seconds if seconds > 0 else math.nan
+
+
+def transition_lag(labels: np.ndarray | Sequence[int], true_labels: np.ndarray | Sequence[int],
+                   hold: int = 3) -> tuple[list[int], int]:
+    """Return (lags in frames of the resolved true transitions, number unresolved).
+
+    See the module docstring for the exact definition; ``hold`` >= 1 frames.
+    """
+    if hold < 1:
+        raise ValueError(f"hold must be >= 1 frames, got {hold}")
+    y, g = _labels(labels, "labels"), _labels(true_labels, "true_labels")
+    n = _same_length(labels=y, true_labels=g)
+    starts = np.flatnonzero(g[1:] != g[:-1]) + 1
+    ends = np.append(starts[1:], n)
+    lags: list[int] = []
+    unresolved = 0
+    for k, end in zip(starts, ends):
+        hit = (y[k:end] == g[k]).astype(np.int64)
+        if len(hit) < hold:
+            unresolved += 1
+            continue
+        # run[j] = number of hits in hit[j : j + hold]; resolved at the first full run
+        csum = np.concatenate([[0], np.cumsum(hit)])
+        run = csum[hold:] - csum[:-hold]
+        full = np.flatnonzero(run == hold)
+        if len(full):
+            lags.append(int(full[0]))
+        else:
+            unresolved += 1
+    return lags, unresolved
+
+
+def mean_transition_lag(labels: np.ndarray | Sequence[int],
+                        true_labels: np.ndarray | Sequence[int], hold: int = 3) -> float:
+    """Return the mean lag in frames of the resolved transitions (NaN if there are none)."""
+    lags, _ = transition_lag(labels, true_labels, hold)
+    return float(np.mean(lags)) if lags else math.nan
+
+
+def accuracy(labels: np.ndarray | Sequence[int], true_labels: np.ndarray | Sequence[int]
+             ) -> float:
+    """Return the fraction of frames whose label equals the true label (NaN when empty)."""
+    y = np.asarray(labels)
+    g = np.asarray(true_labels)
+    if y.shape != g.shape:
+        raise ValueError(f"labels {y.shape} and true_labels {g.shape} differ in shape")
+    return float(np.mean(y == g)) if y.size else math.nan
+
+
+def _as_label_array(pred: np.ndarray, shape: tuple[int, int], name: str) -> np.ndarray:
+    arr = np.asarray(pred)
+    if arr.ndim == len(shape) + 1:
+        arr = arr.argmax(axis=-1)
+    if arr.shape != shape:
+        raise ValueError(f"predictions {name!r} have shape {np.asarray(pred).shape}; expected "
+                         f"labels {shape} or probabilities {shape + (7,)}")
+    return arr
+
+
+def summarize_sequences(true_labels: np.ndarray, stamps: np.ndarray,
+                        predictions: Mapping[str, np.ndarray], hold: int = 3
+                        ) -> dict[str, dict[str, float]]:
+    """Pool the metrics over S sequences for each named prediction set.
+
+    ``true_labels`` and ``stamps`` are (S, T) (or (T,) for one sequence); each prediction is
+    (S, T) labels or (S, T, C) probabilities (argmax taken). Returns, per name: ``accuracy``,
+    ``flicker_per_s`` (pooled changes / pooled seconds), ``changes`` (within constant
+    segments), ``seconds``, ``mean_lag_frames``, ``median_lag_frames``, ``mean_lag_s`` (mean
+    lag times the median frame interval), ``transitions``, ``unresolved``.
+    """
+    g = np.asarray(true_labels)
+    t = np.asarray(stamps, dtype=np.float64)
+    if g.ndim == 1:
+        g, t = g[None], t[None]
+        predictions = {k: np.asarray(v)[None] for k, v in predictions.items()}
+    if g.ndim != 2 or t.shape != g.shape:
+        raise ValueError(f"true_labels {g.shape} and stamps {t.shape} must both be (S, T)")
+    if not predictions:
+        raise ValueError("predictions must name at least one prediction set")
+    dt = float(np.median(np.diff(t, axis=1))) if g.shape[1] > 1 else math.nan
+    out: dict[str, dict[str, float]] = {}
+    for name, pred in predictions.items():
+        y = _as_label_array(pred, g.shape, name)
+        changes, seconds, lags, unresolved = 0, 0.0, [], 0
+        for s in range(len(g)):
+            c, sec = flicker_counts(y[s], t[s], g[s])
+            changes += c
+            seconds += sec
+            lag, unres = transition_lag(y[s], g[s], hold)
+            lags += lag
+            unresolved += unres
+        mean_lag = float(np.mean(lags)) if lags else math.nan
+        out[name] = {
+            "accuracy": accuracy(y, g),
+            "flicker_per_s": changes / seconds if seconds > 0 else math.nan,
+            "changes": int(changes),
+            "seconds": float(seconds),
+            "mean_lag_frames": mean_lag,
+            "median_lag_frames": float(np.median(lags)) if lags else math.nan,
+            "mean_lag_s": mean_lag * dt,
+            "transitions": int(len(lags) + unresolved),
+            "unresolved": int(unresolved),
+        }
+    return out
+
+
+TABLE_COLUMNS: tuple[tuple[str, str, str], ...] = (
+    ("accuracy", "accuracy", "{:.3f}"),
+    ("flicker_per_s", "flicker/s", "{:.3f}"),
+    ("mean_lag_frames", "lag (frames)", "{:.2f}"),
+    ("mean_lag_s", "lag (s)", "{:.3f}"),
+    ("unresolved", "unresolved", "{:d}"),
+    ("transitions", "transitions", "{:d}"),
+)
+
+
+def format_table(summary: Mapping[str, Mapping[str, float]],
+                 columns: Sequence[tuple[str, str, str]] = TABLE_COLUMNS) -> str:
+    """Return ``summarize_sequences`` output as an aligned text table, one row per name."""
+    header = ["method"] + [title for _, title, _ in columns]
+    rows = [header]
+    for name, m in summary.items():
+        row = [name]
+        for key, _, fmt in columns:
+            v = m.get(key, math.nan)
+            if isinstance(v, float) and math.isnan(v):
+                row.append("n/a")
+            else:
+                row.append(fmt.format(int(v) if "d" in fmt else v))
+        rows.append(row)
+    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
+    lines = []
+    for j, r in enumerate(rows):
+        cells = [r[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(r[1:], widths[1:])]
+        lines.append("  ".join(cells))
+        if j == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    return "\n".join(lines)

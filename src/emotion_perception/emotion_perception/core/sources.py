@@ -1,0 +1,185 @@
+"""Frame sources for the camera node: devices, files, streams, image folders, the demo clip.
+
+Each source has ``read() -> np.ndarray | None`` (BGR uint8, None when no frame is available
+now) and ``close()``; ``open_source(spec, ...)`` picks one from the ``source`` parameter.
+``None`` from a live source means "failed or stalled": the caller reopens with backoff.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Iterator
+
+import cv2
+import numpy as np
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".pgm", ".ppm", ".tif", ".tiff", ".webp"}
+
+
+class SourceError(RuntimeError):
+    """A source that cannot be opened (missing device or file, unreadable folder)."""
+
+
+class FrameSource:
+    """Base class of frame sources."""
+
+    #: True for sources that end (files, folders); False for devices and streams
+    finite: bool = False
+    #: True when the source paces itself (devices, streams); False when the caller must
+    paced: bool = True
+
+    def read(self) -> np.ndarray | None:
+        """Return the next BGR frame, or None when none is available."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Release the source."""
+
+
+def _fit(frame: np.ndarray, width: int, height: int) -> np.ndarray:
+    if width and height and frame.shape[:2] != (height, width):
+        return cv2.resize(frame, (width, height), interpolation=cv2.INTER_AREA)
+    return frame
+
+
+class DemoSource(FrameSource):
+    """The embedded default input: the public-domain astronaut portrait, drifting slowly."""
+
+    finite = False
+    paced = False
+
+    def __init__(self, width: int = 640, height: int = 480, fps: float = 15.0,
+                 n_faces: int = 1) -> None:
+        from .sample_input import demo_frames
+
+        self._frames: Iterator = demo_frames(n_frames=None, fps=fps, n_faces=n_faces,
+                                             size=(height or 480, width or 640))
+
+    def read(self) -> np.ndarray | None:
+        """Return the next demo frame."""
+        _, frame = next(self._frames)
+        return frame
+
+
+class FolderSource(FrameSource):
+    """Images of a folder in name order, optionally looping."""
+
+    finite = True
+    paced = False
+
+    def __init__(self, folder: Path, width: int = 0, height: int = 0, loop: bool = True) -> None:
+        self.files = sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        if not self.files:
+            raise SourceError(f"image folder {folder} holds no images "
+                              f"({', '.join(sorted(IMAGE_SUFFIXES))})")
+        self.width, self.height, self.loop = width, height, loop
+        self._i = 0
+
+    def read(self) -> np.ndarray | None:
+        """Return the next readable image; None at the end (when not looping)."""
+        for _ in range(len(self.files)):
+            if self._i >= len(self.files):
+                if not self.loop:
+                    return None
+                self._i = 0
+            path = self.files[self._i]
+            self._i += 1
+            frame = cv2.imread(str(path), cv2.IMREAD_COLOR)
+            if frame is not None:
+                return _fit(frame, self.width, self.height)
+        return None
+
+
+class CaptureSource(FrameSource):
+    """OpenCV VideoCapture: a device index, a video file or a stream URL."""
+
+    def __init__(self, spec: str, width: int = 0, height: int = 0, fps: float = 0.0,
+                 loop: bool = True) -> None:
+        self.spec = spec
+        self.is_device = spec.isdigit()
+        self.is_file = not self.is_device and Path(spec).is_file()
+        self.finite = self.is_file
+        self.paced = not self.is_file
+        self.width, self.height, self.loop = width, height, loop
+        target: int | str = int(spec) if self.is_device else spec
+        self.cap = cv2.VideoCapture(target)
+        if not self.cap.isOpened():
+            what = "camera device" if self.is_device else "video file" if self.is_file \
+                else "video file or stream"
+            raise SourceError(f"cannot open {what} {spec!r}")
+        if self.is_device:
+            if width:
+                self.cap.set(cv2.CAP_PROP_FRAME_WIDTH, width)
+            if height:
+                self.cap.set(cv2.CAP_PROP_FRAME_HEIGHT, height)
+            if fps:
+                self.cap.set(cv2.CAP_PROP_FPS, fps)
+
+    def read(self) -> np.ndarray | None:
+        """Return the next frame; a file loops at its end when asked to."""
+        ok, frame = self.cap.read()
+        if not ok and self.is_file and self.loop:
+            self.cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
+            ok, frame = self.cap.read()
+        if not ok or frame is None:
+            return None
+        return _fit(frame, self.width, self.height)
+
+    def close(self) -> None:
+        """Release the capture."""
+        self.cap.release()
+
+
+def open_source(spec: str, width: int = 0, height: int = 0, fps: float = 15.0,
+                loop: bool = True, demo_faces: int = 1) -> FrameSource:
+    """Open the source named by the camera node's ``source`` parameter."""
+    spec = spec.strip()
+    if not spec:
+        raise SourceError("parameter 'source' is empty: give a device index, a file, a URL, "
+                          "an image folder or 'demo'")
+    if spec == "auto":
+        spec = "0" if Path("/dev/video0").exists() else "demo"
+        if spec == "0":
+            try:
+                return CaptureSource("0", width, height, fps, loop)
+            except SourceError:
+                spec = "demo"
+    if spec == "demo":
+        return DemoSource(width, height, fps, demo_faces)
+    path = Path(spec).expanduser()
+    if path.is_dir():
+        return FolderSource(path, width, height, loop)
+    if not spec.isdigit() and "://" not in spec and not path.exists():
+        raise SourceError(f"source {spec!r} is neither a device index, an existing file or "
+                          "folder, a URL, nor 'demo'")
+    return CaptureSource(str(path) if path.exists() else spec, width, height, fps, loop)
+
+
+class Backoff:
+    """Exponential backoff between reconnect attempts."""
+
+    def __init__(self, initial: float, maximum: float) -> None:
+        self.initial, self.maximum = initial, maximum
+        self.delay = initial
+        self.attempts = 0
+
+    def next_delay(self) -> float:
+        """Return the wait before the next attempt and double it (up to the maximum)."""
+        delay = self.delay
+        self.delay = min(self.maximum, self.delay * 2.0)
+        self.attempts += 1
+        return delay
+
+    def reset(self) -> None:
+        """Start over after a success."""
+        self.delay = self.initial
+        self.attempts = 0
+
+
+def sleep_until(deadline: float, stop_event) -> bool:
+    """Sleep until ``time.monotonic() >= deadline`` unless ``stop_event`` is set first."""
+    remaining = deadline - time.monotonic()
+    if remaining > 0:
+        return not stop_event.wait(remaining)
+    return not stop_event.is_set()

@@ -1,0 +1,268 @@
+"""In-process runner of the live graph: ``ros2 run emotion_perception live``.
+
+Composes the same nodes as ``launch/live.launch.py`` with the same YAML in one process, for
+machines without ``ros2 launch`` and as the README's main command. It prints what it sees and
+writes an annotated video. With no camera (``source: auto``) it runs on the embedded demo clip.
+
+Example: ``ros2 run emotion_perception live --frames 150 --video out.mp4``
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import os
+import sys
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from .graph import NodeSpec, default_params_file, graph_spec, load_params_file
+
+
+def _parse_value(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the command-line parser."""
+    p = argparse.ArgumentParser(prog="live", description=__doc__.split("\n\n")[0])
+    p.add_argument("--params-file", type=Path, help="parameter YAML (default: the installed "
+                   "config/emotion_perception.yaml)")
+    p.add_argument("--source", help="camera source: device index, file, URL, folder, demo, auto")
+    p.add_argument("--image-topic", default="", help="use this camera topic instead of running "
+                   "our camera node")
+    p.add_argument("--detector", help="detector plugin (haar, yunet, ...)")
+    p.add_argument("--classifier", help="classifier plugin (keras, tflite, ...)")
+    p.add_argument("--model-path", help="classifier model file")
+    p.add_argument("--smoother", help="smoother plugin (none, ema, hysteresis, lstm)")
+    p.add_argument("--no-smoothing", action="store_true", help="publish per-frame emotions "
+                   "on /emotion (no smoother node)")
+    p.add_argument("--no-debug-image", action="store_true", help="do not run the annotated "
+                   "debug image node (then no video is written)")
+    p.add_argument("--set", action="append", default=[], metavar="NODE.PARAM=VALUE",
+                   help="override one parameter, e.g. face_detector.max_side=480")
+    p.add_argument("--namespace", default="", help="namespace of all nodes")
+    p.add_argument("--frames", type=int, default=0, help="stop after this many /emotion "
+                   "messages (0 = run until Ctrl-C; default 150 on the demo input)")
+    p.add_argument("--duration", type=float, default=0.0, help="stop after this many seconds")
+    p.add_argument("--video", type=Path, default=Path("emotion_live.mp4"),
+                   help="annotated video to write ('' to skip)")
+    p.add_argument("--quiet", action="store_true", help="print only the summary")
+    return p
+
+
+def node_params(args: argparse.Namespace, specs: list[NodeSpec]) -> dict[str, dict[str, Any]]:
+    """Merge the YAML file with command-line overrides into per-node parameters."""
+    path = args.params_file or default_params_file()
+    params = load_params_file(path)
+    overrides: dict[str, dict[str, Any]] = {}
+    if args.source is not None:
+        overrides.setdefault("camera", {})["source"] = args.source
+    if args.detector:
+        overrides.setdefault("face_detector", {})["detector"] = args.detector
+    if args.classifier:
+        overrides.setdefault("emotion_classifier", {})["classifier"] = args.classifier
+    if args.model_path:
+        overrides.setdefault("emotion_classifier", {})["model_path"] = args.model_path
+    if args.smoother:
+        overrides.setdefault("emotion_smoother", {})["smoother"] = args.smoother
+    for item in args.set:
+        key, sep, value = item.partition("=")
+        node, dot, name = key.partition(".")
+        if not sep or not dot:
+            raise ValueError(f"--set expects NODE.PARAM=VALUE, got {item!r}")
+        overrides.setdefault(node, {})[name] = _parse_value(value)
+    known = {s.name for s in specs}
+    for node, values in overrides.items():
+        if node not in known:
+            raise ValueError(f"--set: no node {node!r} in this graph; nodes: {sorted(known)}")
+        params.setdefault(node, {}).update(values)
+    return params
+
+
+def create_nodes(specs: list[NodeSpec], params: dict[str, dict[str, Any]], namespace: str = ""
+                 ) -> list:
+    """Instantiate the graph's nodes in this process (rclpy must be initialised)."""
+    from rclpy.parameter import Parameter
+
+    nodes = []
+    for spec in specs:
+        module, _, cls_name = spec.module.partition(":")
+        cls = getattr(importlib.import_module(module), cls_name)
+        cli = ["--ros-args"]
+        for src, dst in spec.remappings.items():
+            cli += ["-r", f"{src}:={dst}"]
+        overrides = [Parameter(k, value=v) for k, v in params.get(spec.name, {}).items()]
+        nodes.append(cls(spec.name, namespace=namespace, cli_args=cli,
+                         parameter_overrides=overrides))
+    return nodes
+
+
+class Monitor:
+    """Subscribes to /emotion and /debug_image: prints, counts, writes the video."""
+
+    def __init__(self, node, video: Path | None, quiet: bool, fps: float) -> None:
+        from emotion_msgs.msg import EmotionArray
+        from sensor_msgs.msg import Image
+
+        from .nodes.base import IMAGE_PUB_QOS, RESULT_QOS
+
+        self.node = node
+        self.quiet = quiet
+        self.fps = fps
+        self.video_path = video
+        self.writer = None
+        self.frames = 0
+        self.video_frames = 0
+        self.faces = 0
+        self.labels: Counter[str] = Counter()
+        self.ids: set[int] = set()
+        self.latencies: list[float] = []
+        self.done = threading.Event()
+        self.limit = 0
+        self._lock = threading.Lock()
+        self._last_print = 0.0
+        node.create_subscription(EmotionArray, "emotion", self._on_emotion, RESULT_QOS)
+        if video is not None:
+            node.create_subscription(Image, "debug_image", self._on_image, IMAGE_PUB_QOS)
+
+    def _on_emotion(self, msg) -> None:
+        from .nodes.base import stamp_seconds
+
+        now = self.node.get_clock().now().nanoseconds * 1e-9
+        with self._lock:
+            self.frames += 1
+            self.latencies.append(now - stamp_seconds(msg.header.stamp))
+            for e in msg.emotions:
+                self.faces += 1
+                self.labels[e.label_name] += 1
+                self.ids.add(int(e.face_id))
+            if self.limit and self.frames >= self.limit:
+                self.done.set()
+        if not self.quiet and time.monotonic() - self._last_print >= 0.5:
+            self._last_print = time.monotonic()
+            faces = ", ".join(f"face {e.face_id}: {e.label_name} {e.confidence:.2f}"
+                              f"{' (smoothed)' if e.smoothed else ''}" for e in msg.emotions)
+            print(f"[{self.frames:5d}] {faces or 'no face'}", flush=True)
+
+    def _on_image(self, msg) -> None:
+        import cv2
+
+        from .core.image_conversion import image_to_array, to_bgr8
+
+        frame = to_bgr8(image_to_array(msg), msg.encoding)
+        with self._lock:
+            if self.writer is None:
+                self.video_path.parent.mkdir(parents=True, exist_ok=True)
+                self.writer = cv2.VideoWriter(str(self.video_path),
+                                              cv2.VideoWriter_fourcc(*"mp4v"), self.fps,
+                                              (frame.shape[1], frame.shape[0]))
+                if not self.writer.isOpened():
+                    raise RuntimeError(f"cannot write video {self.video_path}")
+            self.writer.write(frame)
+            self.video_frames += 1
+
+    def close(self) -> None:
+        """Finish the video file so it is complete and playable."""
+        with self._lock:
+            if self.writer is not None:
+                self.writer.release()
+                self.writer = None
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the live graph in this process."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    args = build_parser().parse_args(argv)
+    specs = graph_spec(args.image_topic, smoothing=not args.no_smoothing,
+                       debug_image=not args.no_debug_image)
+    try:
+        params = node_params(args, specs)
+    except (ValueError, OSError) as exc:
+        print(f"live: {exc}", file=sys.stderr)
+        return 2
+    cam = params.get("camera", {})
+    source = str(cam.get("source", "auto"))
+    demo = source == "demo" or (source == "auto" and not Path("/dev/video0").exists())
+    limit = args.frames or (150 if demo and not args.duration else 0)
+
+    import rclpy
+    from rclpy.executors import MultiThreadedExecutor
+
+    from .nodes.runner import shutdown_nodes
+
+    rclpy.init()
+    nodes: list = []
+    monitor = None
+    executor = MultiThreadedExecutor(num_threads=6)
+    t0 = time.monotonic()
+    try:
+        try:
+            nodes = create_nodes(specs, params, args.namespace)
+        except ValueError as exc:
+            print(f"live: {exc}", file=sys.stderr)
+            return 2
+        mon_node = rclpy.create_node("emotion_live_monitor", namespace=args.namespace)
+        video = None if args.no_debug_image or not str(args.video) else args.video
+        monitor = Monitor(mon_node, video, args.quiet, float(cam.get("fps", 15.0)))
+        monitor.limit = limit
+        nodes.append(mon_node)
+        for n in nodes:
+            executor.add_node(n)
+        spin = threading.Thread(target=executor.spin, daemon=True)
+        spin.start()
+        print(f"live: {len(specs)} nodes running (source {source!r}{', demo clip' if demo else ''}"
+              f"); {'stopping after ' + str(limit) + ' frames' if limit else 'Ctrl-C to stop'}",
+              flush=True)
+        failed = _wait(nodes, monitor, args.duration)
+        if failed:
+            print(f"live: {failed}", file=sys.stderr)
+            return 1
+    except KeyboardInterrupt:
+        print("\nlive: interrupted", flush=True)
+    finally:
+        if monitor is not None:
+            monitor.close()
+        shutdown_nodes(nodes, executor)
+    _summary(monitor, time.monotonic() - t0)
+    return 0
+
+
+def _wait(nodes: list, monitor: Monitor, duration: float) -> str:
+    start = time.monotonic()
+    while not monitor.done.wait(0.2):
+        for n in nodes:
+            err = getattr(n, "configure_error", "")
+            if err:
+                return f"node {n.get_name()} failed to start: {err}"
+        if duration and time.monotonic() - start >= duration:
+            break
+    return ""
+
+
+def _summary(monitor: Monitor | None, elapsed: float) -> None:
+    if monitor is None:
+        return
+    import numpy as np
+
+    lat = np.array(monitor.latencies) * 1e3
+    print(f"live: {monitor.frames} frames in {elapsed:.1f} s, {monitor.faces} face estimates, "
+          f"face ids {sorted(monitor.ids)}", flush=True)
+    if monitor.labels:
+        print("live: labels " + ", ".join(f"{k} {v}" for k, v in monitor.labels.most_common()))
+    if lat.size:
+        print(f"live: latency image stamp -> /emotion: median {np.median(lat):.1f} ms, "
+              f"p95 {np.percentile(lat, 95):.1f} ms")
+    if monitor.video_frames:
+        print(f"live: annotated video {monitor.video_path} ({monitor.video_frames} frames)")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

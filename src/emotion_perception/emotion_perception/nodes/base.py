@@ -1,0 +1,322 @@
+"""The lifecycle base shared by every emotion_perception node.
+
+It declares the node's parameters with descriptors, validates them at start-up and on change,
+loads models in ``configure`` (a failure leaves the node unconfigured with a clear error, so it
+never runs wrong), creates I/O in ``activate``, and publishes diagnostics. With the parameter
+``autostart`` (default true) the node walks itself to *active*, so plain ``ros2 run`` and
+launch files without lifecycle management work too.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from typing import Any, Callable
+
+import numpy as np
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from rcl_interfaces.msg import (FloatingPointRange, IntegerRange, ParameterDescriptor,
+                                SetParametersResult)
+from rclpy.lifecycle import LifecycleNode, State, TransitionCallbackReturn
+from rclpy.qos import QoSProfile, ReliabilityPolicy, HistoryPolicy, qos_profile_sensor_data
+
+from .params import NODE_PARAMS, Param, by_name
+
+RESULT_QOS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE,
+                        history=HistoryPolicy.KEEP_LAST)
+IMAGE_PUB_QOS = QoSProfile(depth=2, reliability=ReliabilityPolicy.RELIABLE,
+                           history=HistoryPolicy.KEEP_LAST)
+
+
+def image_sub_qos(kind: str) -> QoSProfile:
+    """Return the QoS for image subscriptions: sensor_data (best effort) or reliable."""
+    if kind == "reliable":
+        return QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
+                          history=HistoryPolicy.KEEP_LAST)
+    return qos_profile_sensor_data
+
+
+def stamp_seconds(stamp: Any) -> float:
+    """Return a builtin_interfaces/Time as float seconds."""
+    return float(stamp.sec) + float(stamp.nanosec) * 1e-9
+
+
+class RateLimitedLog:
+    """Log a message at most once per ``period`` seconds per key, counting the suppressed."""
+
+    def __init__(self, log: Callable[[str], Any], period: float = 5.0) -> None:
+        self._log = log
+        self._period = period
+        self._last: dict[str, float] = {}
+        self._suppressed: dict[str, int] = {}
+
+    def __call__(self, key: str, message: str) -> None:
+        """Log ``message`` unless ``key`` was logged within the period."""
+        now = time.monotonic()
+        if now - self._last.get(key, -1e9) >= self._period:
+            n = self._suppressed.pop(key, 0)
+            self._log(message + (f" ({n} similar suppressed)" if n else ""))
+            self._last[key] = now
+        else:
+            self._suppressed[key] = self._suppressed.get(key, 0) + 1
+
+
+class StageStats:
+    """Thread-safe counters and latency samples of one processing stage."""
+
+    def __init__(self, window: int = 300) -> None:
+        self._lock = threading.Lock()
+        self.counters: dict[str, int] = {"received": 0, "processed": 0, "dropped": 0,
+                                         "rejected": 0, "errors": 0}
+        self._latency: deque[float] = deque(maxlen=window)
+        self._proc: deque[float] = deque(maxlen=window)
+        self._times: deque[float] = deque(maxlen=window)
+        self.last_error = ""
+
+    def count(self, key: str, n: int = 1) -> None:
+        """Add ``n`` to counter ``key``."""
+        with self._lock:
+            self.counters[key] = self.counters.get(key, 0) + n
+
+    def processed(self, latency_s: float, processing_s: float) -> None:
+        """Record one processed item with its end-to-end and processing times."""
+        with self._lock:
+            self.counters["processed"] += 1
+            self._latency.append(latency_s)
+            self._proc.append(processing_s)
+            self._times.append(time.monotonic())
+
+    def error(self, message: str) -> None:
+        """Count an error and remember its message."""
+        with self._lock:
+            self.counters["errors"] += 1
+            self.last_error = message
+
+    def snapshot(self) -> dict[str, float]:
+        """Return counters, output rate (Hz) and latency percentiles (ms)."""
+        with self._lock:
+            out: dict[str, float] = dict(self.counters)
+            times = list(self._times)
+            lat = np.array(self._latency, dtype=np.float64)
+            proc = np.array(self._proc, dtype=np.float64)
+        now = time.monotonic()
+        recent = [t for t in times if now - t <= 5.0]
+        out["rate_hz"] = (len(recent) - 1) / (recent[-1] - recent[0]) \
+            if len(recent) > 1 and recent[-1] > recent[0] else 0.0
+        for name, arr in (("latency", lat), ("processing", proc)):
+            if arr.size:
+                out[f"{name}_ms_p50"] = float(np.percentile(arr, 50) * 1e3)
+                out[f"{name}_ms_p95"] = float(np.percentile(arr, 95) * 1e3)
+        return out
+
+
+class LatestWorker:
+    """Process only the newest item on a worker thread; a newer item replaces a waiting one.
+
+    ``submit`` never blocks the executor; a replaced item counts as dropped.
+    """
+
+    def __init__(self, fn: Callable[[Any], None], stats: StageStats, name: str) -> None:
+        self._fn = fn
+        self._stats = stats
+        self._cond = threading.Condition()
+        self._item: Any = None
+        self._has_item = False
+        self._busy = False
+        self._stop = False
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+
+    def submit(self, item: Any) -> None:
+        """Hand over the newest item."""
+        with self._cond:
+            if self._has_item:
+                self._stats.count("dropped")
+            self._item, self._has_item = item, True
+            self._cond.notify()
+
+    def idle(self) -> bool:
+        """Return True when nothing is waiting or being processed."""
+        with self._cond:
+            return not self._has_item and not self._busy
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Finish the item in progress and stop the thread."""
+        with self._cond:
+            self._stop = True
+            self._cond.notify()
+        self._thread.join(timeout)
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._has_item and not self._stop:
+                    self._cond.wait()
+                if self._stop:
+                    return
+                item, self._item, self._has_item = self._item, None, False
+                self._busy = True
+            try:
+                self._fn(item)
+            except Exception as exc:  # the node must survive any single bad item
+                self._stats.error(f"{type(exc).__name__}: {exc}")
+            finally:
+                with self._cond:
+                    self._busy = False
+
+
+def _descriptor(p: Param) -> ParameterDescriptor:
+    d = ParameterDescriptor(description=p.description, read_only=p.read_only)
+    if p.choices:
+        d.additional_constraints = "one of: " + ", ".join(p.choices)
+    if isinstance(p.default, bool):
+        return d
+    if isinstance(p.default, int) and (p.min is not None or p.max is not None):
+        d.integer_range = [IntegerRange(from_value=int(p.min if p.min is not None else -2**63),
+                                        to_value=int(p.max if p.max is not None else 2**63 - 1),
+                                        step=1)]
+    elif isinstance(p.default, float) and (p.min is not None or p.max is not None):
+        d.floating_point_range = [FloatingPointRange(
+            from_value=float(p.min if p.min is not None else -1e308),
+            to_value=float(p.max if p.max is not None else 1e308), step=0.0)]
+    return d
+
+
+class PerceptionNode(LifecycleNode):
+    """Lifecycle node with declared, validated parameters, diagnostics and autostart."""
+
+    #: key into params.NODE_PARAMS, and the default node name
+    NODE_NAME = ""
+
+    def __init__(self, node_name: str | None = None, **kwargs: Any) -> None:
+        super().__init__(node_name or self.NODE_NAME, **kwargs)
+        self._specs = by_name(NODE_PARAMS[self.NODE_NAME])
+        for p in self._specs.values():
+            try:
+                self.declare_parameter(p.name, p.default, _descriptor(p))
+            except Exception as exc:
+                raise ValueError(f"{self.get_name()}: parameter '{p.name}': {exc}") from exc
+        values = self.param_values()
+        for name, value in values.items():
+            self._specs[name].check(value)  # raises ValueError naming the parameter
+        self.add_on_set_parameters_callback(self._on_set_parameters)
+        self.stats = StageStats()
+        self.warn_limited = RateLimitedLog(self.get_logger().warning)
+        self._diag_pub = None
+        self._diag_timer = None
+        self.params_changed = threading.Event()
+        self.configure_error = ""
+        if values["autostart"]:
+            self._autostart_timer = self.create_timer(0.0, self._autostart)
+
+    # --- parameters -------------------------------------------------------------------------
+    def param_values(self) -> dict[str, Any]:
+        """Return the current value of every declared parameter."""
+        return {name: self.get_parameter(name).value for name in self._specs}
+
+    def _on_set_parameters(self, params: list) -> SetParametersResult:
+        for prm in params:
+            spec = self._specs.get(prm.name)
+            if spec is None:
+                continue
+            try:
+                spec.check(prm.value)
+            except ValueError as exc:
+                return SetParametersResult(successful=False, reason=str(exc))
+        self.params_changed.set()
+        return SetParametersResult(successful=True)
+
+    # --- lifecycle --------------------------------------------------------------------------
+    def _autostart(self) -> None:
+        self.destroy_timer(self._autostart_timer)
+        self.trigger_configure()
+        if self.configure_error:
+            self.get_logger().error(f"not activating: {self.configure_error}")
+            return
+        self.trigger_activate()
+
+    def on_configure(self, state: State) -> TransitionCallbackReturn:
+        """Validate parameters and load models; fail with a clear message."""
+        try:
+            self.configure_error = ""
+            self.setup(self.param_values())
+        except Exception as exc:
+            self.configure_error = f"{type(exc).__name__}: {exc}"
+            self.get_logger().error(f"configure failed: {self.configure_error}")
+            return TransitionCallbackReturn.FAILURE
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_activate(self, state: State) -> TransitionCallbackReturn:
+        """Create publishers, subscriptions and workers."""
+        try:
+            self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+            period = float(self.get_parameter("diagnostics_period").value)
+            self._diag_timer = self.create_timer(period, self.publish_diagnostics)
+            self.open_io()
+        except Exception as exc:
+            self.get_logger().error(f"activate failed: {type(exc).__name__}: {exc}")
+            return TransitionCallbackReturn.FAILURE
+        return super().on_activate(state)
+
+    def on_deactivate(self, state: State) -> TransitionCallbackReturn:
+        """Stop workers and remove I/O."""
+        self._close_all()
+        return super().on_deactivate(state)
+
+    def on_cleanup(self, state: State) -> TransitionCallbackReturn:
+        """Release models."""
+        self.teardown()
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_shutdown(self, state: State) -> TransitionCallbackReturn:
+        """Stop everything."""
+        self._close_all()
+        self.teardown()
+        return TransitionCallbackReturn.SUCCESS
+
+    def _close_all(self) -> None:
+        self.close_io()
+        if self._diag_timer is not None:
+            self.destroy_timer(self._diag_timer)
+            self._diag_timer = None
+        if self._diag_pub is not None:
+            self.destroy_publisher(self._diag_pub)
+            self._diag_pub = None
+
+    # --- hooks for subclasses ---------------------------------------------------------------
+    def setup(self, values: dict[str, Any]) -> None:
+        """Build the core objects (load models); raise with a clear message on failure."""
+
+    def teardown(self) -> None:
+        """Release the core objects."""
+
+    def open_io(self) -> None:
+        """Create publishers, subscriptions, timers, worker threads."""
+
+    def close_io(self) -> None:
+        """Destroy what open_io created."""
+
+    def diagnostics_extra(self) -> dict[str, Any]:
+        """Return node-specific diagnostic values."""
+        return {}
+
+    def publish_diagnostics(self) -> None:
+        """Publish the stage's counters, rate and latency on /diagnostics."""
+        if self._diag_pub is None:
+            return
+        snap = self.stats.snapshot()
+        snap.update(self.diagnostics_extra())
+        status = DiagnosticStatus(name=f"emotion_perception: {self.get_fully_qualified_name()}",
+                                  hardware_id=self.get_name())
+        if snap.get("errors", 0) or snap.get("rejected", 0):
+            status.level = DiagnosticStatus.WARN
+            status.message = self.stats.last_error or "rejected input"
+        else:
+            status.level = DiagnosticStatus.OK
+            status.message = "ok"
+        status.values = [KeyValue(key=k, value=f"{v:.3f}" if isinstance(v, float) else str(v))
+                         for k, v in sorted(snap.items())]
+        msg = DiagnosticArray(status=[status])
+        msg.header.stamp = self.get_clock().now().to_msg()
+        self._diag_pub.publish(msg)

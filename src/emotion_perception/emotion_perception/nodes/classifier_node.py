@@ -1,0 +1,107 @@
+"""Emotion classifier node: ``faces`` -> ``emotion_raw`` (emotion_msgs/EmotionArray).
+
+All faces of a frame go through one batched inference call. Rows the model returns as
+non-finite are dropped (and counted), so NaN never reaches a consumer.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from emotion_msgs.msg import EmotionArray, FaceArray
+
+from ..core import plugins
+from ..core.image_conversion import ImageConversionError, to_bgr8
+from ..core.types import EmotionEstimate
+from .base import RESULT_QOS, LatestWorker, PerceptionNode, stamp_seconds
+from .convert import box_from_roi, estimates_to_msg, image_to_numpy
+
+
+def build_classifier(values: dict[str, Any]):
+    """Create the configured classifier plugin (raises naming the file or parameter)."""
+    name = values["classifier"]
+    kwargs: dict[str, Any] = {"model_path": values["model_path"]}
+    if name == "keras":
+        kwargs["threads"] = values["threads"]
+    elif name == "tflite":
+        kwargs["num_threads"] = values["threads"] or 2
+    return plugins.create("classifier", name, **kwargs)
+
+
+class EmotionClassifierNode(PerceptionNode):
+    """Classifies the faces of the newest FaceArray."""
+
+    NODE_NAME = "emotion_classifier"
+
+    def setup(self, values: dict[str, Any]) -> None:
+        """Load the model (configure fails with the file named when it cannot)."""
+        self.values = values
+        self.classifier = build_classifier(values)
+        self.invalid = 0
+
+    def teardown(self) -> None:
+        """Release the model."""
+        self.classifier = None
+
+    def open_io(self) -> None:
+        """Subscribe to ``faces``, publish ``emotion_raw``."""
+        self._pub = self.create_publisher(EmotionArray, "emotion_raw", RESULT_QOS)
+        self._worker = LatestWorker(self._process, self.stats, "emotion_classifier")
+        self._sub = self.create_subscription(FaceArray, "faces", self._on_faces, RESULT_QOS)
+
+    def close_io(self) -> None:
+        """Stop the worker and remove the I/O."""
+        if getattr(self, "_sub", None) is not None:
+            self.destroy_subscription(self._sub)
+            self._sub = None
+        if getattr(self, "_worker", None) is not None:
+            self._worker.stop()
+            self._worker = None
+        if getattr(self, "_pub", None) is not None:
+            self.destroy_publisher(self._pub)
+            self._pub = None
+
+    def diagnostics_extra(self) -> dict[str, Any]:
+        """Add the classifier name and the count of non-finite outputs."""
+        return {"classifier": self.values["classifier"], "invalid_outputs": self.invalid}
+
+    def _on_faces(self, msg: FaceArray) -> None:
+        self.stats.count("received")
+        worker = self._worker
+        if worker is not None:
+            worker.submit(msg)
+
+    def _process(self, msg: FaceArray) -> None:
+        t0 = time.monotonic()
+        stamp = stamp_seconds(msg.header.stamp)
+        crops, faces = [], []
+        for face in msg.faces:
+            try:
+                crop = image_to_numpy(face.crop, self.values["max_image_pixels"])
+                crops.append(to_bgr8(crop, face.crop.encoding))
+                faces.append(face)
+            except ImageConversionError as exc:
+                self.stats.count("rejected")
+                self.warn_limited("crop", f"rejected face crop {face.face_id}: {exc}")
+        probs, valid = self.classifier.classify(crops)
+        estimates = []
+        for face, p, ok in zip(faces, probs, valid):
+            if not ok:
+                self.invalid += 1
+                self.warn_limited("nan", "classifier returned non-finite scores; face dropped")
+                continue
+            estimates.append(EmotionEstimate(face_id=face.face_id, probabilities=p,
+                                             box=box_from_roi(face.roi),
+                                             detection_score=face.detection_score, stamp=stamp))
+        pub = self._pub
+        if pub is not None:
+            pub.publish(estimates_to_msg(msg.header, estimates))
+        now = self.get_clock().now().nanoseconds * 1e-9
+        self.stats.processed(now - stamp, time.monotonic() - t0)
+
+
+def main(args: list[str] | None = None) -> None:
+    """Run the emotion classifier node."""
+    from .runner import run_single
+    run_single(EmotionClassifierNode, args)

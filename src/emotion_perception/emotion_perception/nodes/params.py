@@ -1,0 +1,144 @@
+"""Every node parameter, declared once: name, default, description, range.
+
+The nodes declare these with descriptors (so ``ros2 param describe`` shows them), the
+in-process runner reads the same YAML, and a test checks that ``config/emotion_perception.yaml``
+holds only declared keys with values inside their ranges.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Iterable
+
+
+@dataclass(frozen=True)
+class Param:
+    """One declared parameter."""
+
+    name: str
+    default: Any
+    description: str
+    min: float | None = None
+    max: float | None = None
+    read_only: bool = False
+    choices: tuple[str, ...] | None = None
+
+    def check(self, value: Any) -> None:
+        """Raise ValueError naming the parameter if ``value`` has the wrong type or range."""
+        want = type(self.default)
+        ok_type = isinstance(value, want) and not (want is not bool and isinstance(value, bool))
+        if want is float and isinstance(value, int) and not isinstance(value, bool):
+            ok_type = True
+        if not ok_type:
+            raise ValueError(f"parameter '{self.name}' must be of type {want.__name__}, "
+                             f"got {type(value).__name__} ({value!r})")
+        if self.min is not None and value < self.min:
+            raise ValueError(f"parameter '{self.name}' = {value} is below its minimum {self.min}")
+        if self.max is not None and value > self.max:
+            raise ValueError(f"parameter '{self.name}' = {value} is above its maximum {self.max}")
+        if self.choices is not None and value not in self.choices:
+            raise ValueError(f"parameter '{self.name}' = {value!r} is not one of "
+                             f"{', '.join(self.choices)}")
+
+
+COMMON = (
+    Param("autostart", True, "Configure and activate the lifecycle node on start-up.",
+          read_only=True),
+    Param("image_qos", "sensor_data", "QoS of image subscriptions: sensor_data (best effort, "
+          "connects to any camera) or reliable.", choices=("sensor_data", "reliable"),
+          read_only=True),
+    Param("diagnostics_period", 1.0, "Seconds between /diagnostics messages.", 0.1, 60.0),
+    Param("max_image_pixels", 16_777_216, "Images with more pixels are rejected (with a "
+          "warning and a diagnostics counter).", 1, 268_435_456),
+)
+
+CAMERA = (
+    Param("source", "auto", "Camera source: a device index ('0'), a video file, a stream URL, "
+          "an image folder, 'demo' for the embedded astronaut clip, or 'auto' (device 0 when "
+          "present, else the demo).", read_only=True),
+    Param("width", 640, "Requested/produced frame width in pixels (0 = source's own).", 0, 8192),
+    Param("height", 480, "Requested/produced frame height in pixels (0 = source's own).",
+          0, 8192),
+    Param("fps", 15.0, "Frame rate: requested from devices, used to pace files, folders and "
+          "the demo.", 0.1, 240.0),
+    Param("frame_id", "camera", "frame_id written into every image header."),
+    Param("loop", True, "Start video files and image folders over at their end."),
+    Param("demo_faces", 1, "Number of faces in the embedded demo clip.", 1, 4),
+    Param("reconnect_initial_delay", 0.5, "First wait (s) before reopening a failed source.",
+          0.01, 60.0),
+    Param("reconnect_max_delay", 8.0, "Longest wait (s) between reopen attempts (exponential "
+          "backoff).", 0.1, 600.0),
+    Param("stall_timeout", 3.0, "A source delivering no frame for this long (s) is reopened.",
+          0.1, 600.0),
+    Param("max_frames", 0, "Stop publishing after this many frames (0 = never).", 0,
+          2_147_483_647),
+)
+
+DETECTOR = (
+    Param("detector", "haar", "Face detector plugin (entry-point group "
+          "emotion_perception.detectors): haar, yunet, or a third-party name.", read_only=True),
+    Param("plugin_params", "{}", "Extra keyword arguments for the detector plugin, as a JSON "
+          "object (for third-party plugins).", read_only=True),
+    Param("haar.scale_factor", 1.1, "Haar: image pyramid step.", 1.01, 2.0),
+    Param("haar.min_neighbors", 5, "Haar: neighbours a candidate needs to be kept.", 0, 50),
+    Param("haar.min_size", 40, "Haar: smallest face side in pixels (full resolution).", 8, 4096),
+    Param("yunet.model_path", "", "YuNet: path of the face_detection_yunet .onnx model file "
+          "(required when detector is yunet)."),
+    Param("yunet.score_threshold", 0.7, "YuNet: minimum face score.", 0.0, 1.0),
+    Param("yunet.nms_threshold", 0.3, "YuNet: non-maximum suppression IoU.", 0.0, 1.0),
+    Param("max_side", 320, "Detect on a copy downscaled so its longer side is at most this "
+          "(0 = full resolution); boxes are mapped back.", 0, 8192),
+    Param("crop_margin", 0.1, "Face crops are squares enlarged by this fraction per side.",
+          0.0, 1.0),
+    Param("max_faces", 10, "At most this many faces per frame (largest first).", 1, 100),
+    Param("tracking.min_iou", 0.3, "Tracker: overlap needed to continue a track.", 0.0, 1.0),
+    Param("tracking.min_hits", 2, "Tracker: detections before a track is confirmed.", 1, 100),
+    Param("tracking.max_misses", 5, "Tracker: missed frames before a track is retired.", 0, 1000),
+)
+
+CLASSIFIER = (
+    Param("classifier", "keras", "Emotion classifier plugin (entry-point group "
+          "emotion_perception.classifiers): keras, tflite, or a third-party name.",
+          read_only=True),
+    Param("model_path", "", "Model file; empty = the shipped model from the package's share "
+          "directory (emotion_net.keras / emotion_net_int8.tflite).", read_only=True),
+    Param("threads", 0, "Inference threads (0 = runtime default).", 0, 64, read_only=True),
+    Param("min_confidence", 0.0, "Faces whose top probability is lower are still published "
+          "but labelled with their best class; kept for consumers' filtering.", 0.0, 1.0),
+)
+
+SMOOTHER = (
+    Param("smoother", "ema", "Temporal smoother plugin (entry-point group "
+          "emotion_perception.smoothers): none, ema, hysteresis, lstm.", read_only=True),
+    Param("max_gap", 1.0, "A track unseen for longer (s) starts afresh.", 0.01, 3600.0),
+    Param("max_tracks", 256, "At most this many tracks are kept in memory.", 1, 100000),
+    Param("ema.tau", 0.5, "EMA: time constant in seconds.", 0.001, 60.0),
+    Param("hysteresis.window", 7, "Hysteresis: frames in the majority window.", 1, 300),
+    Param("hysteresis.margin", 0.15, "Hysteresis: probability lead a new label needs.", 0.0, 1.0),
+    Param("lstm.model_path", "", "LSTM: model file; empty = shipped emotion_lstm.keras.",
+          read_only=True),
+    Param("lstm.window", 16, "LSTM: frames of history per track.", 2, 512),
+)
+
+DEBUG_IMAGE = (
+    Param("history", 30, "Images kept while waiting for their emotions.", 1, 1000),
+)
+
+NODE_PARAMS: dict[str, tuple[Param, ...]] = {
+    "camera": COMMON + CAMERA,
+    "face_detector": COMMON + DETECTOR,
+    "emotion_classifier": COMMON + CLASSIFIER,
+    "emotion_smoother": COMMON + SMOOTHER,
+    "emotion_debug_image": COMMON + DEBUG_IMAGE,
+}
+
+
+def by_name(params: Iterable[Param]) -> dict[str, Param]:
+    """Index parameters by name."""
+    return {p.name: p for p in params}
+
+
+def prefixed(values: dict[str, Any], prefix: str) -> dict[str, Any]:
+    """Return ``{key without prefix: value}`` for keys starting with ``prefix + '.'``."""
+    head = prefix + "."
+    return {k[len(head):]: v for k, v in values.items() if k.startswith(head)}

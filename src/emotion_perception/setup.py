@@ -1,0 +1,52 @@
+"""Packaging of emotion_perception (ament_python)."""
+
+from glob import glob
+
+from setuptools import find_packages, setup
+
+PACKAGE = "emotion_perception"
+
+setup(
+    name=PACKAGE,
+    version="0.1.0",
+    packages=find_packages(exclude=["test"]),
+    data_files=[
+        ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
+        (f"share/{PACKAGE}", ["package.xml"]),
+        (f"share/{PACKAGE}/launch", glob("launch/*.launch.py")),
+        (f"share/{PACKAGE}/config", glob("config/*.yaml")),
+        (f"share/{PACKAGE}/models", glob("models/*.keras") + glob("models/*.tflite")
+         + glob("models/*.json") + glob("models/*.md")),
+    ],
+    install_requires=["setuptools"],
+    zip_safe=True,
+    maintainer="emotion_perception developers",
+    maintainer_email="maintainers@emotion-perception.example.org",
+    description="Plugin-based ROS 2 facial emotion perception: camera, face detection and "
+                "tracking, FER2013 CNN classification, temporal smoothing.",
+    license="Apache-2.0",
+    entry_points={
+        "console_scripts": [
+            "camera_node = emotion_perception.nodes.camera_node:main",
+            "face_detector_node = emotion_perception.nodes.face_detector_node:main",
+            "emotion_classifier_node = emotion_perception.nodes.classifier_node:main",
+            "emotion_smoother_node = emotion_perception.nodes.smoother_node:main",
+            "debug_image_node = emotion_perception.nodes.debug_image_node:main",
+            "live = emotion_perception.live:main",
+        ],
+        "emotion_perception.detectors": [
+            "haar = emotion_perception.core.detectors.haar:HaarDetector",
+            "yunet = emotion_perception.core.detectors.yunet:YuNetDetector",
+        ],
+        "emotion_perception.classifiers": [
+            "keras = emotion_perception.core.classifiers.keras_classifier:KerasClassifier",
+            "tflite = emotion_perception.core.classifiers.tflite_classifier:TFLiteClassifier",
+        ],
+        "emotion_perception.smoothers": [
+            "none = emotion_perception.core.smoothing.simple:NoSmoother",
+            "ema = emotion_perception.core.smoothing.simple:EmaSmoother",
+            "hysteresis = emotion_perception.core.smoothing.simple:HysteresisSmoother",
+            "lstm = emotion_perception.core.smoothing.lstm:LstmSmoother",
+        ],
+    },
+)

@@ -1,0 +1,115 @@
+"""Shared fixtures: ROS isolation, an rclpy session, a tiny model, DDS wait helpers."""
+
+from __future__ import annotations
+
+import os
+import random
+import threading
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pytest
+
+# Keep DDS on this machine and away from other test runs: a domain id of our own per session
+# (unless the caller chose one) and localhost discovery. Must happen before rclpy.init().
+os.environ.setdefault("ROS_DOMAIN_ID", str(random.Random(os.getpid()).randint(110, 199)))
+os.environ.pop("ROS_LOCALHOST_ONLY", None)
+os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+TEST_DIR = Path(__file__).resolve().parent
+PACKAGE_DIR = TEST_DIR.parent
+REPO_ROOT = PACKAGE_DIR.parent.parent
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Register markers."""
+    config.addinivalue_line("markers", "slow: takes more than ~20 s")
+    config.addinivalue_line("markers", "ros: needs rclpy and DDS")
+
+
+@pytest.fixture(scope="session")
+def rclpy_session():
+    """Initialise rclpy once per test session."""
+    rclpy = pytest.importorskip("rclpy")
+    rclpy.init()
+    yield rclpy
+    rclpy.try_shutdown()
+
+
+class Spinner:
+    """Spins nodes on a multi-threaded executor in a background thread."""
+
+    def __init__(self, nodes: list) -> None:
+        from rclpy.executors import MultiThreadedExecutor
+
+        self.nodes = list(nodes)
+        self.executor = MultiThreadedExecutor(num_threads=4)
+        for n in self.nodes:
+            self.executor.add_node(n)
+        self.thread = threading.Thread(target=self.executor.spin, daemon=True)
+        self.thread.start()
+
+    def add(self, node) -> None:
+        """Spin one more node."""
+        self.nodes.append(node)
+        self.executor.add_node(node)
+
+    def close(self) -> None:
+        """Stop spinning and destroy the nodes."""
+        self.executor.shutdown(timeout_sec=2.0)
+        for n in self.nodes:
+            if hasattr(n, "_close_all"):
+                n._close_all()
+            n.destroy_node()
+
+
+@pytest.fixture
+def spinner(rclpy_session):
+    """Yield a factory of Spinner objects; all are closed after the test."""
+    made: list[Spinner] = []
+
+    def make(nodes: list) -> Spinner:
+        s = Spinner(nodes)
+        made.append(s)
+        return s
+
+    yield make
+    for s in made:
+        s.close()
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float = 20.0, period: float = 0.02) -> bool:
+    """Poll ``predicate`` until it is true or ``timeout`` seconds pass; return its last value."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(period)
+    return bool(predicate())
+
+
+@pytest.fixture(scope="session")
+def tiny_model_path(tmp_path_factory) -> Path:
+    """A tiny 48x48x1 -> 7 Keras model trained for a moment on synthetic data.
+
+    It stands in for the shipped model in tests; what it predicts is irrelevant, only that it
+    is a valid classifier of the right shape.
+    """
+    import keras
+
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((48, 48, 1))
+    x = keras.layers.Conv2D(4, 3, strides=2, activation="relu")(inputs)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    outputs = keras.layers.Dense(7, activation="softmax")(x)
+    model = keras.Model(inputs, outputs)
+    model.compile("adam", "sparse_categorical_crossentropy")
+    rng = np.random.default_rng(0)
+    model.fit(rng.random((64, 48, 48, 1), dtype=np.float32), rng.integers(0, 7, 64),
+              epochs=1, verbose=0)
+    path = tmp_path_factory.mktemp("model") / "tiny.keras"
+    model.save(path)
+    return path

@@ -1,0 +1,55 @@
+"""The YAML config matches the declared parameters; the graph spec is consistent."""
+
+from __future__ import annotations
+
+import pytest
+
+from conftest import REPO_ROOT
+from emotion_perception.graph import graph_spec, load_params_file
+from emotion_perception.nodes.params import NODE_PARAMS, Param, by_name
+
+CONFIG = REPO_ROOT / "config" / "emotion_perception.yaml"
+
+
+def test_every_yaml_key_is_declared_and_in_range():
+    params = load_params_file(CONFIG)
+    assert set(params) <= set(NODE_PARAMS), f"unknown nodes {set(params) - set(NODE_PARAMS)}"
+    for node, values in params.items():
+        declared = by_name(NODE_PARAMS[node])
+        for key, value in values.items():
+            assert key in declared, f"{node}.{key} in {CONFIG.name} is not a declared parameter"
+            declared[key].check(value)
+
+
+def test_every_node_of_the_graph_has_parameters_and_yaml():
+    params = load_params_file(CONFIG)
+    for spec in graph_spec(smoothing=True, debug_image=True):
+        assert spec.name in NODE_PARAMS
+        assert spec.name in params, f"{spec.name} has no section in {CONFIG.name}"
+
+
+def test_graph_wiring():
+    names = [s.name for s in graph_spec()]
+    assert names == ["camera", "face_detector", "emotion_classifier", "emotion_smoother",
+                     "emotion_debug_image"]
+    ext = {s.name: s for s in graph_spec("/robot/cam", smoothing=False, debug_image=False)}
+    assert "camera" not in ext and ext["face_detector"].remappings == {"image": "/robot/cam"}
+    assert ext["emotion_classifier"].remappings == {"emotion_raw": "emotion"}
+
+
+def test_param_check_messages_name_the_parameter():
+    p = Param("haar.min_size", 40, "x", 8, 4096)
+    with pytest.raises(ValueError, match="haar.min_size.*below its minimum"):
+        p.check(2)
+    with pytest.raises(ValueError, match="haar.min_size.*type int"):
+        p.check("big")
+    q = Param("image_qos", "sensor_data", "x", choices=("sensor_data", "reliable"))
+    with pytest.raises(ValueError, match="image_qos.*not one of"):
+        q.check("fast")
+
+
+def test_params_file_errors(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("camera:\n  source: 0\n")
+    with pytest.raises(ValueError, match="ros__parameters"):
+        load_params_file(bad)

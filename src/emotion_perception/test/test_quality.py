@@ -1,0 +1,87 @@
+"""Code-quality gates: flake8 (99 columns), pydocstyle, package.xml declares what we import."""
+
+from __future__ import annotations
+
+import ast
+import shutil
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO_ROOT
+
+SRC = REPO_ROOT / "src"
+PY_PACKAGES = [SRC / "emotion_perception", SRC / "emotion_training"]
+PY_FILES = [p for pkg in PY_PACKAGES for p in pkg.rglob("*.py") if "build" not in p.parts]
+PY_FILES += sorted((REPO_ROOT / "launch").glob("*.py"))
+
+# ROS packages as Python modules -> the package.xml name that provides them
+ROS_MODULES = {"rclpy": "rclpy", "std_msgs": "std_msgs", "sensor_msgs": "sensor_msgs",
+               "diagnostic_msgs": "diagnostic_msgs", "lifecycle_msgs": "lifecycle_msgs",
+               "rcl_interfaces": "rcl_interfaces", "builtin_interfaces": "builtin_interfaces",
+               "emotion_msgs": "emotion_msgs", "ament_index_python": "ament_index_python",
+               "launch": "launch", "launch_ros": "launch_ros", "emotion_perception":
+               "emotion_perception", "cv_bridge": "cv_bridge"}
+
+
+def _run(args: list[str]) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", *args], capture_output=True, text=True,
+                          cwd=REPO_ROOT)
+
+
+def test_flake8():
+    pytest.importorskip("flake8")
+    res = _run(["flake8", "--max-line-length=99", "--extend-ignore=E203,W503,W504",
+                *map(str, PY_FILES)])
+    assert res.returncode == 0, res.stdout + res.stderr
+
+
+def test_docstrings():
+    pytest.importorskip("pydocstyle")
+    files = [str(p) for p in PY_FILES if "test" not in p.parts]
+    res = _run(["pydocstyle", "--convention=pep257", "--add-ignore=D105,D107,D203,D213",
+                *files])
+    assert res.returncode == 0, res.stdout + res.stderr
+
+
+def _imports(files: list[Path]) -> set[str]:
+    found: set[str] = set()
+    for f in files:
+        for node in ast.walk(ast.parse(f.read_text(), str(f))):
+            if isinstance(node, ast.Import):
+                found |= {a.name.split(".")[0] for a in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                found.add(node.module.split(".")[0])
+    return found
+
+
+def _declared(package_xml: Path) -> set[str]:
+    root = ET.parse(package_xml).getroot()
+    tags = ("depend", "exec_depend", "build_depend", "test_depend", "buildtool_depend")
+    return {el.text.strip() for tag in tags for el in root.iter(tag)}
+
+
+@pytest.mark.parametrize("pkg", PY_PACKAGES, ids=lambda p: p.name)
+def test_package_xml_declares_ros_imports(pkg: Path):
+    files = [p for p in pkg.rglob("*.py") if "test" not in p.parts]
+    if pkg.name == "emotion_perception":
+        files += sorted((REPO_ROOT / "launch").glob("*.py"))
+    used = {ROS_MODULES[m] for m in _imports(files) if m in ROS_MODULES} - {pkg.name}
+    missing = used - _declared(pkg / "package.xml")
+    assert not missing, f"{pkg.name}/package.xml lacks <depend> for {sorted(missing)}"
+
+
+@pytest.mark.parametrize("xml", sorted(SRC.glob("*/package.xml")), ids=lambda p: p.parent.name)
+def test_package_xml_is_well_formed(xml: Path):
+    root = ET.parse(xml).getroot()
+    assert root.tag == "package" and root.get("format") == "3"
+    assert root.findtext("name") == xml.parent.name
+    for m in root.iter("maintainer"):
+        email = m.get("email", "")
+        assert "@" in email and "." in email.split("@")[-1], f"invalid e-mail {email!r}"
+    if shutil.which("xmllint"):
+        res = subprocess.run(["xmllint", "--noout", str(xml)], capture_output=True, text=True)
+        assert res.returncode == 0, res.stderr

@@ -1,0 +1,69 @@
+"""Training configuration: a dataclass loaded from YAML, every key validated."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .augment import AugmentConfig
+
+
+@dataclass
+class TrainConfig:
+    """Everything a training run depends on; saved beside its outputs for reproducibility."""
+
+    data: str = "../shared/data/fer2013_trainval.npz"
+    model: str = "emotion_net"
+    model_args: dict[str, Any] = field(default_factory=dict)
+    label_mode: str = "mixed"          # fer | ferplus | majority | mixed (see data.targets)
+    ferplus_weight: float = 0.5
+    class_weight_power: float = 0.5    # 0 = none, 1 = fully balanced
+    drop_not_face: bool = True
+    epochs: int = 40
+    batch_size: int = 64
+    learning_rate: float = 1e-3
+    warmup_epochs: int = 2
+    weight_decay: float = 1e-4
+    early_stopping_patience: int = 12
+    folds: int = 0                     # 0 = train on Training, validate on PublicTest
+    seed: int = 1234
+    tensorboard: bool = False
+    limit: int = 0                     # >0: use only this many training images (smoke tests)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.augment, dict):
+            self.augment = AugmentConfig(**self.augment)
+        checks = {
+            "epochs": self.epochs >= 1, "batch_size": self.batch_size >= 1,
+            "learning_rate": self.learning_rate > 0, "folds": self.folds == 0 or self.folds >= 2,
+            "ferplus_weight": 0.0 <= self.ferplus_weight <= 1.0,
+            "class_weight_power": 0.0 <= self.class_weight_power <= 1.0,
+            "label_mode": self.label_mode in {"fer", "ferplus", "majority", "mixed"},
+            "warmup_epochs": self.warmup_epochs >= 0, "limit": self.limit >= 0,
+            "weight_decay": self.weight_decay >= 0,
+        }
+        bad = [k for k, ok in checks.items() if not ok]
+        if bad:
+            raise ValueError("invalid training config values: "
+                             + ", ".join(f"{k}={getattr(self, k)!r}" for k in bad))
+
+    @classmethod
+    def from_yaml(cls, path: str | Path, **overrides: Any) -> "TrainConfig":
+        """Load a YAML file; unknown keys are an error naming them."""
+        raw = yaml.safe_load(Path(path).read_text()) or {}
+        if not isinstance(raw, dict):
+            raise ValueError(f"{path}: expected a mapping at top level")
+        raw.update({k: v for k, v in overrides.items() if v is not None})
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(raw) - known)
+        if unknown:
+            raise ValueError(f"{path}: unknown keys {unknown}; known: {sorted(known)}")
+        return cls(**raw)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return a YAML-serialisable dict."""
+        return asdict(self)

@@ -1,0 +1,411 @@
+"""Export CLI: ``emotion-export --model best.keras --out DIR --name NAME --data NPZ``.
+
+Writes, into ``DIR``:
+
+* ``NAME.keras``: the bare classifier re-saved without optimizer state (a training wrapper
+  ``[augmenter, classifier]`` is unwrapped);
+* ``NAME_float32.tflite``, ``NAME_float16.tflite`` (float16 weights) and ``NAME_int8.tflite``
+  (full-integer quantization calibrated on ``--calibration`` Training faces);
+* ``NAME.parity.json``: for each TFLite file, the largest and mean absolute probability
+  difference to the Keras model and the top-1 agreement on a sample of the evaluation split,
+  the top-1 accuracy of every format on the whole evaluation split and single-face latency;
+* ``NAME.model_card.md`` and ``NAME.model_card.json``: data, split protocol, preprocessing,
+  class order, metrics (``--metrics``: an ``emotion-evaluate`` report.json), parity numbers,
+  file sizes and SHA-256, parameter count, date and the training config (``--run``: the
+  training run folder; by default the model's folder if it holds a ``config.yaml``).
+
+Conversion uses ``tf.lite.TFLiteConverter.from_keras_model``, which works for Keras 3.15 on
+TensorFlow 2.21 (it exports a SavedModel internally). ``from_concrete_functions`` on a traced
+``model.__call__`` converts too, but leaves the weights as resource variables that the int8
+interpreter cannot read, and its float files return NaN: do not use it.
+
+The int8 model keeps a **float32 input and output** (quantize / dequantize ops inside the
+graph). On LiteRT's CPU (XNNPACK) path it runs as fast as the int8-interface variant (both
+about 0.27 ms per face against 0.96 ms for float32 for emotion_net width 32 on one thread,
+measured for this module), and clients feed it the same [0, 1] float faces as every other
+file, so no runtime needs to know quantization parameters.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as _dt
+import hashlib
+import io
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from emotion_perception.core.classes import CLASS_NAMES
+from emotion_perception.core.preprocessing import MODEL_INPUT_SIZE, preprocess_faces
+
+MODES = ("float32", "float16", "int8")
+PREPROCESSING = ("emotion_perception.core.preprocessing.preprocess_faces: face crop -> "
+                 "grayscale -> resize to 48x48 (area interpolation when shrinking) -> float32 "
+                 "in [0, 1] (uint8 / 255) -> shape (N, 48, 48, 1)")
+SPLIT_PROTOCOL = ("Trained on FER2013 'Training' after cleaning (constant images, FER+ "
+                  "not-a-face majorities and exact duplicates dropped; Training images that "
+                  "also occur in PublicTest removed). Models chosen on 'PublicTest' only. "
+                  "PrivateTest was never loaded. Augmentation on the fly on training batches.")
+
+
+def is_inference_identity(layer: Any) -> bool:
+    """Return True for layers that pass data through unchanged at inference (augmenters)."""
+    from .cam import _is_inference_identity
+
+    return _is_inference_identity(layer)
+
+
+def unwrap_classifier(model: Any) -> Any:
+    """Return the classifier inside a training wrapper ``[augmenter..., classifier]``.
+
+    A model whose last layer is itself a model and whose other layers are all identity at
+    inference (random augmentation, dropout) is unwrapped; anything else is returned as is.
+    """
+    import keras
+
+    layers = list(model.layers)
+    if (len(layers) >= 2 and isinstance(layers[-1], keras.Model)
+            and all(is_inference_identity(lay) for lay in layers[:-1])):
+        return unwrap_classifier(layers[-1])
+    return model
+
+
+def convert_to_tflite(model: Any, mode: str = "float32",
+                      representative: np.ndarray | None = None) -> bytes:
+    """Convert a Keras model to a TFLite flatbuffer.
+
+    ``mode``: ``float32``; ``float16`` (float16 weights, float32 compute on CPU); ``int8``
+    (full-integer kernels, float32 input/output; needs ``representative``, preprocessed
+    faces (N, H, W, 1) for calibration).
+    """
+    import tensorflow as tf
+
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    if mode == "float16":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.target_spec.supported_types = [tf.float16]
+    elif mode == "int8":
+        if representative is None or len(representative) == 0:
+            raise ValueError("int8 quantization needs representative (calibration) images")
+        rep = np.asarray(representative, dtype=np.float32)
+
+        def dataset() -> Any:
+            for i in range(len(rep)):
+                yield [rep[i:i + 1]]
+
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.representative_dataset = dataset
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    with contextlib.redirect_stdout(io.StringIO()):  # the SavedModel export prints its spec
+        return bytes(converter.convert())
+
+
+def parity_numbers(reference: np.ndarray, probs: np.ndarray) -> dict[str, float]:
+    """Compare probabilities with the reference's: max/mean abs difference, top-1 agreement."""
+    reference = np.asarray(reference, np.float64)
+    probs = np.asarray(probs, np.float64)
+    if reference.shape != probs.shape or reference.size == 0:
+        raise ValueError(f"shapes differ or are empty: {reference.shape} vs {probs.shape}")
+    diff = np.abs(reference - probs)
+    return {"n": int(len(reference)), "max_abs_prob_diff": float(diff.max()),
+            "mean_abs_prob_diff": float(diff.mean()),
+            "top1_agreement": float((reference.argmax(1) == probs.argmax(1)).mean())}
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _read_run(run_dir: Path | None) -> dict[str, Any]:
+    import yaml
+
+    info: dict[str, Any] = {}
+    if run_dir is None:
+        return info
+    info["run_dir"] = str(run_dir)
+    if (run_dir / "config.yaml").is_file():
+        info["config"] = yaml.safe_load((run_dir / "config.yaml").read_text())
+    if (run_dir / "summary.json").is_file():
+        info["summary"] = json.loads((run_dir / "summary.json").read_text())
+    if (run_dir / "history.csv").is_file():
+        info["history_epochs"] = max(
+            0, len((run_dir / "history.csv").read_text().strip().splitlines()) - 1)
+    return info
+
+
+def export_model(model_path: str | Path, out_dir: str | Path, name: str,
+                 calibration_images: np.ndarray, eval_images: np.ndarray | None = None,
+                 eval_labels: np.ndarray | None = None, *, parity_samples: int = 500,
+                 latency_samples: int = 100, metrics: dict[str, Any] | None = None,
+                 run_dir: str | Path | None = None, data_source: str | None = None,
+                 seed: int = 0, progress: bool = True) -> dict[str, Any]:
+    """Export a Keras classifier to ``.keras`` + three TFLite files with parity and a card.
+
+    ``calibration_images``: uint8 faces (N, 48, 48) for int8 calibration (Training split).
+    ``eval_images``/``eval_labels``: faces for the parity sample (up to ``parity_samples``)
+    and for top-1 accuracy of every format; without them the parity sample is drawn from the
+    calibration images and no accuracy is reported. Returns the model card dict.
+    """
+    import keras
+    from tqdm import tqdm
+
+    from .evaluate import (KerasPredictor, TFLitePredictor, measure_latency,
+                           predict_probabilities)
+
+    if not name or any(c in name for c in "/\\ "):
+        raise ValueError(f"name must be a non-empty file stem without separators, got {name!r}")
+    if calibration_images is None or len(calibration_images) == 0:
+        raise ValueError("calibration_images must hold at least one face")
+    if (eval_images is None) != (eval_labels is None):
+        raise ValueError("give both eval_images and eval_labels, or neither")
+    model_path = Path(model_path)
+    if not model_path.is_file():
+        raise FileNotFoundError(f"model file not found: {model_path}")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    model = unwrap_classifier(keras.saving.load_model(model_path, compile=False,
+                                                      safe_mode=True))
+    keras_file = out / f"{name}.keras"
+    model.save(keras_file)
+    size = tuple(int(v) for v in model.input_shape[1:3])
+    rng = np.random.default_rng(seed)
+    x_cal = preprocess_faces(calibration_images, size)
+    if eval_images is not None:
+        x_eval = preprocess_faces(eval_images, size)
+        labels = np.asarray(eval_labels, np.int64)
+    else:
+        x_eval, labels = x_cal, None
+    pick = np.sort(rng.permutation(len(x_eval))[:parity_samples])
+    x_par = x_eval[pick]
+
+    keras_pred = KerasPredictor(model, keras_file)
+    ref_par = predict_probabilities(keras_pred, x_par, progress=False)
+    formats: dict[str, Any] = {"keras": {"file": keras_file.name}}
+    predictors: dict[str, Any] = {"keras": keras_pred}
+    for mode in tqdm(MODES, desc="converting", unit="model", disable=not progress):
+        content = convert_to_tflite(model, mode, x_cal if mode == "int8" else None)
+        path = out / f"{name}_{mode}.tflite"
+        path.write_bytes(content)
+        pred = TFLitePredictor(model_content=content)
+        predictors[mode] = pred
+        formats[mode] = {"file": path.name,
+                         "parity": parity_numbers(ref_par, predict_probabilities(
+                             pred, x_par, progress=False)),
+                         "input_dtype": np.dtype(pred.input_dtype).name}
+    for fmt, pred in predictors.items():
+        path = out / formats[fmt]["file"]
+        formats[fmt]["bytes"] = path.stat().st_size
+        formats[fmt]["sha256"] = _sha256(path)
+        formats[fmt]["latency_batch1"] = measure_latency(pred, x_par, latency_samples)
+        if labels is not None:
+            probs = predict_probabilities(pred, x_eval, progress=progress, desc=f"eval {fmt}")
+            formats[fmt]["eval_accuracy"] = float((probs.argmax(1) == labels).mean())
+    run_path = Path(run_dir) if run_dir is not None else (
+        model_path.parent if (model_path.parent / "config.yaml").is_file() else None)
+    card = build_model_card(name, model, formats, metrics, _read_run(run_path), data_source,
+                            n_calibration=len(x_cal), n_eval=None if labels is None
+                            else len(labels), source_model=str(model_path))
+    (out / f"{name}.parity.json").write_text(json.dumps(
+        {"reference": keras_file.name, "n_parity": int(len(x_par)), "formats": formats},
+        indent=2) + "\n")
+    write_model_card(card, out, name)
+    return card
+
+
+def build_model_card(name: str, model: Any, formats: dict[str, Any],
+                     metrics: dict[str, Any] | None, run: dict[str, Any],
+                     data_source: str | None, n_calibration: int, n_eval: int | None,
+                     source_model: str) -> dict[str, Any]:
+    """Assemble the model card dict (see the module docstring for its contents)."""
+    import keras
+    import tensorflow as tf
+
+    summary = run.get("summary", {})
+    card: dict[str, Any] = {
+        "name": name,
+        "architecture": model.name,
+        "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "source_model": source_model,
+        "parameters": int(model.count_params()),
+        "input": {"shape": [None, *MODEL_INPUT_SIZE, 1], "dtype": "float32",
+                  "range": [0.0, 1.0], "layout": "NHWC, grayscale"},
+        "output": {"shape": [None, len(CLASS_NAMES)], "dtype": "float32",
+                   "meaning": "softmax probabilities in class_order"},
+        "class_order": list(CLASS_NAMES),
+        "preprocessing": PREPROCESSING,
+        "data": {"source": data_source, "training_split": "FER2013 Training",
+                 "validation_split": "FER2013 PublicTest",
+                 "cleaning": summary.get("cleaning"),
+                 "n_train": summary.get("n_train"), "label_mode": summary.get("label_mode"),
+                 "int8_calibration_images": n_calibration, "parity_eval_images": n_eval},
+        "split_protocol": SPLIT_PROTOCOL,
+        "training": {"run_dir": run.get("run_dir"), "config": run.get("config"),
+                     "summary": summary or None, "epochs_logged": run.get("history_epochs")},
+        "metrics": _metrics_digest(metrics),
+        "formats": formats,
+        "int8_interface": "float32 input and output, int8 kernels inside (see export.py)",
+        "toolchain": {"tensorflow": tf.__version__, "keras": keras.__version__},
+        "limitations": [
+            "FER2013 faces are 48x48 grayscale web images with noisy labels; accuracy on "
+            "other populations, poses, lighting or cameras is unknown.",
+            "Predicts displayed expressions, not felt emotions; not for decisions about people.",
+            "Disgust is rare in the training data (436 images); see per-class recall.",
+        ],
+    }
+    return card
+
+
+def _metrics_digest(report: dict[str, Any] | None) -> dict[str, Any] | None:
+    if not report:
+        return None
+    keep = ("model", "data", "split", "n", "tta_mirror", "accuracy", "macro_f1", "per_class",
+            "confusion_counts", "confusion_proportions", "latency_batch1", "param_count")
+    return {k: report[k] for k in keep if k in report}
+
+
+def _fmt(v: Any, spec: str = ".4f") -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return format(v, spec)
+    return str(v)
+
+
+def render_model_card(card: dict[str, Any]) -> str:
+    """Return the model card as Markdown."""
+    lines = [f"# Model card: {card['name']}", "",
+             f"- Architecture: `{card['architecture']}`, {card['parameters']:,} parameters",
+             f"- Exported: {card['date']} from `{card['source_model']}`",
+             f"- Toolchain: TensorFlow {card['toolchain']['tensorflow']}, "
+             f"Keras {card['toolchain']['keras']}", "",
+             "## Input, output, class order", "",
+             f"- Input: float32 {card['input']['shape']} (NHWC grayscale) in [0, 1]",
+             f"- Preprocessing: {card['preprocessing']}",
+             f"- Output: softmax probabilities over {len(card['class_order'])} classes, "
+             "in this order:", ""]
+    lines += [f"  {i}. {c}" for i, c in enumerate(card["class_order"])]
+    data = card["data"]
+    lines += ["", "## Data and split protocol", "",
+              f"- Source: {data['source'] or '-'}", f"- {card['split_protocol']}",
+              f"- Label mode: {data['label_mode'] or '-'}; training images after cleaning: "
+              f"{_fmt(data['n_train'])}",
+              f"- Cleaning report: {json.dumps(data['cleaning']) if data['cleaning'] else '-'}",
+              f"- int8 calibration: {data['int8_calibration_images']} Training faces", ""]
+    m = card["metrics"]
+    lines += ["## Metrics", ""]
+    if m:
+        lines += [f"Split {m.get('split', '?')} (n = {m.get('n')}), mirror TTA "
+                  f"{m.get('tta_mirror')}: accuracy **{_fmt(m.get('accuracy'))}**, macro-F1 "
+                  f"**{_fmt(m.get('macro_f1'))}**.", "",
+                  "| class | precision | recall | F1 | support |", "|---|---|---|---|---|"]
+        for c, v in (m.get("per_class") or {}).items():
+            lines.append(f"| {c} | {_fmt(v['precision'], '.3f')} | {_fmt(v['recall'], '.3f')} "
+                         f"| {_fmt(v['f1'], '.3f')} | {v['support']} |")
+    else:
+        lines.append("No evaluation report was given (`--metrics`); see the per-format "
+                     "accuracy below.")
+    lines += ["", "## Files and parity with the Keras model", "",
+              "| file | bytes | max abs prob diff | top-1 agreement | eval accuracy "
+              "| latency median ms (batch 1) |", "|---|---|---|---|---|---|"]
+    for fmt, f in card["formats"].items():
+        par = f.get("parity", {})
+        lines.append(f"| `{f['file']}` | {f['bytes']:,} | "
+                     f"{_fmt(par.get('max_abs_prob_diff'), '.2e')} | "
+                     f"{_fmt(par.get('top1_agreement'), '.4f')} | "
+                     f"{_fmt(f.get('eval_accuracy'))} | "
+                     f"{_fmt((f.get('latency_batch1') or {}).get('median_ms'), '.3f')} |")
+    lines += ["", f"int8 interface: {card['int8_interface']}.", "",
+              "SHA-256:", ""]
+    lines += [f"- `{f['file']}`: `{f['sha256']}`" for f in card["formats"].values()]
+    train = card["training"]
+    lines += ["", "## Training", "", f"- Run folder: {train['run_dir'] or '-'}",
+              f"- Epochs logged: {_fmt(train['epochs_logged'])}"]
+    if train["config"]:
+        import yaml
+
+        lines += ["", "```yaml", yaml.safe_dump(train["config"], sort_keys=False).rstrip(),
+                  "```"]
+    lines += ["", "## Limitations", ""] + [f"- {t}" for t in card["limitations"]]
+    return "\n".join(lines) + "\n"
+
+
+def write_model_card(card: dict[str, Any], out_dir: str | Path, name: str
+                     ) -> tuple[Path, Path]:
+    """Write ``NAME.model_card.json`` and ``NAME.model_card.md``; return both paths."""
+    out = Path(out_dir)
+    js = out / f"{name}.model_card.json"
+    md = out / f"{name}.model_card.md"
+    js.write_text(json.dumps(card, indent=2) + "\n")
+    md.write_text(render_model_card(card))
+    return js, md
+
+
+def _load_json(path: Path | None, what: str) -> dict[str, Any] | None:
+    if path is None:
+        return None
+    if not path.is_file():
+        raise FileNotFoundError(f"{what} not found: {path}")
+    return json.loads(path.read_text())
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``emotion-export``."""
+    p = argparse.ArgumentParser(prog="emotion-export", description=__doc__.split("\n")[0])
+    p.add_argument("--model", type=Path, required=True, help="trained .keras model")
+    p.add_argument("--out", type=Path, required=True, help="output folder")
+    p.add_argument("--name", default="emotion_net", help="file stem of the exported files")
+    p.add_argument("--data", type=Path, required=True,
+                   help="dataset (.npz, .csv, folder): Training faces calibrate int8")
+    p.add_argument("--calibration", type=int, default=500,
+                   help="number of Training faces for int8 calibration (default 500)")
+    p.add_argument("--eval-split", default="PublicTest",
+                   help="split for parity and accuracy ('none' to skip)")
+    p.add_argument("--parity-samples", type=int, default=500,
+                   help="faces of the eval split compared with the Keras model")
+    p.add_argument("--metrics", type=Path, help="report.json of emotion-evaluate")
+    p.add_argument("--run", type=Path, help="training run folder (config.yaml, summary.json)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the calibration sample")
+    a = p.parse_args(argv)
+    if a.calibration < 1 or a.parity_samples < 1:
+        p.error("--calibration and --parity-samples must be >= 1")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from . import data as D
+
+    try:
+        metrics = _load_json(a.metrics, "metrics report")
+        if a.run is not None and not a.run.is_dir():
+            raise FileNotFoundError(f"run folder not found: {a.run}")
+        ds = D.load_dataset(a.data)
+        train, _ = D.clean(ds.split("Training"))
+        rng = np.random.default_rng(a.seed)
+        cal = train.images[np.sort(rng.permutation(len(train))[:a.calibration])]
+        ev = None if a.eval_split.lower() == "none" else ds.split(a.eval_split)
+        card = export_model(
+            a.model, a.out, a.name, cal, None if ev is None else ev.images,
+            None if ev is None else ev.labels, parity_samples=a.parity_samples,
+            metrics=metrics, run_dir=a.run, data_source=str(a.data), seed=a.seed)
+    except (ValueError, OSError) as exc:
+        print(f"emotion-export: {exc}", file=sys.stderr)
+        return 2
+    print(f"{'format':<8} {'bytes':>10} {'max|dp|':>10} {'top1 agr':>9} {'eval acc':>9} "
+          f"{'ms/face':>8}")
+    for fmt, f in card["formats"].items():
+        par = f.get("parity", {})
+        print(f"{fmt:<8} {f['bytes']:>10,} {_fmt(par.get('max_abs_prob_diff'), '.2e'):>10} "
+              f"{_fmt(par.get('top1_agreement')):>9} {_fmt(f.get('eval_accuracy')):>9} "
+              f"{_fmt((f.get('latency_batch1') or {}).get('median_ms'), '.3f'):>8}")
+    for f in sorted(a.out.glob(f"{a.name}*")):
+        print(f"wrote {f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,237 @@
+"""Training CLI: ``emotion-train --config configs/emotion_net.yaml --out runs/emotion_net``.
+
+Plain mode trains on the cleaned Training split and validates on PublicTest (the only split
+models are chosen on). ``--folds K`` runs K-fold cross-validation on Training (duplicate groups
+kept within a fold) and reports each fold's validation accuracy plus PublicTest accuracy.
+A run writes ``config.yaml``, ``history.csv``, ``best.keras`` (highest validation accuracy),
+``last.keras`` + ``state.json`` (for ``--resume``) and ``summary.json`` into its folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .config import TrainConfig
+
+
+def _keras():
+    import keras
+    return keras
+
+
+def set_seeds(seed: int) -> None:
+    """Seed Python, NumPy and the Keras backend."""
+    keras = _keras()
+    keras.utils.set_random_seed(seed)
+
+
+def lr_schedule(cfg: TrainConfig):
+    """Return epoch -> learning rate: linear warm-up then cosine decay to 1 % of the peak."""
+    def schedule(epoch: int, _lr: float = 0.0) -> float:
+        if epoch < cfg.warmup_epochs:
+            return cfg.learning_rate * (epoch + 1) / (cfg.warmup_epochs + 1)
+        span = max(1, cfg.epochs - cfg.warmup_epochs)
+        t = min(1.0, (epoch - cfg.warmup_epochs) / span)
+        return cfg.learning_rate * (0.01 + 0.99 * 0.5 * (1.0 + math.cos(math.pi * t)))
+    return schedule
+
+
+def prepare_data(cfg: TrainConfig) -> dict[str, Any]:
+    """Load, clean and split the data; return arrays and a cleaning report."""
+    from emotion_perception.core.preprocessing import preprocess_faces
+    from . import data as D
+
+    ds = D.load_dataset(cfg.data)
+    train = ds.split("Training")
+    val = ds.split("PublicTest")
+    train, report = D.clean(train, drop_not_face=cfg.drop_not_face)
+    train, overlap = D.remove_overlap(train, val)
+    report.overlap_with_validation = overlap
+    if cfg.limit:
+        rng = np.random.default_rng(cfg.seed)
+        train = train.subset(np.sort(rng.permutation(len(train))[:cfg.limit]))
+    return {
+        "train": train, "val": val, "report": report.as_dict(),
+        "x_train": preprocess_faces(train.images),
+        "y_train": D.targets(train, cfg.label_mode, cfg.ferplus_weight),
+        "x_val": preprocess_faces(val.images),
+        "y_val": np.eye(7, dtype=np.float32)[val.labels],
+    }
+
+
+class _Checkpointer:
+    """Keras callback factory saving best/last models and a resumable state file."""
+
+    @staticmethod
+    def make(model, out: Path, cfg: TrainConfig, start_best: float):
+        keras = _keras()
+
+        class Checkpointer(keras.callbacks.Callback):
+            def __init__(self) -> None:
+                super().__init__()
+                self.best = start_best
+
+            def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+                logs = logs or {}
+                acc = float(logs.get("val_accuracy", -1.0))
+                if acc > self.best:
+                    self.best = acc
+                    model.save(out / "best.keras")
+                self.model.save(out / "last_wrapper.keras")
+                state = {"epoch": epoch + 1, "best_val_accuracy": self.best,
+                         "time": time.strftime("%Y-%m-%dT%H:%M:%S")}
+                (out / "state.json").write_text(json.dumps(state, indent=2))
+
+        return Checkpointer()
+
+
+def build_trainer(cfg: TrainConfig):
+    """Return (classifier, wrapper): the wrapper adds augmentation in front for ``fit``."""
+    keras = _keras()
+    from .augment import build_augmenter
+    from .models import INPUT_SHAPE, build_model
+
+    model = build_model(cfg.model, **cfg.model_args)
+    wrapper = keras.Sequential([keras.Input(INPUT_SHAPE), build_augmenter(cfg.augment, cfg.seed),
+                                model], name="trainer")
+    opt = keras.optimizers.AdamW(learning_rate=cfg.learning_rate, weight_decay=cfg.weight_decay)
+    wrapper.compile(optimizer=opt, loss=keras.losses.CategoricalCrossentropy(),
+                    metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")])
+    return model, wrapper
+
+
+def fit_one(cfg: TrainConfig, x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray,
+            y_val: np.ndarray, out: Path, resume: bool = False, verbose: int | None = None
+            ) -> dict[str, Any]:
+    """Train one model into ``out``; return its summary."""
+    keras = _keras()
+    from . import data as D
+
+    out.mkdir(parents=True, exist_ok=True)
+    set_seeds(cfg.seed)
+    model, wrapper = build_trainer(cfg)
+    initial_epoch, best = 0, -1.0
+    state_file = out / "state.json"
+    if resume and state_file.exists():
+        state = json.loads(state_file.read_text())
+        wrapper = keras.models.load_model(out / "last_wrapper.keras")
+        model = wrapper.layers[-1]
+        initial_epoch, best = int(state["epoch"]), float(state["best_val_accuracy"])
+        print(f"resuming from epoch {initial_epoch} (best val accuracy {best:.4f})", flush=True)
+    labels = y_train.argmax(axis=1)
+    weights = D.class_weights(labels, cfg.class_weight_power)[labels]
+    callbacks = [
+        keras.callbacks.LearningRateScheduler(lr_schedule(cfg)),
+        keras.callbacks.CSVLogger(str(out / "history.csv"), append=resume),
+        _Checkpointer.make(model, out, cfg, best),
+        keras.callbacks.EarlyStopping(monitor="val_accuracy", mode="max",
+                                      patience=cfg.early_stopping_patience),
+    ]
+    if cfg.tensorboard:
+        callbacks.append(keras.callbacks.TensorBoard(log_dir=str(out / "tensorboard")))
+    if verbose is None:
+        verbose = 1 if sys.stdout.isatty() else 2
+    t0 = time.time()
+    if initial_epoch < cfg.epochs:
+        wrapper.fit(x_train, y_train, sample_weight=weights, batch_size=cfg.batch_size,
+                    epochs=cfg.epochs, initial_epoch=initial_epoch,
+                    validation_data=(x_val, y_val), callbacks=callbacks, shuffle=True,
+                    verbose=verbose)
+    model.save(out / "last.keras")
+    best_model = keras.models.load_model(out / "best.keras") if (out / "best.keras").exists() \
+        else model
+    probs = best_model.predict(x_val, batch_size=256, verbose=0)
+    acc = float((probs.argmax(1) == y_val.argmax(1)).mean())
+    summary = {"val_accuracy": acc, "epochs_run": _epochs_in(out / "history.csv"),
+               "train_seconds": round(time.time() - t0, 1), "n_train": int(len(x_train)),
+               "n_val": int(len(x_val))}
+    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    return summary
+
+
+def _epochs_in(history: Path) -> int:
+    if not history.exists():
+        return 0
+    return max(0, len(history.read_text().strip().splitlines()) - 1)
+
+
+def run(cfg: TrainConfig, out: Path, resume: bool = False) -> dict[str, Any]:
+    """Run plain training or K-fold cross-validation as the config says."""
+    import yaml
+
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+    d = prepare_data(cfg)
+    print(f"data: {len(d['x_train'])} training images after cleaning {d['report']}, "
+          f"{len(d['x_val'])} PublicTest images", flush=True)
+    if not cfg.folds:
+        summary = fit_one(cfg, d["x_train"], d["y_train"], d["x_val"], d["y_val"], out, resume)
+        summary["cleaning"] = d["report"]
+        summary["label_mode"] = cfg.label_mode
+        (out / "summary.json").write_text(json.dumps(summary, indent=2))
+        print(f"PublicTest accuracy of best checkpoint: {summary['val_accuracy']:.4f}")
+        return summary
+    from . import data as D
+
+    keras = _keras()
+    folds = []
+    for k, (tr, va) in enumerate(D.kfold_indices(d["train"], cfg.folds, cfg.seed)):
+        fold_dir = out / f"fold{k + 1}"
+        s = fit_one(cfg, d["x_train"][tr], d["y_train"][tr], d["x_train"][va],
+                    np.eye(7, dtype=np.float32)[d["train"].labels[va]], fold_dir, resume)
+        m = keras.models.load_model(fold_dir / "best.keras")
+        pub = float((m.predict(d["x_val"], batch_size=256, verbose=0).argmax(1)
+                     == d["val"].labels).mean())
+        s["public_test_accuracy"] = pub
+        folds.append(s)
+        print(f"fold {k + 1}/{cfg.folds}: val {s['val_accuracy']:.4f} PublicTest {pub:.4f}",
+              flush=True)
+    cv = np.array([f["val_accuracy"] for f in folds])
+    pub = np.array([f["public_test_accuracy"] for f in folds])
+    summary = {"folds": folds, "cv_mean": float(cv.mean()), "cv_std": float(cv.std()),
+               "public_test_mean": float(pub.mean()), "public_test_std": float(pub.std()),
+               "cleaning": d["report"], "label_mode": cfg.label_mode}
+    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    print(f"{cfg.folds}-fold CV accuracy {cv.mean():.4f} +- {cv.std():.4f}; "
+          f"PublicTest {pub.mean():.4f} +- {pub.std():.4f}")
+    return summary
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``emotion-train``."""
+    p = argparse.ArgumentParser(prog="emotion-train", description=__doc__.split("\n")[0])
+    p.add_argument("--config", type=Path, help="YAML training config (defaults if omitted)")
+    p.add_argument("--out", type=Path, required=True, help="run folder for all outputs")
+    p.add_argument("--data", help="dataset (.npz, .csv or image folder); overrides the config")
+    p.add_argument("--model", help="registered model name; overrides the config")
+    p.add_argument("--epochs", type=int, help="overrides the config")
+    p.add_argument("--folds", type=int, help="K for K-fold cross-validation (0 = off)")
+    p.add_argument("--limit", type=int, help="use only N training images (smoke runs)")
+    p.add_argument("--resume", action="store_true", help="continue from the run's last epoch")
+    a = p.parse_args(argv)
+    overrides = {"data": a.data, "model": a.model, "epochs": a.epochs, "folds": a.folds,
+                 "limit": a.limit}
+    try:
+        if a.config:
+            cfg = TrainConfig.from_yaml(a.config, **overrides)
+        else:
+            cfg = TrainConfig(**{k: v for k, v in overrides.items() if v is not None})
+    except (ValueError, OSError, TypeError) as exc:
+        print(f"emotion-train: {exc}", file=sys.stderr)
+        return 2
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    run(cfg, a.out, resume=a.resume)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
