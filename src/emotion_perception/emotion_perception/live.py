@@ -127,6 +127,7 @@ class Monitor:
         self.latencies: list[float] = []
         self.done = threading.Event()
         self.limit = 0
+        self.closed = False
         self._lock = threading.Lock()
         self._last_print = 0.0
         node.create_subscription(EmotionArray, "emotion", self._on_emotion, RESULT_QOS)
@@ -159,6 +160,8 @@ class Monitor:
 
         frame = to_bgr8(image_to_array(msg), msg.encoding)
         with self._lock:
+            if self.closed:
+                return
             if self.writer is None:
                 self.video_path.parent.mkdir(parents=True, exist_ok=True)
                 self.writer = cv2.VideoWriter(str(self.video_path),
@@ -172,6 +175,7 @@ class Monitor:
     def close(self) -> None:
         """Finish the video file so it is complete and playable."""
         with self._lock:
+            self.closed = True
             if self.writer is not None:
                 self.writer.release()
                 self.writer = None
@@ -201,6 +205,7 @@ def main(argv: list[str] | None = None) -> int:
     rclpy.init()
     nodes: list = []
     monitor = None
+    spin = None
     executor = MultiThreadedExecutor(num_threads=6)
     t0 = time.monotonic()
     try:
@@ -231,6 +236,8 @@ def main(argv: list[str] | None = None) -> int:
         if monitor is not None:
             monitor.close()
         shutdown_nodes(nodes, executor)
+        if spin is not None:
+            spin.join(timeout=5.0)
     _summary(monitor, time.monotonic() - t0)
     return 0
 
@@ -244,6 +251,11 @@ def _wait(nodes: list, monitor: Monitor, duration: float) -> str:
                 return f"node {n.get_name()} failed to start: {err}"
         if duration and time.monotonic() - start >= duration:
             break
+    # let the debug image of the last frames reach the video before it is closed
+    deadline = time.monotonic() + 2.0
+    while monitor.video_path is not None and monitor.video_frames < monitor.frames \
+            and time.monotonic() < deadline:
+        time.sleep(0.05)
     return ""
 
 

@@ -9,7 +9,7 @@ import pytest
 
 from emotion_perception.core.metrics import (
     accuracy, flicker_counts, flicker_rate, format_table, frame_durations,
-    mean_transition_lag, summarize_sequences, transition_lag)
+    mean_transition_lag, summarize_sequences, transition_lag, transition_lags)
 
 
 def stamps_at(fps: float, n: int, t0: float = 0.0) -> np.ndarray:
@@ -29,12 +29,13 @@ def test_change_at_a_true_transition_is_not_flicker() -> None:
     assert flicker_rate([0, 0, 0, 1, 1, 1], stamps_at(2, 6), truth) == 0.0
     # a late but clean switch is lag, not flicker
     assert flicker_counts([0, 0, 0, 0, 1, 1], stamps_at(2, 6), truth) == (0, pytest.approx(3.0))
-    # a detour through a wrong class: 2 changes in the segment, 1 of them needed
+    # the change at the transition (0 -> 2) is not counted; 2 -> 1 reaches the truth: needed
     assert flicker_counts([0, 0, 0, 2, 1, 1], stamps_at(2, 6), truth)[0] == 0
+    # a detour through a wrong class: 2 changes in the segment, 1 of them needed
     assert flicker_counts([0, 0, 0, 0, 2, 1], stamps_at(2, 6), truth)[0] == 1
-    assert flicker_counts([0, 0, 0, 2, 1, 2], stamps_at(2, 6), truth)[0] == 2
+    assert flicker_counts([0, 0, 0, 2, 1, 2], stamps_at(2, 6), truth)[0] == 1
     # never reaching the true label: every change in the segment is flicker
-    assert flicker_counts([0, 0, 0, 2, 0, 2], stamps_at(2, 6), truth)[0] == 3
+    assert flicker_counts([0, 0, 0, 2, 0, 2], stamps_at(2, 6), truth)[0] == 2
     # an early switch: one change inside the first segment
     assert flicker_counts([0, 0, 1, 1, 1, 1], stamps_at(2, 6), truth)[0] == 1
     # a wrong start of the first segment that is then corrected is needed too
@@ -73,6 +74,9 @@ def test_transition_lag_known_answers() -> None:
     assert math.isnan(mean_transition_lag([0] * 12, truth))
     # no transition at all
     assert transition_lag([1, 2, 3], [0, 0, 0]) == ([], 0)
+    # per transition, in order, None where unresolved
+    truth2 = [0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2]
+    assert transition_lags([0, 0, 0, 0, 0, 0, 0, 0, 2, 2, 2], truth2) == [None, 1]
 
 
 def test_transition_lag_stops_at_the_next_transition() -> None:
@@ -103,7 +107,7 @@ def test_summarize_sequences_pools_counts_and_accepts_probabilities() -> None:
     probs = np.eye(7)[raw] * 0.9 + 0.1 / 7
     s = summarize_sequences(truth, stamps, {"raw": raw, "probs": probs, "smooth": smooth},
                             hold=2)
-    assert s["raw"] == s["probs"]
+    np.testing.assert_equal(s["raw"], s["probs"])  # NaN counts as equal here
     r = s["raw"]
     assert r["changes"] == 4
     assert r["seconds"] == pytest.approx(1.0)
@@ -116,6 +120,13 @@ def test_summarize_sequences_pools_counts_and_accepts_probabilities() -> None:
     assert m["changes"] == 0 and m["flicker_per_s"] == 0.0
     assert (m["transitions"], m["unresolved"]) == (1, 1)
     assert math.isnan(m["mean_lag_frames"])
+    # lag over the transitions every method resolves: none here (smooth resolves nothing)
+    assert r["common_transitions"] == 0 and math.isnan(r["mean_lag_common_frames"])
+    both = summarize_sequences(truth, stamps, {"raw": raw, "late": np.array(
+        [[0, 0, 0, 0, 0], [1, 1, 1, 1, 2]])}, hold=1)
+    assert both["late"]["mean_lag_frames"] == 2.0
+    assert both["raw"]["mean_lag_common_frames"] == 1.0
+    assert both["late"]["mean_lag_common_s"] == pytest.approx(0.2)
     # a single sequence may be given as 1-D arrays
     one = summarize_sequences(truth[0], stamps[0], {"raw": raw[0]})
     assert one["raw"]["changes"] == 4

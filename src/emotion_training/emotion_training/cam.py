@@ -54,8 +54,8 @@ def _find_gap_model(model: Any) -> tuple[Any, Any]:
     if gaps:
         return model, gaps[-1]
     inner = model.layers[-1] if model.layers else None
-    if isinstance(inner, keras.Model) and all(_is_inference_identity(lay)
-                                               for lay in model.layers[:-1]):
+    wrapped = all(_is_inference_identity(lay) for lay in model.layers[:-1])
+    if isinstance(inner, keras.Model) and wrapped:
         return _find_gap_model(inner)
     raise ValueError(f"model {model.name!r} has no GlobalAveragePooling2D layer: class "
                      "activation maps need a GAP head (features -> GAP -> Dense)")
@@ -126,7 +126,7 @@ class CamExtractor:
         return cams.astype(np.float32), np.asarray(probs, np.float32)
 
     def maps(self, batch: np.ndarray, joint: bool = False) -> tuple[np.ndarray, np.ndarray]:
-        """Return maps (N, classes, H, W) upsampled to the input size in [0, 1], and probs.
+        """Return the maps upsampled to the input size, (N, classes, H, W) in [0, 1], and probs.
 
         Each map is min-max scaled on its own, or with ``joint`` over all classes of a face
         (which keeps the classes' relative strengths). A flat map becomes all zeros.
@@ -178,8 +178,10 @@ def overlay(face: np.ndarray, cam: np.ndarray, alpha: float = 0.45,
     if face.dtype != np.uint8:
         face = (np.clip(face.astype(np.float32), 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
     gray = to_gray(face)
-    bgr = face if face.ndim == 3 and face.shape[2] == 3 else cv2.cvtColor(gray,
-                                                                         cv2.COLOR_GRAY2BGR)
+    if face.ndim == 3 and face.shape[2] == 3:
+        bgr = face
+    else:
+        bgr = cv2.cvtColor(gray, cv2.COLOR_GRAY2BGR)
     h, w = bgr.shape[:2]
     if cam.shape != (h, w):
         cam = cv2.resize(cam, (w, h), interpolation=cv2.INTER_LINEAR)

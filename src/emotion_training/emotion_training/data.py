@@ -67,7 +67,7 @@ class FaceDataset:
             hashes=self.hashes[idx])
 
     def split(self, usage: str) -> "FaceDataset":
-        """Return the rows of one official split (``Training``, ``PublicTest``)."""
+        """Return the rows whose official usage is ``usage`` (e.g. Training, PublicTest)."""
         mask = self.usage == usage
         if not mask.any():
             raise ValueError(f"no rows with usage {usage!r}; have {sorted(set(self.usage))}")
@@ -97,8 +97,9 @@ def load_npz(path: str | Path) -> FaceDataset:
         if "ferplus_votes" in d.files:
             raw = d["ferplus_votes"].astype(np.int32)
             votes, nf = _map_ferplus(raw)
-        return FaceDataset(images=d["images"].astype(np.uint8), labels=d["labels"].astype(np.int64),
-                           usage=d["usage"].astype(str), votes=votes, not_face_votes=nf)
+        return FaceDataset(images=d["images"].astype(np.uint8),
+                           labels=d["labels"].astype(np.int64), usage=d["usage"].astype(str),
+                           votes=votes, not_face_votes=nf)
 
 
 def _map_ferplus(raw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

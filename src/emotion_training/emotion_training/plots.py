@@ -15,6 +15,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first)
 import numpy as np  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from emotion_perception.core.classes import CLASS_NAMES  # noqa: E402
 
@@ -130,6 +131,7 @@ def plot_training_curves(history: Mapping[str, Sequence[float]] | str | Path,
                 ax.plot(epochs[:len(history[key])], history[key], style, markersize=3,
                         label=key)
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_ylabel(metric)
         ax.grid(alpha=0.3)
         if ax.has_data():

@@ -162,7 +162,7 @@ def image_to_array(msg: Any, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray
     item = dtype.itemsize
     arr = np.ndarray(shape=(height, width, channels), dtype=view_dtype, buffer=buf,
                      strides=(step, channels * item, item))
-    if view_dtype.byteorder not in ("=", "|"):  # foreign byte order: swap into a copy
+    if not view_dtype.isnative:  # foreign byte order: swap into a copy
         arr = arr.astype(dtype.newbyteorder("="))
     elif not arr.flags.aligned:
         arr = arr.copy()

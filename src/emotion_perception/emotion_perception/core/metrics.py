@@ -15,11 +15,11 @@ and stamps ``t`` (seconds, increasing):
   ``y = [0, 0, 1, 0, 0]``, ``g = [0] * 5``: 2 changes in 0.5 s = 4 changes/s;
   ``y = [0, 0, 0, 1, 1]``, ``g = [0, 1, 1, 1, 1]`` (a late but clean switch): 0 changes/s;
   ``y = [0, 0, 2, 1, 1]``, same ``g``: 1 of the 2 changes is flicker, 2 changes/s.
-* **Transition lag** (:func:`transition_lag`): for each true transition at frame ``k`` (where
-  ``g[k] != g[k-1]``), the smallest ``j >= 0`` such that ``y[k+j : k+j+hold] == g[k]`` for all
-  ``hold`` frames, inside the segment that starts at ``k``. A transition whose segment ends
-  (next transition or end of sequence) before that happens is *unresolved* and reported
-  separately, never averaged in.
+* **Transition lag** (:func:`transition_lags`, :func:`transition_lag`): for each true
+  transition at frame ``k`` (where ``g[k] != g[k-1]``), the smallest ``j >= 0`` such that
+  ``y[k+j : k+j+hold] == g[k]`` for all ``hold`` frames, inside the segment that starts at
+  ``k``. A transition whose segment ends (next transition or end of sequence) before that
+  happens is *unresolved* and reported separately, never averaged in.
 * **Accuracy**: the fraction of frames with ``y == g``.
 
 :func:`summarize_sequences` pools these over many sequences (sums of changes and durations,
@@ -92,9 +92,9 @@ def flicker_rate(labels: np.ndarray | Sequence[int], stamps: np.ndarray | Sequen
     return changes / seconds if seconds > 0 else math.nan
 
 
-def transition_lag(labels: np.ndarray | Sequence[int], true_labels: np.ndarray | Sequence[int],
-                   hold: int = 3) -> tuple[list[int], int]:
-    """Return (lags in frames of the resolved true transitions, number unresolved).
+def transition_lags(labels: np.ndarray | Sequence[int],
+                    true_labels: np.ndarray | Sequence[int], hold: int = 3) -> list[int | None]:
+    """Return the lag in frames of every true transition in order, None where unresolved.
 
     See the module docstring for the exact definition; ``hold`` >= 1 frames.
     """
@@ -104,22 +104,26 @@ def transition_lag(labels: np.ndarray | Sequence[int], true_labels: np.ndarray |
     n = _same_length(labels=y, true_labels=g)
     starts = np.flatnonzero(g[1:] != g[:-1]) + 1
     ends = np.append(starts[1:], n)
-    lags: list[int] = []
-    unresolved = 0
+    out: list[int | None] = []
     for k, end in zip(starts, ends):
         hit = (y[k:end] == g[k]).astype(np.int64)
         if len(hit) < hold:
-            unresolved += 1
+            out.append(None)
             continue
         # run[j] = number of hits in hit[j : j + hold]; resolved at the first full run
         csum = np.concatenate([[0], np.cumsum(hit)])
         run = csum[hold:] - csum[:-hold]
         full = np.flatnonzero(run == hold)
-        if len(full):
-            lags.append(int(full[0]))
-        else:
-            unresolved += 1
-    return lags, unresolved
+        out.append(int(full[0]) if len(full) else None)
+    return out
+
+
+def transition_lag(labels: np.ndarray | Sequence[int], true_labels: np.ndarray | Sequence[int],
+                   hold: int = 3) -> tuple[list[int], int]:
+    """Return (lags in frames of the resolved true transitions, number unresolved)."""
+    lags = transition_lags(labels, true_labels, hold)
+    resolved = [lag for lag in lags if lag is not None]
+    return resolved, len(lags) - len(resolved)
 
 
 def mean_transition_lag(labels: np.ndarray | Sequence[int],
@@ -156,9 +160,12 @@ def summarize_sequences(true_labels: np.ndarray, stamps: np.ndarray,
 
     ``true_labels`` and ``stamps`` are (S, T) (or (T,) for one sequence); each prediction is
     (S, T) labels or (S, T, C) probabilities (argmax taken). Returns, per name: ``accuracy``,
-    ``flicker_per_s`` (pooled changes / pooled seconds), ``changes`` (within constant
-    segments), ``seconds``, ``mean_lag_frames``, ``median_lag_frames``, ``mean_lag_s`` (mean
-    lag times the median frame interval), ``transitions``, ``unresolved``.
+    ``flicker_per_s`` (pooled changes / pooled seconds), ``changes``, ``seconds``,
+    ``mean_lag_frames`` and ``median_lag_frames`` (over the transitions this prediction
+    resolves), ``mean_lag_s`` (mean lag times the median frame interval), ``transitions``,
+    ``unresolved``, and ``mean_lag_common_frames`` / ``mean_lag_common_s`` over the
+    ``common_transitions`` that *every* prediction set resolves: methods that resolve more
+    (harder) transitions are not penalised in that comparison.
     """
     g = np.asarray(true_labels)
     t = np.asarray(stamps, dtype=np.float64)
@@ -171,16 +178,17 @@ def summarize_sequences(true_labels: np.ndarray, stamps: np.ndarray,
         raise ValueError("predictions must name at least one prediction set")
     dt = float(np.median(np.diff(t, axis=1))) if g.shape[1] > 1 else math.nan
     out: dict[str, dict[str, float]] = {}
+    all_lags: dict[str, list[int | None]] = {}
     for name, pred in predictions.items():
         y = _as_label_array(pred, g.shape, name)
-        changes, seconds, lags, unresolved = 0, 0.0, [], 0
+        changes, seconds, lags_all = 0, 0.0, []
         for s in range(len(g)):
             c, sec = flicker_counts(y[s], t[s], g[s])
             changes += c
             seconds += sec
-            lag, unres = transition_lag(y[s], g[s], hold)
-            lags += lag
-            unresolved += unres
+            lags_all += transition_lags(y[s], g[s], hold)
+        all_lags[name] = lags_all
+        lags = [lag for lag in lags_all if lag is not None]
         mean_lag = float(np.mean(lags)) if lags else math.nan
         out[name] = {
             "accuracy": accuracy(y, g),
@@ -190,9 +198,16 @@ def summarize_sequences(true_labels: np.ndarray, stamps: np.ndarray,
             "mean_lag_frames": mean_lag,
             "median_lag_frames": float(np.median(lags)) if lags else math.nan,
             "mean_lag_s": mean_lag * dt,
-            "transitions": int(len(lags) + unresolved),
-            "unresolved": int(unresolved),
+            "transitions": int(len(lags_all)),
+            "unresolved": int(len(lags_all) - len(lags)),
         }
+    n_trans = len(next(iter(all_lags.values())))
+    common = [i for i in range(n_trans) if all(v[i] is not None for v in all_lags.values())]
+    for name, lags_all in all_lags.items():
+        m = float(np.mean([lags_all[i] for i in common])) if common else math.nan
+        out[name]["common_transitions"] = len(common)
+        out[name]["mean_lag_common_frames"] = m
+        out[name]["mean_lag_common_s"] = m * dt
     return out
 
 
@@ -200,7 +215,8 @@ TABLE_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("accuracy", "accuracy", "{:.3f}"),
     ("flicker_per_s", "flicker/s", "{:.3f}"),
     ("mean_lag_frames", "lag (frames)", "{:.2f}"),
-    ("mean_lag_s", "lag (s)", "{:.3f}"),
+    ("mean_lag_common_frames", "lag common", "{:.2f}"),
+    ("mean_lag_common_s", "lag common (s)", "{:.3f}"),
     ("unresolved", "unresolved", "{:d}"),
     ("transitions", "transitions", "{:d}"),
 )

@@ -69,7 +69,8 @@ class FolderSource(FrameSource):
     paced = False
 
     def __init__(self, folder: Path, width: int = 0, height: int = 0, loop: bool = True) -> None:
-        self.files = sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        self.files = sorted(p for p in Path(folder).iterdir()
+                            if p.suffix.lower() in IMAGE_SUFFIXES)
         if not self.files:
             raise SourceError(f"image folder {folder} holds no images "
                               f"({', '.join(sorted(IMAGE_SUFFIXES))})")

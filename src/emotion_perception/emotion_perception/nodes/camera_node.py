@@ -11,7 +11,6 @@ import threading
 import time
 from typing import Any
 
-import rclpy
 from sensor_msgs.msg import Image
 
 from ..core.sources import Backoff, FrameSource, SourceError, open_source, sleep_until

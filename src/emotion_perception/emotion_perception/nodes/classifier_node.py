@@ -13,7 +13,8 @@ from emotion_msgs.msg import EmotionArray, FaceArray
 
 from ..core import plugins
 from ..core.image_conversion import ImageConversionError, to_bgr8
-from ..core.types import EmotionEstimate
+from ..core.pipeline import classify_crops
+from ..core.types import TrackedFace
 from .base import RESULT_QOS, LatestWorker, PerceptionNode, stamp_seconds
 from .convert import box_from_roi, estimates_to_msg, image_to_numpy
 
@@ -84,16 +85,13 @@ class EmotionClassifierNode(PerceptionNode):
             except ImageConversionError as exc:
                 self.stats.count("rejected")
                 self.warn_limited("crop", f"rejected face crop {face.face_id}: {exc}")
-        probs, valid = self.classifier.classify(crops)
-        estimates = []
-        for face, p, ok in zip(faces, probs, valid):
-            if not ok:
-                self.invalid += 1
-                self.warn_limited("nan", "classifier returned non-finite scores; face dropped")
-                continue
-            estimates.append(EmotionEstimate(face_id=face.face_id, probabilities=p,
-                                             box=box_from_roi(face.roi),
-                                             detection_score=face.detection_score, stamp=stamp))
+        tracked = [TrackedFace(face_id=int(f.face_id), box=box_from_roi(f.roi),
+                               score=float(f.detection_score), confirmed=True) for f in faces]
+        estimates, invalid = classify_crops(self.classifier, crops, tracked, stamp)
+        if invalid:
+            self.invalid += invalid
+            self.warn_limited("nan", f"classifier returned non-finite scores for {invalid} "
+                              "face(s); dropped")
         pub = self._pub
         if pub is not None:
             pub.publish(estimates_to_msg(msg.header, estimates))

@@ -56,7 +56,11 @@ class KerasClassifier(EmotionClassifier):
         self.max_batch = int(max_batch)
         self.path = find_model(DEFAULT_KERAS_MODEL, model_path)
         _set_threads(int(threads))
-        import keras
+        try:
+            import keras
+        except ImportError as exc:
+            raise ModelError(f"the keras classifier needs Keras 3 with TensorFlow to load "
+                             f"{self.path}: {exc}") from exc
         try:
             model = keras.saving.load_model(str(self.path), compile=False, safe_mode=True)
         except Exception as exc:  # BadZipFile, ValueError, OSError, ... on a broken file
@@ -73,6 +77,7 @@ class KerasClassifier(EmotionClassifier):
         self.input_size = check_io_shapes(self.path, tuple(inputs[0].shape),
                                           tuple(outputs[0].shape))
         self.model = model
+        self.tf_function: Any = None  # the traced inference function (TensorFlow backend)
         self._fn = self._make_inference(keras.backend.backend())
         self.predict(np.zeros((1, *self.input_size, 1), np.float32))  # trace now, not later
 
@@ -87,6 +92,7 @@ class KerasClassifier(EmotionClassifier):
             def infer(x: Any) -> Any:
                 return model(x, training=False)
 
+            self.tf_function = infer
             return lambda x: infer(x).numpy()
 
         def infer_padded(x: np.ndarray) -> np.ndarray:

@@ -4,6 +4,10 @@ The cascade works on a grayscale copy of the frame, optionally downscaled so tha
 side is at most ``max_side`` pixels (much faster; boxes are mapped back to full resolution) and
 histogram-equalised. ``detectMultiScale3`` returns per-box level weights (the boosted sum of the
 last stage); they are squashed into a [0, 1] score with a logistic function.
+
+``equalize`` applies contrast-limited adaptive histogram equalisation (CLAHE) before detection.
+It helps on dim or low-contrast frames; plain global equalisation is not used because a large
+uniform background (a wall, the synthetic scenes) makes it wash the faces out.
 """
 
 from __future__ import annotations
@@ -93,7 +97,12 @@ def _resolve_cascade(cascade: str) -> Path:
 
 
 class HaarDetector(FaceDetector):
-    """Frontal-face Haar cascade (OpenCV 4.x) with a logistic score from the level weights."""
+    """Frontal-face Haar cascade (OpenCV 4.x) with a logistic score from the level weights.
+
+    ``min_size``/``max_size`` are face sides in full-resolution pixels. When downscaling, the
+    cascade's 24 px window sets a floor: faces smaller than 24 / scale pixels (48 px for a
+    640x480 frame at ``max_side`` 320) are not found whatever ``min_size`` says.
+    """
 
     name = "haar"
 
@@ -125,6 +134,7 @@ class HaarDetector(FaceDetector):
             raise ModelError(f"cannot read cascade file {self.path}: {exc}") from exc
         if not ok or self._cascade.empty():
             raise ModelError(f"cascade file {self.path} is not a valid OpenCV cascade")
+        self._clahe = cv2.createCLAHE(clipLimit=2.0, tileGridSize=(8, 8))
         self._lock = threading.Lock()
 
     def detect(self, image: np.ndarray) -> list[FaceDetection]:
@@ -134,11 +144,11 @@ class HaarDetector(FaceDetector):
             image[:, :, 0] if image.shape[2] == 1 else cv2.cvtColor(
                 image, cv2.COLOR_BGR2GRAY if image.shape[2] == 3 else cv2.COLOR_BGRA2GRAY))
         small, scale = scale_for_detection(gray, self._max_side)
-        if self.equalize:
-            small = cv2.equalizeHist(np.ascontiguousarray(small))
         min_side = max(1, int(round(self.min_size * scale)))
         max_side = int(round(self.max_size * scale)) if self.max_size else 0
         with self._lock:
+            if self.equalize:
+                small = self._clahe.apply(np.ascontiguousarray(small))
             rects, _levels, weights = self._cascade.detectMultiScale3(
                 np.ascontiguousarray(small), scaleFactor=self.scale_factor,
                 minNeighbors=self.min_neighbors, minSize=(min_side, min_side),

@@ -1,0 +1,119 @@
+"""One frame through detection, tracking, cropping and classification, without ROS.
+
+The node graph splits this work: the detector node runs :meth:`FramePipeline.detect` and
+publishes :meth:`FramePipeline.crops` in a FaceArray, the classifier node turns those crops
+into estimates with :func:`classify_crops`. The in-process runner and the offline bag
+evaluation call :meth:`FramePipeline.process`, which is exactly those steps in sequence, so
+both paths give the same numbers. (Colour conversion to BGR is per pixel, so converting a crop
+in the classifier node equals cropping the converted frame here.)
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Sequence
+
+import numpy as np
+
+from .classifiers.base import EmotionClassifier
+from .detectors.base import FaceDetector
+from .preprocessing import crop_face
+from .tracking import FaceTracker
+from .types import EmotionEstimate, TrackedFace
+
+
+def build_estimates(faces: Sequence[TrackedFace], probabilities: np.ndarray,
+                    valid: np.ndarray, stamp: float) -> tuple[list[EmotionEstimate], int]:
+    """Pair faces with their classifier rows; return (estimates of valid rows, invalid count)."""
+    if len(faces) != len(probabilities) or len(faces) != len(valid):
+        raise ValueError(f"got {len(faces)} faces but {len(probabilities)} probability rows "
+                         f"and {len(valid)} validity flags")
+    estimates = []
+    for face, probs, ok in zip(faces, probabilities, valid):
+        if not ok:
+            continue
+        estimates.append(EmotionEstimate(
+            face_id=face.face_id, probabilities=np.array(probs, dtype=np.float32),
+            box=face.box, detection_score=float(face.score), stamp=float(stamp)))
+    return estimates, int(len(faces) - int(np.count_nonzero(valid)))
+
+
+def classify_crops(classifier: EmotionClassifier, crops: Sequence[np.ndarray],
+                   faces: Sequence[TrackedFace], stamp: float
+                   ) -> tuple[list[EmotionEstimate], int]:
+    """Classify ``crops`` (one per face) in one batch; return (estimates, invalid count)."""
+    if len(crops) != len(faces):
+        raise ValueError(f"got {len(crops)} crops for {len(faces)} faces")
+    probs, valid = classifier.classify(list(crops))
+    return build_estimates(faces, probs, valid, stamp)
+
+
+class FramePipeline:
+    """Detector + tracker + shared crop/preprocessing + classifier for single frames.
+
+    ``tracker=None`` means no tracking: every detection is used at once with face id 0
+    ("untracked" in ``emotion_msgs/Emotion``). ``max_faces`` keeps the best detections only.
+    ``classifier=None`` makes a detect-only pipeline (the detector node): ``detect`` and
+    ``crops`` work, ``classify``/``process`` raise RuntimeError.
+    After each call ``timings`` holds the seconds spent in ``detect`` and ``classify``.
+    """
+
+    def __init__(self, detector: FaceDetector, classifier: EmotionClassifier | None,
+                 tracker: FaceTracker | None = None, crop_margin: float = 0.1,
+                 max_faces: int = 10) -> None:
+        if not 0.0 <= crop_margin <= 1.0:
+            raise ValueError(f"crop_margin must be in [0, 1], got {crop_margin}")
+        if int(max_faces) != max_faces or max_faces < 1:
+            raise ValueError(f"max_faces must be an integer >= 1, got {max_faces}")
+        self.detector = detector
+        self.classifier = classifier
+        self.tracker = tracker
+        self.crop_margin = float(crop_margin)
+        self.max_faces = int(max_faces)
+        self.invalid_count = 0
+        self.frames = 0
+        self.last_tracked: list[TrackedFace] = []
+        self.timings: dict[str, float] = {"detect": 0.0, "classify": 0.0}
+
+    def detect(self, image_bgr: np.ndarray) -> list[TrackedFace]:
+        """Detect and track faces; return the confirmed ones in detector order.
+
+        The tracker sees every detection (up to ``max_faces``), confirmed or not; all of them
+        are kept in ``last_tracked``.
+        """
+        start = time.perf_counter()
+        detections = [d for d in self.detector.detect(image_bgr) if d.box.area > 0]
+        detections = detections[:self.max_faces]
+        if self.tracker is None:
+            tracked = [TrackedFace(face_id=0, box=d.box, score=float(d.score), confirmed=True)
+                       for d in detections]
+        else:
+            tracked = self.tracker.update(detections)
+        self.last_tracked = tracked
+        self.frames += 1
+        self.timings["detect"] = time.perf_counter() - start
+        return [face for face in tracked if face.confirmed]
+
+    def crops(self, image: np.ndarray, faces: Sequence[TrackedFace]) -> list[np.ndarray]:
+        """Return the square, margin-enlarged crop of every face (views into ``image``)."""
+        return [crop_face(image, face.box.as_tuple(), self.crop_margin) for face in faces]
+
+    def classify(self, image: np.ndarray, faces: Sequence[TrackedFace], stamp: float
+                 ) -> list[EmotionEstimate]:
+        """Classify all ``faces`` of ``image`` in one batch; invalid rows are dropped, counted."""
+        if self.classifier is None:
+            raise RuntimeError("this FramePipeline has no classifier (detect-only)")
+        start = time.perf_counter()
+        estimates, invalid = classify_crops(self.classifier, self.crops(image, faces), faces,
+                                            stamp)
+        self.invalid_count += invalid
+        self.timings["classify"] = time.perf_counter() - start
+        return estimates
+
+    def process(self, image_bgr: np.ndarray, stamp: float) -> list[EmotionEstimate]:
+        """Run detect, crops and classify on one frame; return the per-frame estimates."""
+        return self.classify(image_bgr, self.detect(image_bgr), stamp)
+
+    def pop_retired(self) -> list[int]:
+        """Return the track ids retired since the last call (empty without a tracker)."""
+        return [] if self.tracker is None else self.tracker.pop_retired()

@@ -1,0 +1,226 @@
+"""Tests of the face detectors and of the embedded sample input they run on."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from emotion_perception.core.classifiers.base import ModelError
+from emotion_perception.core.detectors.haar import HaarDetector, weight_to_score
+from emotion_perception.core.detectors.yunet import YuNetDetector
+from emotion_perception.core.sample_input import (
+    PORTRAIT_FACE_BOX, astronaut_face, demo_frames, scene_boxes, synthetic_scene,
+    synthetic_scene_with_boxes)
+from emotion_perception.core.types import Box, FaceDetection
+
+
+@pytest.fixture(scope="module")
+def haar() -> HaarDetector:
+    return HaarDetector()
+
+
+def _best_iou(dets: list[FaceDetection], box: Box) -> float:
+    return max((d.box.iou(box) for d in dets), default=0.0)
+
+
+# --- sample input -------------------------------------------------------------------------
+
+def test_astronaut_face_crop() -> None:
+    face = astronaut_face()
+    assert face.shape == (180, 180, 3) and face.dtype == np.uint8
+    face[:] = 0  # a copy: the cached portrait is untouched
+    assert astronaut_face().mean() > 50
+
+
+@pytest.mark.parametrize("n_faces", [0, 1, 2, 4])
+def test_scene_geometry(n_faces: int) -> None:
+    frame, boxes = synthetic_scene_with_boxes(n_faces, size=(480, 640), t=0.7)
+    assert frame.shape == (480, 640, 3) and frame.dtype == np.uint8
+    assert len(boxes) == n_faces
+    for a in boxes:
+        assert a.clipped(640, 480) == a and a.w >= 56
+        assert all(a.iou(b) == 0.0 for b in boxes if b is not a)
+    np.testing.assert_array_equal(frame, synthetic_scene(n_faces, (480, 640), 0.7))
+    assert boxes == scene_boxes(n_faces, (480, 640), 0.7)
+
+
+def test_scene_drifts_slowly() -> None:
+    a, b = scene_boxes(2, t=0.0), scene_boxes(2, t=1.0 / 15.0)
+    c = scene_boxes(2, t=2.0)
+    for before, after, later in zip(a, b, c):
+        assert abs(after.x - before.x) + abs(after.y - before.y) <= 4
+        assert before.iou(after) > 0.9
+        assert later != before
+
+
+def test_scene_errors() -> None:
+    with pytest.raises(ValueError, match="n_faces"):
+        synthetic_scene(-1)
+    with pytest.raises(ValueError, match="n_faces"):
+        synthetic_scene(40, size=(240, 320))
+    with pytest.raises(ValueError, match="size"):
+        synthetic_scene(1, size=(32, 640))
+
+
+def test_demo_frames() -> None:
+    frames = list(demo_frames(3, fps=10, n_faces=2, size=(240, 320)))
+    assert [t for t, _ in frames] == pytest.approx([0.0, 0.1, 0.2])
+    assert all(f.shape == (240, 320, 3) for _, f in frames)
+    endless = demo_frames(None, fps=30)
+    assert [next(endless)[0] for _ in range(3)] == pytest.approx([0.0, 1 / 30, 2 / 30])
+    with pytest.raises(ValueError, match="fps"):
+        next(demo_frames(2, fps=0))
+    with pytest.raises(ValueError, match="n_frames"):
+        next(demo_frames(-1))
+
+
+# --- haar -----------------------------------------------------------------------------------
+
+def test_haar_finds_the_portrait_face(haar: HaarDetector) -> None:
+    dets = haar.detect(astronaut_face())
+    assert len(dets) == 1
+    assert dets[0].box.iou(PORTRAIT_FACE_BOX) > 0.6
+    assert 0.5 < dets[0].score <= 1.0
+    assert dets[0].landmarks is None
+
+
+@pytest.mark.parametrize("n_faces", [1, 2])
+@pytest.mark.parametrize("t", [0.0, 2.3])
+def test_haar_finds_scene_faces(haar: HaarDetector, n_faces: int, t: float) -> None:
+    frame, truth = synthetic_scene_with_boxes(n_faces, t=t)
+    before = frame.copy()
+    dets = haar.detect(frame)
+    np.testing.assert_array_equal(frame, before)
+    assert len(dets) == n_faces
+    for box in truth:
+        assert _best_iou(dets, box) > 0.5
+    scores = [d.score for d in dets]
+    assert scores == sorted(scores, reverse=True)
+    assert all(0.0 <= s <= 1.0 for s in scores)
+    for d in dets:
+        assert d.box.clipped(640, 480) == d.box and d.box.area > 0
+
+
+def test_haar_gray_and_full_resolution(haar: HaarDetector) -> None:
+    frame, truth = synthetic_scene_with_boxes(2, t=1.0)
+    gray = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
+    assert [d.box for d in haar.detect(gray)] == [d.box for d in haar.detect(frame)]
+    full = HaarDetector(downscale=False).detect(frame)
+    assert len(full) == 2 and all(_best_iou(full, b) > 0.5 for b in truth)
+    dim = (gray * 0.25).astype(np.uint8)
+    equalized = HaarDetector(max_side=0, equalize=True).detect(dim)
+    assert len(equalized) == 2 and all(_best_iou(equalized, b) > 0.5 for b in truth)
+
+
+def test_haar_min_and_max_size(haar: HaarDetector) -> None:
+    frame = synthetic_scene(1)
+    assert HaarDetector(min_size=200).detect(frame) == []
+    assert HaarDetector(min_size=20, max_size=60).detect(frame) == []
+
+
+def test_haar_blank_image(haar: HaarDetector) -> None:
+    assert haar.detect(np.full((240, 320, 3), 128, np.uint8)) == []
+
+
+def test_haar_rejects_bad_images(haar: HaarDetector) -> None:
+    with pytest.raises(ValueError, match="uint8"):
+        haar.detect(np.zeros((50, 50), np.float32))
+    with pytest.raises(ValueError, match="shape"):
+        haar.detect(np.zeros((50, 50, 2), np.uint8))
+    with pytest.raises(ValueError, match="empty"):
+        haar.detect(np.zeros((0, 50), np.uint8))
+
+
+@pytest.mark.parametrize("kwargs, name", [
+    (dict(scale_factor=1.0), "scale_factor"),
+    (dict(min_neighbors=-1), "min_neighbors"),
+    (dict(min_size=7), "min_size"),
+    (dict(min_size=40, max_size=30), "max_size"),
+    (dict(max_side=16), "max_side"),
+    (dict(downscale="yes"), "downscale"),
+    (dict(equalize=1), "equalize"),
+    (dict(cascade=""), "cascade"),
+])
+def test_haar_parameter_errors(kwargs: dict, name: str) -> None:
+    with pytest.raises(ValueError, match=name):
+        HaarDetector(**kwargs)
+
+
+def test_haar_cascade_files(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="cascade 'no_such_cascade.xml'"):
+        HaarDetector(cascade="no_such_cascade.xml")
+    with pytest.raises(FileNotFoundError, match="cascade"):
+        HaarDetector(cascade=str(tmp_path / "missing.xml"))
+    garbage = tmp_path / "garbage.xml"
+    garbage.write_text("<opencv_storage><nothing/></opencv_storage>")
+    with pytest.raises(ModelError, match="garbage.xml"):
+        HaarDetector(cascade=str(garbage))
+    alt = Path(cv2.data.haarcascades) / "haarcascade_frontalface_alt2.xml"
+    assert HaarDetector(cascade=str(alt)).path == alt
+
+
+def test_weight_to_score_is_monotonic_in_unit_interval() -> None:
+    weights = [-1e9, -5.0, 0.0, 1.0, 3.0, 8.0, 1e9, float("inf")]
+    scores = [weight_to_score(w) for w in weights]
+    assert all(0.0 <= s <= 1.0 for s in scores)
+    assert scores == sorted(scores)
+    assert weight_to_score(1.0) == pytest.approx(0.5)
+    assert weight_to_score(float("nan")) < 0.01
+
+
+# --- yunet ----------------------------------------------------------------------------------
+
+def test_yunet_empty_model_path_says_where_to_get_one() -> None:
+    with pytest.raises(ValueError, match="model_path") as info:
+        YuNetDetector()
+    assert "opencv_zoo" in str(info.value) and ".onnx" in str(info.value)
+
+
+def test_yunet_missing_model(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="model_path") as info:
+        YuNetDetector(model_path=str(tmp_path / "face_detection_yunet.onnx"))
+    assert "opencv_zoo" in str(info.value)
+    with pytest.raises(FileNotFoundError, match="model_path"):
+        YuNetDetector(model_path="no_such_yunet_model.onnx")  # bare name: looked up
+
+
+def test_yunet_garbage_model(tmp_path: Path) -> None:
+    bad = tmp_path / "broken_yunet.onnx"
+    bad.write_bytes(b"this is not an onnx file" * 10)
+    with pytest.raises(ModelError, match="broken_yunet.onnx"):
+        YuNetDetector(model_path=str(bad))
+
+
+@pytest.mark.parametrize("kwargs, name", [
+    (dict(score_threshold=1.5), "score_threshold"),
+    (dict(score_threshold=-0.1), "score_threshold"),
+    (dict(nms_threshold=2.0), "nms_threshold"),
+    (dict(top_k=0), "top_k"),
+    (dict(max_side=10), "max_side"),
+])
+def test_yunet_parameter_errors(kwargs: dict, name: str) -> None:
+    with pytest.raises(ValueError, match=name):
+        YuNetDetector(model_path="unused.onnx", **kwargs)
+
+
+_YUNET = os.environ.get("EMOTION_PERCEPTION_YUNET_MODEL", "")
+
+
+@pytest.mark.skipif(not _YUNET or not Path(_YUNET).is_file(),
+                    reason="no YuNet .onnx model available offline (the package never downloads"
+                           " one); set EMOTION_PERCEPTION_YUNET_MODEL to a "
+                           "face_detection_yunet_*.onnx file to run this test")
+def test_yunet_finds_scene_faces() -> None:
+    detector = YuNetDetector(model_path=_YUNET)
+    frame, truth = synthetic_scene_with_boxes(2, t=0.5)
+    dets = detector.detect(frame)
+    assert len(dets) == 2
+    for det in dets:
+        assert det.landmarks is not None and det.landmarks.shape == (5, 2)
+        assert 0.0 <= det.score <= 1.0
+    for box in truth:
+        assert _best_iou(dets, box) > 0.4

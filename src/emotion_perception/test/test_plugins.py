@@ -1,0 +1,71 @@
+"""Tests of the entry-point plugin loader with the built-in plugins."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+from emotion_perception.core import plugins
+from emotion_perception.core.detectors.base import FaceDetector
+from emotion_perception.core.detectors.haar import HaarDetector
+from emotion_perception.core.plugins import PluginError, available, create, load_class
+
+
+def test_available_lists_builtins() -> None:
+    assert {"haar", "yunet"} <= set(available("detector"))
+    assert {"keras", "tflite"} <= set(available("classifier"))
+    assert {"none", "ema", "hysteresis", "lstm"} <= set(available("smoother"))
+    assert available("emotion_perception.detectors") == available("detector")
+    assert available("detector")["haar"] == "emotion_perception.core.detectors.haar:HaarDetector"
+
+
+def test_unknown_name_lists_available() -> None:
+    with pytest.raises(PluginError, match="unknown detector plugin 'dlib'") as info:
+        load_class("detector", "dlib")
+    assert "haar" in str(info.value) and "yunet" in str(info.value)
+    with pytest.raises(PluginError, match="kinds: detector, classifier, smoother"):
+        available("tracker")
+
+
+def test_create_builtin_detector() -> None:
+    detector = create("detector", "haar", min_size=30)
+    assert isinstance(detector, HaarDetector) and isinstance(detector, FaceDetector)
+    assert detector.name == "haar" and detector.min_size == 30
+
+
+def test_builtin_classes_load_and_carry_their_names() -> None:
+    for kind in ("detector", "classifier"):
+        for name in ("haar", "yunet") if kind == "detector" else ("keras", "tflite"):
+            assert load_class(kind, name).name == name
+
+
+def test_constructor_errors_pass_through() -> None:
+    with pytest.raises(ValueError, match="scale_factor"):
+        create("detector", "haar", scale_factor=0.5)
+    with pytest.raises(FileNotFoundError, match="model_path"):
+        create("classifier", "tflite", model_path="/nonexistent/model.tflite")
+
+
+def test_broken_plugin_reports_reason_and_others_still_load(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "ep_broken_plugin_mod.py").write_text(
+        "raise RuntimeError('missing native library libfoo.so')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    group = plugins.GROUPS["detector"]
+    patched = {key: dict(value) for key, value in plugins.BUILTINS.items()}
+    patched[group]["broken"] = "ep_broken_plugin_mod:BrokenDetector"
+    patched[group]["absent"] = "ep_no_such_module_anywhere:Detector"
+    patched[group]["noattr"] = "emotion_perception.core.detectors.haar:NoSuchClass"
+    monkeypatch.setattr(plugins, "BUILTINS", patched)
+    assert {"broken", "absent", "noattr", "haar"} <= set(available("detector"))
+    with pytest.raises(PluginError, match="missing native library libfoo.so") as info:
+        load_class("detector", "broken")
+    assert "ep_broken_plugin_mod:BrokenDetector" in str(info.value)
+    with pytest.raises(PluginError, match="ep_no_such_module_anywhere"):
+        create("detector", "absent")
+    with pytest.raises(PluginError, match="NoSuchClass"):
+        load_class("detector", "noattr")
+    assert isinstance(create("detector", "haar"), HaarDetector)
+    sys.modules.pop("ep_broken_plugin_mod", None)

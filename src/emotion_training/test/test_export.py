@@ -1,0 +1,114 @@
+"""Tests of the Keras -> TFLite export with parity checks and model card (export.py)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+keras = pytest.importorskip("keras")
+
+from emotion_perception.core.classes import CLASS_NAMES  # noqa: E402
+from emotion_perception.core.preprocessing import preprocess_faces  # noqa: E402
+from emotion_training import export as X  # noqa: E402
+
+# Tolerances of the exported files against the Keras model (probabilities in [0, 1]):
+FLOAT32_MAX_DIFF = 1e-4   # same arithmetic up to operator fusion
+FLOAT16_MAX_DIFF = 1e-2   # weights rounded to float16
+INT8_MIN_TOP1 = 0.8       # 8-bit weights and activations change some close calls
+
+
+@pytest.fixture(scope="module")
+def exported(tiny_model_path: Path, synthetic_npz: Path, tmp_path_factory) -> Path:
+    """Run the CLI once on the tiny model with a fake run folder and metrics report."""
+    run = tmp_path_factory.mktemp("run")
+    (run / "config.yaml").write_text("model: emotion_net\nmodel_args: {width: 4}\nepochs: 6\n")
+    (run / "summary.json").write_text(json.dumps(
+        {"val_accuracy": 0.9, "n_train": 280, "cleaning": {"constant_images": 0,
+                                                           "duplicates_dropped": 0}}))
+    metrics = run / "report.json"
+    metrics.write_text(json.dumps({"split": "PublicTest", "n": 70, "accuracy": 0.9,
+                                   "macro_f1": 0.88, "per_class": {}}))
+    out = tmp_path_factory.mktemp("export")
+    rc = X.main(["--model", str(tiny_model_path), "--out", str(out), "--name", "tiny",
+                 "--data", str(synthetic_npz), "--calibration", "100", "--run", str(run),
+                 "--metrics", str(metrics), "--parity-samples", "70"])
+    assert rc == 0
+    return out
+
+
+def test_all_files_are_written(exported: Path) -> None:
+    for suffix in (".keras", "_float32.tflite", "_float16.tflite", "_int8.tflite",
+                   ".parity.json", ".model_card.md", ".model_card.json"):
+        assert (exported / f"tiny{suffix}").is_file(), suffix
+
+
+def test_parity_within_tolerances(exported: Path) -> None:
+    parity = json.loads((exported / "tiny.parity.json").read_text())["formats"]
+    assert parity["float32"]["parity"]["max_abs_prob_diff"] < FLOAT32_MAX_DIFF
+    assert parity["float16"]["parity"]["max_abs_prob_diff"] < FLOAT16_MAX_DIFF
+    assert parity["int8"]["parity"]["top1_agreement"] >= INT8_MIN_TOP1
+    for fmt in ("keras", "float32", "float16", "int8"):
+        assert 0.0 <= parity[fmt]["eval_accuracy"] <= 1.0
+        assert parity[fmt]["bytes"] == (exported / parity[fmt]["file"]).stat().st_size
+    assert parity["int8"]["bytes"] < parity["float32"]["bytes"]
+
+
+def test_exported_files_reproduce_the_model(exported: Path, tiny_model_path: Path,
+                                            make_faces) -> None:
+    from ai_edge_litert.interpreter import Interpreter
+
+    faces, _ = make_faces(20, seed=31)
+    x = preprocess_faces(faces)
+    ref = keras.saving.load_model(tiny_model_path, compile=False).predict_on_batch(x)
+    resaved = keras.saving.load_model(exported / "tiny.keras", compile=False, safe_mode=True)
+    np.testing.assert_allclose(resaved.predict_on_batch(x), ref, atol=1e-6)
+    agree = 0
+    interp = Interpreter(model_path=str(exported / "tiny_int8.tflite"))
+    interp.allocate_tensors()
+    inp, out = interp.get_input_details()[0], interp.get_output_details()[0]
+    assert inp["dtype"] == np.float32 and out["dtype"] == np.float32  # float interface
+    for i in range(len(x)):
+        interp.set_tensor(inp["index"], x[i:i + 1])
+        interp.invoke()
+        p = interp.get_tensor(out["index"])[0]
+        assert abs(p.sum() - 1.0) < 0.02
+        agree += int(p.argmax() == ref[i].argmax())
+    assert agree / len(x) >= INT8_MIN_TOP1
+
+
+def test_model_card_has_class_order_metrics_and_config(exported: Path) -> None:
+    card = json.loads((exported / "tiny.model_card.json").read_text())
+    assert card["class_order"] == list(CLASS_NAMES)
+    assert card["metrics"]["accuracy"] == 0.9
+    assert card["training"]["config"]["model_args"] == {"width": 4}
+    assert card["data"]["cleaning"]["constant_images"] == 0
+    assert card["parameters"] > 1000
+    md = (exported / "tiny.model_card.md").read_text()
+    order = [md.index(f". {c}\n") for c in CLASS_NAMES]
+    assert order == sorted(order)
+    assert "preprocess_faces" in md and "tiny_int8.tflite" in md
+
+
+def test_int8_needs_calibration_and_wrappers_are_unwrapped(tiny_model_path: Path) -> None:
+    from emotion_training.augment import build_augmenter
+
+    model = keras.saving.load_model(tiny_model_path, compile=False)
+    with pytest.raises(ValueError, match="representative"):
+        X.convert_to_tflite(model, "int8")
+    with pytest.raises(ValueError, match="mode"):
+        X.convert_to_tflite(model, "int4")
+    wrapper = keras.Sequential([keras.Input((48, 48, 1)), build_augmenter(), model])
+    assert X.unwrap_classifier(wrapper) is model
+    assert X.unwrap_classifier(model) is model
+
+
+def test_parity_numbers() -> None:
+    a = np.array([[0.7, 0.3], [0.4, 0.6]])
+    b = np.array([[0.6, 0.4], [0.45, 0.55]])
+    p = X.parity_numbers(a, b)
+    assert p["max_abs_prob_diff"] == pytest.approx(0.1)
+    assert p["top1_agreement"] == 1.0
+    assert X.parity_numbers(a, b[::-1])["top1_agreement"] == 0.0

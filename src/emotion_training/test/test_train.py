@@ -1,0 +1,70 @@
+"""Tests of the training pipeline (emotion_training.train) on a tiny synthetic dataset."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from emotion_training.config import TrainConfig
+from emotion_training.plots import read_history
+
+pytest.importorskip("keras")
+
+
+def _config(npz: Path, epochs: int) -> TrainConfig:
+    # Gratings change class under a horizontal flip, so this data is trained without flips.
+    return TrainConfig(
+        data=str(npz), model="emotion_net", model_args={"width": 4, "dropout": 0.0},
+        label_mode="mixed", epochs=epochs, batch_size=16, learning_rate=5e-3,
+        warmup_epochs=0, early_stopping_patience=5, seed=3,
+        augment={"flip": False, "rotation_deg": 3, "zoom": 0.05, "shift": 0.05,
+                 "brightness": 0.1, "contrast": 0.1})
+
+
+def test_training_lowers_the_loss_writes_outputs_and_resumes(tmp_path: Path, npz_writer,
+                                                             capsys) -> None:
+    from emotion_training import train
+
+    npz = npz_writer(tmp_path / "d.npz", n_train=210, n_val=35, seed=2)
+    out = tmp_path / "run"
+    summary = train.run(_config(npz, epochs=2), out)
+    hist = read_history(out / "history.csv")
+    assert len(hist["loss"]) == 2
+    assert hist["loss"][1] < hist["loss"][0]
+    for name in ("best.keras", "last.keras", "summary.json", "config.yaml", "state.json"):
+        assert (out / name).is_file(), name
+    saved = json.loads((out / "summary.json").read_text())
+    assert saved["n_train"] == 210 and saved["n_val"] == 35
+    assert set(saved["cleaning"]) >= {"constant_images", "duplicates_dropped"}
+    assert 0.0 <= summary["val_accuracy"] <= 1.0
+    assert summary["val_accuracy"] == pytest.approx(max(hist["val_accuracy"]), abs=1e-6)
+    assert TrainConfig.from_yaml(out / "config.yaml").model_args == {"width": 4, "dropout": 0.0}
+
+    capsys.readouterr()
+    train.run(_config(npz, epochs=3), out, resume=True)
+    assert "resuming from epoch 2" in capsys.readouterr().out
+    state = json.loads((out / "state.json").read_text())
+    assert state["epoch"] == 3
+    hist = read_history(out / "history.csv")
+    np.testing.assert_array_equal(hist["epoch"], [0, 1, 2])
+
+
+def test_lr_schedule_warms_up_then_decays_to_one_percent() -> None:
+    from emotion_training.train import lr_schedule
+
+    cfg = TrainConfig(epochs=10, warmup_epochs=2, learning_rate=1.0)
+    lrs = [lr_schedule(cfg)(e) for e in range(11)]
+    assert lrs[0] < lrs[1] < lrs[2] == pytest.approx(1.0)
+    assert all(a >= b for a, b in zip(lrs[2:], lrs[3:]))
+    assert lrs[10] == pytest.approx(0.01)
+
+
+def test_config_rejects_bad_values_and_unknown_keys(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="epochs"):
+        TrainConfig(epochs=0)
+    (tmp_path / "c.yaml").write_text("epochs: 3\nbogus: 1\n")
+    with pytest.raises(ValueError, match="bogus"):
+        TrainConfig.from_yaml(tmp_path / "c.yaml")
