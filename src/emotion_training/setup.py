@@ -25,6 +25,10 @@ setup(
     entry_points={
         "console_scripts": [
             "emotion-train = emotion_training.train:main",
+            "emotion-evaluate = emotion_training.evaluate:main",
+            "emotion-cam = emotion_training.cam:main",
+            "emotion-export = emotion_training.export:main",
+            "emotion-augment-preview = emotion_training.preview:main",
         ],
     },
 )

@@ -221,7 +221,7 @@ def main(argv: list[str] | None = None) -> int:
         nodes.append(mon_node)
         for n in nodes:
             executor.add_node(n)
-        spin = threading.Thread(target=executor.spin, daemon=True)
+        spin = threading.Thread(target=_spin, args=(executor,), daemon=True)
         spin.start()
         print(f"live: {len(specs)} nodes running (source {source!r}{', demo clip' if demo else ''}"
               f"); {'stopping after ' + str(limit) + ' frames' if limit else 'Ctrl-C to stop'}",
@@ -242,9 +242,28 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def _spin(executor) -> None:
+    """Spin until shutdown; a context shut down by SIGINT/SIGTERM ends the spin quietly."""
+    import rclpy
+    from rclpy.executors import ExternalShutdownException
+
+    try:
+        executor.spin()
+    except ExternalShutdownException:
+        pass
+    except Exception:
+        if rclpy.ok():
+            raise
+
+
 def _wait(nodes: list, monitor: Monitor, duration: float) -> str:
+    import rclpy
+
     start = time.monotonic()
     while not monitor.done.wait(0.2):
+        if not rclpy.ok():  # rclpy's SIGINT/SIGTERM handler shut the context down: stop cleanly
+            print("\nlive: interrupted", flush=True)
+            return ""
         for n in nodes:
             err = getattr(n, "configure_error", "")
             if err:

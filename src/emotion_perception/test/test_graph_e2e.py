@@ -95,8 +95,7 @@ def test_two_faces_come_out_with_stable_ids(rclpy_session, spinner, tiny_model_p
     assert all(ids == ids_per_frame[0] for ids in ids_per_frame), ids_per_frame
 
 
-def test_rgb8_and_mono8_frames_work_and_no_face_gives_empty_array(rclpy_session, spinner,
-                                                                   tiny_model_path):
+def test_rgb8_mono8_and_empty_frames(rclpy_session, spinner, tiny_model_path):
     import cv2
 
     from emotion_perception.core.sample_input import synthetic_scene

@@ -253,11 +253,12 @@ def kfold_indices(ds: FaceDataset, k: int, seed: int = 0
     group_label = np.zeros(len(uniq), np.int64)
     group_label[group] = ds.labels  # any member's label; groups are usually singletons
     fold_of_group = np.empty(len(uniq), np.int64)
+    start = int(rng.integers(k))  # one running start: folds stay balanced, none empty
     for c in range(NUM_CLASSES):
         members = np.flatnonzero(group_label == c)
         rng.shuffle(members)
-        offset = rng.integers(k)
-        fold_of_group[members] = (np.arange(len(members)) + offset) % k
+        fold_of_group[members] = (np.arange(len(members)) + start) % k
+        start = (start + len(members)) % k
     fold = fold_of_group[group]
     for f in range(k):
         yield np.flatnonzero(fold != f), np.flatnonzero(fold == f)

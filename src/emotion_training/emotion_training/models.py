@@ -49,7 +49,7 @@ def build_model(name: str, input_shape: tuple[int, int, int] = INPUT_SHAPE,
 @register("seed_cnn")
 def seed_cnn(input_shape: tuple[int, int, int], num_classes: int,
              spatial_dropout: float = 0.2) -> keras.Model:
-    """Build the original system's CNN, layer for layer (555,079 parameters for 48x48x1, 7 classes).
+    """Build the original system's CNN layer for layer (555,079 parameters at 48x48x1, 7 classes).
 
     Conv 64 x2, SpatialDropout, MaxPool, Conv 128 x2, SpatialDropout, MaxPool, Conv 128 x2,
     GlobalAveragePooling, Dense softmax. The GAP head makes class activation maps direct.
@@ -70,7 +70,7 @@ def seed_cnn(input_shape: tuple[int, int, int], num_classes: int,
 
 @register("seed_cnn15")
 def seed_cnn15(input_shape: tuple[int, int, int], num_classes: int) -> keras.Model:
-    """Build the original's 15-layer variant: three conv/pool blocks, Dropout 0.5, Flatten, 3 Dense."""
+    """Build the original's 15-layer variant: 3 conv/pool blocks, Dropout 0.5, Flatten, 3 Dense."""
     inputs = keras.Input(input_shape, name="face")
     x = inputs
     for block, filters in enumerate((32, 64, 128)):
@@ -119,13 +119,3 @@ def emotion_net(input_shape: tuple[int, int, int], num_classes: int, width: int 
     x = layers.Dropout(dropout, name="dropout")(x)
     outputs = layers.Dense(num_classes, activation="softmax", name="predictions")(x)
     return keras.Model(inputs, outputs, name="emotion_net")
-
-
-def last_conv_layer(model: keras.Model) -> str:
-    """Return the name of the last 4-D feature layer before global pooling (for CAMs)."""
-    for layer in reversed(model.layers):
-        shape = getattr(layer, "output", None)
-        if shape is not None and len(layer.output.shape) == 4 and not isinstance(
-                layer, (layers.InputLayer,)):
-            return layer.name
-    raise ValueError(f"model {model.name} has no convolutional feature map")

@@ -155,7 +155,7 @@ def plot_image_rows(rows: Sequence[Sequence[np.ndarray]], path: str | Path,
     if not rows or not rows[0]:
         raise ValueError("rows must contain at least one image")
     n_rows, n_cols = len(rows), max(len(r) for r in rows)
-    fig, axes = plt.subplots(n_rows, n_cols, squeeze=False,
+    fig, axes = plt.subplots(n_rows, n_cols, squeeze=False, layout="constrained",
                              figsize=(cell_inches * n_cols, cell_inches * n_rows + 0.4))
     for i in range(n_rows):
         for j in range(n_cols):

@@ -707,14 +707,16 @@ def write_model_card(export: Path, lstm_path: Path, result: Mapping[str, Any],
         "train_sequences": train_meta,
         "benchmark_sequences": dict(test_meta),
         "benchmark_config": asdict(config.bench),
+        "config": config.to_dict(),
         "metrics": result["metrics"],
         "versions": {"keras": keras.__version__, "numpy": np.__version__},
         "caveats": [
             "Sequences are synthetic: still FER2013 faces with per-frame perturbations, "
             "not real video; a switch changes the person as well as the expression.",
-            "Training sequences use the classifier's own Training images, on which it is "
-            "more confident and more accurate than on unseen faces; the benchmark uses "
-            "PublicTest faces, unseen by the classifier and by this model.",
+            "Training sequences use the classifier's own Training images, on which it can be "
+            "more confident and more accurate than on unseen faces (compare the two "
+            "raw_frame_accuracy values); the benchmark uses PublicTest faces, unseen by the "
+            "classifier and by this model.",
             "The model learned the error pattern of one classifier (see train_sequences."
             "classifier); retrain it when the classifier changes.",
         ],
@@ -725,7 +727,8 @@ def write_model_card(export: Path, lstm_path: Path, result: Mapping[str, Any],
         "# Model card: emotion_lstm.keras (temporal smoother)", "",
         f"Date: {card['date']}  ", f"SHA-256: `{card['sha256']}`", "",
         "## What it does", "",
-        f"{card['task']}. Input: {card['input']}. Output: {card['output']}. Used by the "
+        f"{card['task'].capitalize()}. Input: {card['input']}. Output: {card['output']}. "
+        "Used by the "
         "`lstm` smoother plugin (`emotion_perception.core.smoothing.lstm`).", "",
         "## Data and sequences", "",
         f"* Data: `{train_meta.get('data', '?')}` (sha256 `{train_meta.get('data_sha256', '?')}`)",
@@ -736,6 +739,9 @@ def write_model_card(export: Path, lstm_path: Path, result: Mapping[str, Any],
         f"split (seed {train_meta.get('seed', '?')}); benchmark sequences: "
         f"{test_meta.get('sequences', '?')} from PublicTest (seed {test_meta.get('seed', '?')})."
         " The two splits never mix.",
+        f"* Classifier frame accuracy on the (perturbed) frames: training sequences "
+        f"{_fmt(train_meta.get('raw_frame_accuracy'))}, benchmark sequences "
+        f"{_fmt(test_meta.get('raw_frame_accuracy'))}.",
         "* Each sequence: one face, with probability `switch_prob` switching once to a face of "
         "another class; every frame perturbed (Keras augmenter: rotation, zoom, shift, "
         "brightness, contrast; OpenCV: blur, noise, persistent occlusions), quantised to "
@@ -758,6 +764,13 @@ def write_model_card(export: Path, lstm_path: Path, result: Mapping[str, Any],
         "the transitions each method resolves (unresolved ones counted apart); lag common: "
         "over the transitions that all methods resolve; see "
         "`emotion_perception.core.metrics`.", "",
+        "## Reproduce", "",
+        "```",
+        f"python -m emotion_training.temporal all --config CONFIG.yaml --out WORK "
+        f"--data {train_meta.get('data', 'DATA.npz')} "
+        f"--classifier {train_meta.get('classifier', 'CLASSIFIER.keras')} --export DIR",
+        "```", "",
+        "with CONFIG.yaml holding the `config` of the JSON card (seeds included).", "",
         "## Caveats", "",
     ] + [f"* {c}" for c in card["caveats"]] + [""]
     (export / f"{CARD_STEM}.md").write_text("\n".join(md))

@@ -20,6 +20,8 @@ from typing import Any
 
 import numpy as np
 
+from emotion_perception.core.classes import NUM_CLASSES
+
 from .config import TrainConfig
 
 
@@ -64,7 +66,7 @@ def prepare_data(cfg: TrainConfig) -> dict[str, Any]:
         "x_train": preprocess_faces(train.images),
         "y_train": D.targets(train, cfg.label_mode, cfg.ferplus_weight),
         "x_val": preprocess_faces(val.images),
-        "y_val": np.eye(7, dtype=np.float32)[val.labels],
+        "y_val": np.eye(NUM_CLASSES, dtype=np.float32)[val.labels],
     }
 
 
@@ -187,7 +189,7 @@ def run(cfg: TrainConfig, out: Path, resume: bool = False) -> dict[str, Any]:
     for k, (tr, va) in enumerate(D.kfold_indices(d["train"], cfg.folds, cfg.seed)):
         fold_dir = out / f"fold{k + 1}"
         s = fit_one(cfg, d["x_train"][tr], d["y_train"][tr], d["x_train"][va],
-                    np.eye(7, dtype=np.float32)[d["train"].labels[va]], fold_dir, resume)
+                    np.eye(NUM_CLASSES, dtype=np.float32)[d["train"].labels[va]], fold_dir, resume)
         m = keras.models.load_model(fold_dir / "best.keras")
         pub = float((m.predict(d["x_val"], batch_size=256, verbose=0).argmax(1)
                      == d["val"].labels).mean())

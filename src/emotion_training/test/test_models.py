@@ -50,12 +50,6 @@ def test_builder_arguments_are_validated() -> None:
         models.register("seed_cnn")(models.seed_cnn)
 
 
-def test_last_conv_layer_is_the_gap_input() -> None:
-    model = models.build_model("emotion_net", width=4)
-    name = models.last_conv_layer(model)
-    assert model.get_layer(name).output is model.get_layer("gap").input
-
-
 @pytest.mark.parametrize("name,kwargs", [("emotion_net", {"width": 4}), ("seed_cnn", {})])
 def test_save_and_load_give_identical_outputs(tmp_path, name: str, kwargs: dict) -> None:
     model = models.build_model(name, **kwargs)

@@ -204,7 +204,7 @@ class FrameResult:
 
     @property
     def label(self) -> int | None:
-        """Return the frame's scored label (largest labelled face), None if unlabelled."""
+        """Return the scored label of the frame (of its largest labelled face) or None."""
         if not self.labels:
             return None
         best = max(range(len(self.labels)),
@@ -216,7 +216,8 @@ def largest(faces: Sequence[FacePrediction] | None) -> FacePrediction | None:
     """Return the face with the largest box (first among equals), None if there is none."""
     if not faces:
         return None
-    return max(reversed(list(faces)), key=lambda f: f.box.area)
+    faces = list(faces)
+    return faces[max(range(len(faces)), key=lambda i: (faces[i].box.area, -i))]
 
 
 @dataclass
@@ -248,16 +249,16 @@ def evaluate_offline(bag: str | Path, params: dict[str, dict[str, Any]] | None =
     from tqdm import tqdm
 
     params = params or resolve_params()
-    pipeline = build_pipeline(params)
-    smoother_name = params[SMOOTHER_NODE]["smoother"] if smoothing else ""
-    smoother = build_smoother(params[SMOOTHER_NODE]) if smoothing else None
-    max_pixels = int(params[DETECTOR_NODE]["max_image_pixels"])
     timings: dict[str, list[float]] = {s: [] for s in STAGES}
     frames: list[FrameResult] = []
-    start = time.perf_counter()
-    with BagReader(bag) as reader:
+    with BagReader(bag) as reader:  # bag problems first, before loading any model
         topic = reader.image_topic(image_topic)
         total = reader.info.topics[topic].count
+        pipeline = build_pipeline(params)
+        smoother_name = params[SMOOTHER_NODE]["smoother"] if smoothing else ""
+        smoother = build_smoother(params[SMOOTHER_NODE]) if smoothing else None
+        max_pixels = int(params[DETECTOR_NODE]["max_image_pixels"])
+        start = time.perf_counter()
         if limit:
             total = min(total, limit)
         source = reader.frames(topic, label_topic, max_pixels=max_pixels,
@@ -613,7 +614,8 @@ def run_and_report(args: argparse.Namespace) -> tuple[dict[str, Any], Path]:
                                limit=args.limit, progress=not args.quiet,
                                skip_invalid=args.skip_invalid)
     report = score(run, hold=args.lag_hold)
-    write_outputs(report, predictions_json(run), out_dir, plots=not args.no_plots)
+    write_outputs(report, predictions_json(run), out_dir, plots=not args.no_plots,
+                  timings_ms=run.timings_ms)
     return report, out_dir
 
 
@@ -638,4 +640,3 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
-

@@ -2,14 +2,15 @@
 
 Examples::
 
-    emotion-make-bag --out fer_test --npz fer2013_trainval.npz --split PublicTest --limit 500
+    emotion-make-bag --out fer_test --npz fer2013_trainval.npz --limit 500 --repeat 5
     emotion-make-bag --out clip --video clip.mp4 --labels clip_labels.csv
     emotion-make-bag --out faces --folder faces/            # faces/<class>/*.png
 
-The bag (rosbag2, mcap with zstd-compressed chunks by default, or sqlite3) holds ``sensor_msgs/Image`` bgr8 frames on
-``--topic`` (default ``/camera/image_raw``) stamped ``1 / fps`` apart from ``--start-time``,
-and the ground truth on ``/ground_truth/emotion`` (``emotion_msgs/EmotionArray``, one message
-per labelled frame, same header as the image; see README.md). Record time = header stamp.
+The bag (rosbag2: mcap with zstd-compressed chunks by default, or sqlite3) holds
+``sensor_msgs/Image`` bgr8 frames on ``--topic`` (default ``/camera/image_raw``) stamped
+``1 / fps`` apart from ``--start-time``, and the ground truth on ``/ground_truth/emotion``
+(``emotion_msgs/EmotionArray``, one message per labelled frame, same header as the image; see
+README.md). Record time = header stamp.
 
 Ground truth comes from:
 
@@ -42,7 +43,7 @@ import numpy as np
 from ..core.classes import CLASS_NAMES, NUM_CLASSES, class_index
 from ..core.sample_input import BACKGROUND_BGR
 from ..core.types import Box
-from .io import BagError, BagWriter, LabelFace
+from .io import BagWriter, LabelFace
 from .typestore import (DEFAULT_IMAGE_TOPIC, EMOTION_ARRAY_TYPE, IMAGE_TYPE, LABEL_TOPIC,
                         make_image, make_label)
 
@@ -400,4 +401,3 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
-

@@ -3,13 +3,15 @@
 Each source has ``read() -> np.ndarray | None`` (BGR uint8, None when no frame is available
 now) and ``close()``; ``open_source(spec, ...)`` picks one from the ``source`` parameter.
 ``None`` from a live source means "failed or stalled": the caller reopens with backoff.
+:class:`TimedReader` reads on a helper thread, so a read that hangs is detected as a stall too.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import cv2
 import numpy as np
@@ -69,8 +71,11 @@ class FolderSource(FrameSource):
     paced = False
 
     def __init__(self, folder: Path, width: int = 0, height: int = 0, loop: bool = True) -> None:
-        self.files = sorted(p for p in Path(folder).iterdir()
-                            if p.suffix.lower() in IMAGE_SUFFIXES)
+        try:
+            self.files = sorted(p for p in Path(folder).iterdir()
+                                if p.suffix.lower() in IMAGE_SUFFIXES)
+        except OSError as exc:  # unreadable or vanished folder: a source error like any other
+            raise SourceError(f"cannot read image folder {folder}: {exc}") from exc
         if not self.files:
             raise SourceError(f"image folder {folder} holds no images "
                               f"({', '.join(sorted(IMAGE_SUFFIXES))})")
@@ -152,8 +157,9 @@ def open_source(spec: str, width: int = 0, height: int = 0, fps: float = 15.0,
     if path.is_dir():
         return FolderSource(path, width, height, loop)
     if not spec.isdigit() and "://" not in spec and not path.exists():
-        raise SourceError(f"source {spec!r} is neither a device index, an existing file or "
-                          "folder, a URL, nor 'demo'")
+        raise SourceError(f"source {spec!r}: no such file or folder ({path} does not exist); "
+                          "parameter 'source' takes a device index, an existing file or "
+                          "folder, a URL, 'demo' or 'auto'")
     return CaptureSource(str(path) if path.exists() else spec, width, height, fps, loop)
 
 
@@ -161,7 +167,11 @@ class Backoff:
     """Exponential backoff between reconnect attempts."""
 
     def __init__(self, initial: float, maximum: float) -> None:
-        self.initial, self.maximum = initial, maximum
+        if not initial > 0:
+            raise ValueError(f"initial must be > 0 seconds, got {initial}")
+        if not maximum >= initial:
+            raise ValueError(f"maximum must be >= initial ({initial} s), got {maximum}")
+        self.initial, self.maximum = float(initial), float(maximum)
         self.delay = initial
         self.attempts = 0
 
@@ -176,6 +186,83 @@ class Backoff:
         """Start over after a success."""
         self.delay = self.initial
         self.attempts = 0
+
+
+class TimedReader:
+    """Calls a source's ``read()`` on a helper thread, so that a read that hangs is noticed.
+
+    ``read(timeout)`` returns ``(True, frame_or_None)`` once the source has answered and
+    ``(False, None)`` while its read is still running after ``timeout`` seconds; the next call
+    keeps waiting for that same read. A stalled stream (a blocking ``cap.read()``) therefore
+    cannot freeze the caller: it sees the stall and can open a new source. ``close()`` never
+    blocks on the device: the source is closed on the helper thread, at once when idle or as
+    soon as a hanging read returns. An exception raised by the source's ``read()`` counts as
+    "no frame" and its message goes to ``on_error``.
+    """
+
+    def __init__(self, source: FrameSource, on_error: Callable[[str], None] | None = None,
+                 name: str = "source_reader") -> None:
+        if source is None:
+            raise ValueError("source must be a FrameSource, got None")
+        self.source = source
+        self._on_error = on_error
+        self._cond = threading.Condition()
+        self._pending = False      # a read was requested and has not returned yet
+        self._ready = False        # a finished read's result waits to be taken
+        self._closed = False
+        self._frame: np.ndarray | None = None
+        self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
+        self._thread.start()
+
+    def read(self, timeout: float) -> tuple[bool, np.ndarray | None]:
+        """Return (answered, frame): wait at most ``timeout`` s for the source's next frame."""
+        with self._cond:
+            if not self._ready and not self._pending and not self._closed:
+                self._pending = True
+                self._cond.notify_all()
+            if not self._cond.wait_for(lambda: self._ready or self._closed, timeout):
+                return False, None
+            if not self._ready:  # closed
+                return True, None
+            frame, self._frame, self._ready = self._frame, None, False
+            return True, frame
+
+    def close(self, wait: float = 0.0) -> bool:
+        """Release the source on the helper thread; True if that finished within ``wait`` s."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+        if wait > 0:
+            self._thread.join(wait)
+        return not self._thread.is_alive()
+
+    def _report(self, message: str) -> None:
+        if self._on_error is not None:
+            try:
+                self._on_error(message)
+            except Exception:  # a reporting callback must not end the reader
+                pass
+
+    def _loop(self) -> None:
+        try:
+            while True:
+                with self._cond:
+                    self._cond.wait_for(lambda: self._pending or self._closed)
+                    if self._closed:
+                        return
+                try:
+                    frame = self.source.read()
+                except Exception as exc:  # a driver error is a missing frame, not a crash
+                    frame = None
+                    self._report(f"reading the source failed: {type(exc).__name__}: {exc}")
+                with self._cond:
+                    self._frame, self._ready, self._pending = frame, True, False
+                    self._cond.notify_all()
+        finally:
+            try:
+                self.source.close()
+            except Exception as exc:
+                self._report(f"closing the source failed: {type(exc).__name__}: {exc}")
 
 
 def sleep_until(deadline: float, stop_event) -> bool:

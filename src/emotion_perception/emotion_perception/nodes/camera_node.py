@@ -13,7 +13,7 @@ from typing import Any
 
 from sensor_msgs.msg import Image
 
-from ..core.sources import Backoff, FrameSource, SourceError, open_source, sleep_until
+from ..core.sources import Backoff, SourceError, TimedReader, open_source, sleep_until
 from .base import IMAGE_PUB_QOS, PerceptionNode
 from .convert import array_to_image
 
@@ -25,6 +25,10 @@ class CameraNode(PerceptionNode):
 
     def setup(self, values: dict[str, Any]) -> None:
         """Remember the configuration; the source is opened by the reader thread."""
+        if values["reconnect_max_delay"] < values["reconnect_initial_delay"]:
+            raise ValueError(f"parameter 'reconnect_max_delay' ({values['reconnect_max_delay']}"
+                             " s) must be >= parameter 'reconnect_initial_delay' "
+                             f"({values['reconnect_initial_delay']} s)")
         self.cfg = values
         self.published = 0
         self.reconnects = 0
@@ -36,8 +40,11 @@ class CameraNode(PerceptionNode):
     def open_io(self) -> None:
         """Create the publisher and start the reader thread."""
         self._pub = self.create_publisher(Image, "image_raw", IMAGE_PUB_QOS)
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name="camera", daemon=True)
+        # a fresh event per activation: a reader thread that outlived a deactivate (stuck in a
+        # driver call) must not be revived by clearing a shared flag
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(self._stop,), name="camera",
+                                        daemon=True)
         self._thread.start()
 
     def close_io(self) -> None:
@@ -55,75 +62,109 @@ class CameraNode(PerceptionNode):
         return {"source": self.cfg["source"], "source_state": self.source_state,
                 "reconnects": self.reconnects, "published": self.published}
 
-    def _open(self, backoff: Backoff) -> FrameSource | None:
-        while not self._stop.is_set():
+    def _read_error(self, message: str) -> None:
+        self.stats.error(message)
+        self.warn_limited("read", message)
+
+    def _open(self, backoff: Backoff, stop: threading.Event) -> TimedReader | None:
+        """Open the source, retrying with backoff; None when stopped first."""
+        cfg = self.cfg
+        while not stop.is_set():
             try:
-                src = open_source(self.cfg["source"], self.cfg["width"], self.cfg["height"],
-                                  self.cfg["fps"], self.cfg["loop"], self.cfg["demo_faces"])
-                self.source_state = "open"
-                return src
-            except SourceError as exc:
+                src = open_source(cfg["source"], cfg["width"], cfg["height"], cfg["fps"],
+                                  cfg["loop"], cfg["demo_faces"])
+            except Exception as exc:  # SourceError, or whatever else a driver raises
+                msg = str(exc) if isinstance(exc, SourceError) \
+                    else f"opening source {cfg['source']!r} failed: {type(exc).__name__}: {exc}"
                 self.source_state = "reconnecting"
+                self.reconnects += 1
                 delay = backoff.next_delay()
-                self.stats.error(str(exc))
-                self.warn_limited("open", f"{exc}; retrying in {delay:.1f} s")
-                if not sleep_until(time.monotonic() + delay, self._stop):
+                self.stats.error(msg)
+                self.warn_limited("open", f"{msg}; retrying in {delay:.1f} s")
+                if not sleep_until(time.monotonic() + delay, stop):
                     break
+                continue
+            self.source_state = "open"
+            return TimedReader(src, self._read_error, name="camera_read")
         return None
 
-    def _run(self) -> None:
-        backoff = Backoff(self.cfg["reconnect_initial_delay"], self.cfg["reconnect_max_delay"])
-        period = 1.0 / self.cfg["fps"]
-        max_frames = self.cfg["max_frames"]
-        src = self._open(backoff)
-        next_t = time.monotonic()
-        last_frame_t = time.monotonic()
-        while src is not None and not self._stop.is_set():
-            frame = src.read()
-            now = time.monotonic()
-            if frame is None:
-                if src.finite and not self.cfg["loop"]:
+    def _run(self, stop: threading.Event) -> None:
+        try:
+            self._loop(stop)
+        except Exception as exc:  # a bug here must be reported, not end in a thread traceback
+            self.source_state = "failed"
+            self.stats.error(f"{type(exc).__name__}: {exc}")
+            self.get_logger().error(f"camera reader stopped: {type(exc).__name__}: {exc}")
+
+    def _loop(self, stop: threading.Event) -> None:
+        cfg = self.cfg
+        backoff = Backoff(cfg["reconnect_initial_delay"], cfg["reconnect_max_delay"])
+        period = 1.0 / cfg["fps"]
+        poll = min(0.1, cfg["stall_timeout"])
+        reader = self._open(backoff, stop)
+        next_t = last_frame_t = time.monotonic()
+        try:
+            while reader is not None and not stop.is_set():
+                answered, frame = reader.read(poll)
+                now = time.monotonic()
+                src = reader.source
+                if frame is not None:
+                    backoff.reset()
+                    last_frame_t = now
+                    if not src.paced:
+                        if not sleep_until(next_t, stop):
+                            break
+                        next_t = max(next_t + period, time.monotonic() - period)
+                    if not self._publish(frame):
+                        break
+                    if cfg["max_frames"] and self.published >= cfg["max_frames"]:
+                        self.source_state = "max_frames reached"
+                        break
+                    continue
+                if answered and src.finite and not cfg["loop"]:
                     self.get_logger().info("source ended")
                     self.source_state = "ended"
                     break
-                if now - last_frame_t < self.cfg["stall_timeout"] and not src.finite:
-                    self._stop.wait(0.01)
+                if now - last_frame_t < cfg["stall_timeout"] and not (answered and src.finite):
+                    if answered:  # a live source without a frame right now: poll gently
+                        stop.wait(0.01)
                     continue
-                self.warn_limited("stall", f"source {self.cfg['source']!r} delivered no frame "
+                # failed, unplugged or stalled (also a read that hangs): reopen with backoff
+                self.warn_limited("stall", f"source {cfg['source']!r} delivered no frame "
                                   f"for {now - last_frame_t:.1f} s; reopening")
-                src.close()
+                reader.close()
+                reader = None
                 self.reconnects += 1
                 self.source_state = "reconnecting"
-                if not sleep_until(now + backoff.next_delay(), self._stop):
+                if not sleep_until(now + backoff.next_delay(), stop):
                     break
-                src = self._open(backoff)
+                reader = self._open(backoff, stop)
                 last_frame_t = time.monotonic()
-                continue
-            backoff.reset()
-            last_frame_t = now
-            if not src.paced:
-                if not sleep_until(next_t, self._stop):
-                    break
-                next_t = max(next_t + period, time.monotonic() - period)
-            self._publish(frame)
-            if max_frames and self.published >= max_frames:
-                self.source_state = "max_frames reached"
-                break
-        if src is not None:
-            src.close()
+        finally:
+            if reader is not None:
+                reader.close(wait=1.0)
 
-    def _publish(self, frame) -> None:
+    def _publish(self, frame) -> bool:
+        """Publish one frame; return False when the node can no longer publish."""
         pub = self._pub
         if pub is None:
-            return
+            return False
         msg = array_to_image(frame, "bgr8")
         msg.header.stamp = self.get_clock().now().to_msg()
         msg.header.frame_id = self.cfg["frame_id"]
         t0 = time.monotonic()
-        pub.publish(msg)
+        try:
+            pub.publish(msg)
+        except Exception as exc:  # e.g. the context was shut down by a signal meanwhile
+            if not self.context.ok():
+                return False
+            self.stats.error(f"publish failed: {type(exc).__name__}: {exc}")
+            self.warn_limited("publish", f"publishing a frame failed: {exc}")
+            return True
         self.published += 1
         self.stats.count("received")
         self.stats.processed(0.0, time.monotonic() - t0)
+        return True
 
 
 def main(args: list[str] | None = None) -> None:

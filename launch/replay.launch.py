@@ -1,0 +1,125 @@
+"""Replay a bag through the live emotion perception graph and record its outputs.
+
+    ros2 launch emotion_perception replay.launch.py bag:=/data/fer_test
+        [record:=/data/fer_test_out] [player:=ours|ros2] [lockstep:=true] [rate:=1.0]
+        [image_topic:=...] [detector:=haar] [classifier:=keras] [model_path:=...]
+        [smoothing:=true] [smoother:=ema] [params_file:=...]
+
+Then score the recording: ``emotion-eval-bag /data/fer_test --predictions-bag
+/data/fer_test_out``.
+
+The graph is emotion_perception.graph.graph_spec fed from the bag's image topic (no camera
+node), the same node set as ``live.launch.py``. ``player:=ours`` runs ``emotion-play-bag``,
+which waits until the graph (and the recorder) are connected and, with ``lockstep:=true``,
+sends each image only after the previous one's result arrived on /emotion, so no frame is
+dropped; the face detector then subscribes to images reliably. ``player:=ros2`` runs
+``ros2 bag play`` after ``start_delay`` seconds instead (timed playback: a slow machine drops
+frames, which the report counts as frames without output). When the player finishes, the launch
+shuts down after ``grace`` seconds; the recorder closes its bag cleanly on that SIGINT.
+"""
+
+import os
+
+from ament_index_python.packages import get_package_share_directory
+from launch import LaunchDescription
+from launch.actions import (DeclareLaunchArgument, EmitEvent, ExecuteProcess, OpaqueFunction,
+                            RegisterEventHandler, TimerAction)
+from launch.event_handlers import OnProcessExit
+from launch.events import Shutdown
+from launch.substitutions import LaunchConfiguration
+from launch_ros.actions import Node
+
+from emotion_perception.bags.io import BagReader
+from emotion_perception.bags.typestore import LABEL_TOPIC
+from emotion_perception.graph import graph_spec
+
+ARGUMENTS = {
+    "bag": ("", "the bag to replay (rosbag2 directory, .mcap or .db3); required"),
+    "record": ("", "record /emotion and /emotion_raw into this new bag (empty: no recording)"),
+    "player": ("ours", "ours (emotion-play-bag, waits for the graph, lockstep) or ros2 "
+               "(ros2 bag play)"),
+    "lockstep": ("true", "ours: send each image after the previous one's /emotion result"),
+    "rate": ("1.0", "playback speed factor (timed playback)"),
+    "start_delay": ("5.0", "ros2 player: seconds to wait for the graph before playing"),
+    "grace": ("2.0", "seconds between the end of playback and shutdown"),
+    "image_topic": ("", "the bag's image topic (empty: its only image topic)"),
+    "detector": ("haar", "face detector plugin: haar, yunet or a third-party name"),
+    "classifier": ("keras", "emotion classifier plugin: keras, tflite or a third-party name"),
+    "model_path": ("", "classifier model file (empty: the shipped model)"),
+    "smoothing": ("true", "run the temporal smoother between classifier and /emotion"),
+    "smoother": ("ema", "smoother plugin: none, ema, hysteresis, lstm"),
+    "debug_image": ("false", "publish the annotated debug image"),
+    "params_file": (os.path.join(get_package_share_directory("emotion_perception"), "config",
+                                 "emotion_perception.yaml"), "parameter YAML for all nodes"),
+    "log_level": ("info", "logging level of the nodes"),
+}
+
+
+def _truthy(text: str) -> bool:
+    return text.strip().lower() in ("1", "true", "yes", "on")
+
+
+def _actions(context):
+    arg = {name: LaunchConfiguration(name).perform(context) for name in ARGUMENTS}
+    if not arg["bag"]:
+        raise RuntimeError("replay.launch.py: give the bag to replay: bag:=/path/to/bag")
+    with BagReader(arg["bag"]) as reader:  # fails with a clear message for a bad bag
+        image_topic = reader.image_topic(arg["image_topic"] or None)
+        has_labels = LABEL_TOPIC in reader.info.topics
+    smoothing = _truthy(arg["smoothing"])
+    ours = arg["player"] == "ours"
+    if arg["player"] not in ("ours", "ros2"):
+        raise RuntimeError(f"replay.launch.py: player must be ours or ros2, got "
+                           f"{arg['player']!r}")
+    lockstep = ours and _truthy(arg["lockstep"])
+    overrides = {
+        "face_detector": {"detector": arg["detector"],
+                          **({"image_qos": "reliable"} if lockstep else {})},
+        "emotion_classifier": {"classifier": arg["classifier"], "model_path": arg["model_path"]},
+        "emotion_smoother": {"smoother": arg["smoother"]},
+    }
+    actions = []
+    for spec in graph_spec(image_topic, smoothing=smoothing,
+                           debug_image=_truthy(arg["debug_image"])):
+        actions.append(Node(
+            package="emotion_perception", executable=spec.executable, name=spec.name,
+            output="screen", parameters=[arg["params_file"], overrides.get(spec.name, {})],
+            remappings=list(spec.remappings.items()),
+            arguments=["--ros-args", "--log-level", arg["log_level"]]))
+
+    record_topics = ["/emotion"] + (["/emotion_raw"] if smoothing else [])
+    if arg["record"]:
+        actions.append(ExecuteProcess(
+            cmd=["ros2", "run", "emotion_perception", "emotion-record-bag", arg["record"],
+                 "--topics", *record_topics], output="screen", name="recorder"))
+
+    if ours:
+        cmd = ["ros2", "run", "emotion_perception", "emotion-play-bag", arg["bag"],
+               "--image-topic", image_topic, "--rate", arg["rate"], "--wait-subscribers", "1"]
+        emotion_subscribers = (1 if lockstep else 0) + (1 if arg["record"] else 0)
+        if emotion_subscribers:
+            cmd += ["--wait-topic-subscribers", f"/emotion={emotion_subscribers}"]
+        if arg["record"] and smoothing:
+            cmd += ["--wait-topic-subscribers", "/emotion_raw=1"]
+        if lockstep:
+            cmd.append("--lockstep")
+        player = ExecuteProcess(cmd=cmd, output="screen", name="player")
+        start = [player]
+    else:
+        topics = [image_topic] + ([LABEL_TOPIC] if has_labels else [])
+        player = ExecuteProcess(cmd=["ros2", "bag", "play", arg["bag"], "--rate", arg["rate"],
+                                     "--topics", *topics], output="screen", name="player")
+        start = [TimerAction(period=float(arg["start_delay"]), actions=[player])]
+    actions += start
+    actions.append(RegisterEventHandler(OnProcessExit(
+        target_action=player,
+        on_exit=[TimerAction(period=float(arg["grace"]), actions=[
+            EmitEvent(event=Shutdown(reason="bag replay finished"))])])))
+    return actions
+
+
+def generate_launch_description():
+    """Declare the arguments and start graph, player and recorder."""
+    declared = [DeclareLaunchArgument(name, default_value=default, description=text)
+                for name, (default, text) in ARGUMENTS.items()]
+    return LaunchDescription(declared + [OpaqueFunction(function=_actions)])
