@@ -508,7 +508,8 @@ def train_lstm(seqs: SequenceSet, cfg: LstmConfig | None = None, seed: int = 0,
             writer.writerow(["epoch"] + keys)
             for e in range(len(h["loss"])):
                 writer.writerow([e + 1] + [h[k][e] for k in keys])
-        (out / "train_summary.json").write_text(json.dumps(summary, indent=2))
+        (out / "train_summary.json").write_text(json.dumps(json_safe(summary), indent=2,
+                                                           allow_nan=False))
     return model, summary
 
 
@@ -721,7 +722,8 @@ def write_model_card(export: Path, lstm_path: Path, result: Mapping[str, Any],
             "classifier); retrain it when the classifier changes.",
         ],
     }
-    (export / f"{CARD_STEM}.json").write_text(json.dumps(card, indent=2, default=str))
+    (export / f"{CARD_STEM}.json").write_text(json.dumps(json_safe(card), indent=2,
+                                                         default=str, allow_nan=False))
     t = card["training"]
     md = [
         "# Model card: emotion_lstm.keras (temporal smoother)", "",
@@ -775,6 +777,17 @@ def write_model_card(export: Path, lstm_path: Path, result: Mapping[str, Any],
     ] + [f"* {c}" for c in card["caveats"]] + [""]
     (export / f"{CARD_STEM}.md").write_text("\n".join(md))
     return card
+
+
+def json_safe(x: Any) -> Any:
+    """Return ``x`` with non-finite floats replaced by None (strict JSON has no NaN)."""
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    if isinstance(x, dict):
+        return {k: json_safe(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [json_safe(v) for v in x]
+    return x
 
 
 def _fmt(v: Any) -> str:
@@ -884,7 +897,8 @@ def cmd_bench(args: argparse.Namespace, cfg: TemporalConfig) -> dict[str, Any]:
               "sequences": str(paths["test_seq"]), "sequences_meta": seqs.meta,
               "lstm": str(lstm) if lstm else None,
               "date": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
-    (out / "bench.json").write_text(json.dumps(record, indent=2, default=str))
+    (out / "bench.json").write_text(json.dumps(json_safe(record), indent=2, default=str,
+                                               allow_nan=False))
     plot_bench(seqs, result["outputs"], result["metrics"], out / "bench.png")
     print(f"wrote {out / 'bench.json'}, {out / 'bench.txt'}, {out / 'bench.png'}")
     if args.export:

@@ -241,7 +241,8 @@ def test_cli_end_to_end(tmp_path) -> None:
     test = T.SequenceSet.load(work / "sequences" / "test.npz")
     assert train.meta["split"] == "Training" and test.meta["split"] == "PublicTest"
     assert train.probs.shape == (8, 12, NUM_CLASSES) and len(test) == 4
-    card = json.loads((tmp_path / "export" / "emotion_lstm.model_card.json").read_text())
+    card = json.loads((tmp_path / "export" / "emotion_lstm.model_card.json").read_text(),
+                      parse_constant=lambda c: pytest.fail(f"non-standard JSON constant {c}"))
     assert set(card["metrics"]) == set(T.METHODS)
     assert card["train_sequences"]["classifier_sha256"] == T.sha256_of(tmp_path / "cnn.keras")
     assert (tmp_path / "export" / "emotion_lstm.keras").is_file()

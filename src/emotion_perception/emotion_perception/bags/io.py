@@ -501,3 +501,85 @@ def remove_bag(path: str | Path) -> None:
     if any(p.is_dir() or p.suffix not in allowed for p in entries):
         raise BagError(f"{path} holds files other than a bag's; not removing it")
     shutil.rmtree(path)
+
+
+class ThreadedBagWriter:
+    """A :class:`BagWriter` owned by one background thread; any thread may add and write.
+
+    The storage libraries are not thread-safe (Python's sqlite3 refuses calls from threads
+    other than the creating one), while ROS callbacks run on executor threads. Here every
+    call only enqueues; the writer thread creates the bag, writes in call order and finishes
+    the file on :meth:`close`, which raises :class:`BagError` if anything failed.
+    """
+
+    def __init__(self, path: str | Path, storage: str = "mcap", overwrite: bool = False,
+                 custom_data: dict[str, str] | None = None, compress: bool = False) -> None:
+        import queue
+        import threading
+
+        self.path = Path(path)
+        self._queue: Any = queue.Queue()
+        self._opened = threading.Event()
+        self._error: BaseException | None = None
+        self.closed = False
+        self._thread = threading.Thread(
+            target=self._run, args=(dict(path=path, storage=storage, overwrite=overwrite,
+                                         custom_data=custom_data, compress=compress),),
+            name="bag_writer", daemon=True)
+        self._thread.start()
+        self._opened.wait()
+        if self._error is not None:
+            error, self._error = self._error, None
+            self._thread.join()
+            raise error
+
+    def _run(self, kwargs: dict[str, Any]) -> None:
+        try:
+            writer = BagWriter(**kwargs)
+        except BaseException as exc:  # reported by __init__
+            self._error = exc
+            self._opened.set()
+            return
+        self._opened.set()
+        while True:
+            op = self._queue.get()
+            if op is None:
+                break
+            try:
+                if op[0] == "add":
+                    writer.add_topic(op[1], op[2])
+                else:
+                    writer.write(op[1], op[2], op[3])
+            except Exception as exc:  # keep the first error, keep writing the rest
+                if self._error is None:
+                    self._error = exc
+        try:
+            writer.close()
+        except Exception as exc:
+            if self._error is None:
+                self._error = exc
+
+    def add_topic(self, topic: str, msgtype: str) -> None:
+        """Add a topic (the type is checked here, at once)."""
+        from .typestore import get_typestore
+
+        if msgtype not in get_typestore().types:
+            raise BagError(f"cannot record {topic!r}: type {msgtype} is not in the typestore "
+                           "(ROS 2 Jazzy standard types and emotion_msgs)")
+        self._queue.put(("add", topic, msgtype))
+
+    def write(self, topic: str, log_ns: int, raw: bytes | memoryview) -> None:
+        """Queue one CDR-serialized message."""
+        if not self.closed:
+            self._queue.put(("write", topic, int(log_ns), bytes(raw)))
+
+    def close(self) -> None:
+        """Write what is queued, finish the file; raise BagError if anything failed."""
+        if self.closed:
+            return
+        self.closed = True
+        self._queue.put(None)
+        self._thread.join()
+        if self._error is not None:
+            raise BagError(f"recording into {self.path} failed: {_reason(self._error)}") \
+                from self._error

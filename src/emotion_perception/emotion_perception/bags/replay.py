@@ -12,8 +12,9 @@ Three commands:
   [--until-idle S]``: a recorder node writing those topics (CDR bytes exactly as
   ``rclpy.serialization.serialize_message`` produces them, received through raw
   subscriptions, under the typestore's type names) to a new bag. It subscribes as soon as a
-  topic's publisher is discovered, matching its QoS, and closes the bag cleanly on Ctrl-C,
-  SIGTERM, ``--duration`` or ``--until-idle``, so the file is always complete.
+  topic's publisher is discovered, matching its QoS; one writer thread does all file I/O, so
+  callbacks never block on the disk. It closes the bag cleanly on Ctrl-C, SIGTERM,
+  ``--duration`` or ``--until-idle``, so the file is always complete.
 * ``python -m emotion_perception.bags.replay run BAG --out OUT_BAG``: composes the live graph in
   this process (the nodes of ``graph_spec`` with the package's parameter YAML, like
   ``ros2 run emotion_perception live``), plays the bag in lockstep (default; ``--no-lockstep``
@@ -40,7 +41,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from .io import BagError, BagReader, BagWriter
+from .io import BagError, BagReader, ThreadedBagWriter
 from .typestore import EMOTION_ARRAY_TYPE, LABEL_TOPIC
 
 DEFAULT_RECORD_TOPICS = ("/emotion", "/emotion_raw", "/faces")
@@ -193,6 +194,13 @@ def _player_node_class() -> type:
                 time.sleep(0.02)
             return True
 
+        def wait_acked(self, timeout: float = 5.0) -> bool:
+            """Wait until reliable subscribers acknowledged everything published; return it."""
+            from rclpy.duration import Duration
+
+            return all(pub.wait_for_all_acked(Duration(nanoseconds=int(timeout * 1e9)))
+                       for pub in self._pubs.values())
+
         def _messages(self) -> Any:
             with BagReader(self.bag) as reader:
                 yield from reader.raw_messages(list(self.types))
@@ -237,46 +245,61 @@ def _player_node_class() -> type:
                           progress: Callable[[int], None] | None = None) -> PlayStats:
             """Publish image by image, each after the previous one's result (blocking).
 
-            Every other topic's messages go out in record order between the images. An image
+            Every other topic's messages go out in record order between the images; those
+            recorded at the same time as an image (its label) go out just before it. An image
             whose result does not come within ``timeout`` s is sent again up to ``retries``
             times, then given up (its stamp is listed in ``timeouts``).
             """
             stats = PlayStats()
             start = time.monotonic()
+            stopped = (lambda: stop is not None and stop.is_set())  # noqa: E731
             while True:
-                for topic, _, _, raw in self._messages():
-                    if stop is not None and stop.is_set():
+                pending: tuple[bytes, int] | None = None  # image waiting for same-time messages
+                for topic, _, log_ns, raw in self._messages():
+                    if stopped():
                         break
-                    data = bytes(raw)
                     if topic != self.image_topic:
-                        self._pubs[topic].publish(data)
+                        if pending is not None and log_ns != pending[1]:
+                            self._send_image(pending[0], timeout, retries, stop, stats, progress)
+                            pending = None
+                        self._pubs[topic].publish(bytes(raw))  # e.g. the image's label
                         stats.messages += 1
                         continue
-                    stamp = cdr_header_stamp_ns(data)
-                    with self._result_cond:
-                        self._results.discard(stamp)
-                    got = False
-                    for attempt in range(retries + 1):
-                        self._pubs[topic].publish(data)
-                        stats.messages += 1
-                        stats.resent += attempt > 0
-                        got = self._wait_result(stamp, timeout, stop)
-                        if got or (stop is not None and stop.is_set()):
-                            break
-                    stats.images += 1
-                    if got:
-                        stats.results += 1
-                    elif not (stop is not None and stop.is_set()):
-                        stats.timeouts.append(stamp)
-                        self.get_logger().warning(
-                            f"no result on {self.result_topic} for the image stamped "
-                            f"{stamp * 1e-9:.6f} within {timeout} s; going on")
-                    if progress:
-                        progress(1)
-                if not self.loop or (stop is not None and stop.is_set()):
+                    if pending is not None:
+                        self._send_image(pending[0], timeout, retries, stop, stats, progress)
+                    pending = (bytes(raw), log_ns)
+                if pending is not None and not stopped():
+                    self._send_image(pending[0], timeout, retries, stop, stats, progress)
+                if not self.loop or stopped():
                     break
             stats.seconds = time.monotonic() - start
             return stats
+
+        def _send_image(self, data: bytes, timeout: float, retries: int,
+                        stop: threading.Event | None, stats: PlayStats,
+                        progress: Callable[[int], None] | None) -> None:
+            """Publish one image and wait for its result (resending on timeout)."""
+            stamp = cdr_header_stamp_ns(data)
+            with self._result_cond:
+                self._results.discard(stamp)
+            got = False
+            for attempt in range(retries + 1):
+                self._pubs[self.image_topic].publish(data)
+                stats.messages += 1
+                stats.resent += attempt > 0
+                got = self._wait_result(stamp, timeout, stop)
+                if got or (stop is not None and stop.is_set()):
+                    break
+            stats.images += 1
+            if got:
+                stats.results += 1
+            elif not (stop is not None and stop.is_set()):
+                stats.timeouts.append(stamp)
+                self.get_logger().warning(
+                    f"no result on {self.result_topic} for the image stamped "
+                    f"{stamp * 1e-9:.6f} within {timeout} s; going on")
+            if progress:
+                progress(1)
 
         def _wait_result(self, stamp: int, timeout: float, stop: threading.Event | None
                          ) -> bool:
@@ -308,9 +331,10 @@ def _recorder_node_class() -> type:
             super().__init__(node_name, **kwargs)
             self.topics = [_absolute(t) for t in topics]
             self._lock = threading.Lock()
-            self._writer = BagWriter(out, storage=storage, overwrite=overwrite,
-                                     compress=compress and storage == "mcap",
-                                     custom_data={"emotion_perception.recorder": node_name})
+            self._writer = ThreadedBagWriter(
+                out, storage=storage, overwrite=overwrite,
+                compress=compress and storage == "mcap",
+                custom_data={"emotion_perception.recorder": node_name})
             self.path = self._writer.path
             self._subs: dict[str, Any] = {}
             self.counts: dict[str, int] = {t: 0 for t in self.topics}
@@ -341,9 +365,8 @@ def _recorder_node_class() -> type:
                 qos.reliability = (ReliabilityPolicy.BEST_EFFORT if best_effort
                                    else ReliabilityPolicy.RELIABLE)
                 try:
-                    with self._lock:
-                        self._writer.add_topic(topic, msgtype)
                     cls = ros_message_class(msgtype)
+                    self._writer.add_topic(topic, msgtype)
                 except (BagError, ValueError) as exc:
                     self.get_logger().error(f"not recording {topic}: {exc}")
                     self.topics.remove(topic)
@@ -382,7 +405,7 @@ def _recorder_node_class() -> type:
                     self.destroy_subscription(sub)
                 with self._lock:
                     self.closed = True
-                    self._writer.close()
+                self._writer.close()  # writes what is queued; raises BagError on failure
             return dict(self.counts)
 
     return BagRecorder
@@ -445,16 +468,31 @@ def _init_rclpy(argv: Sequence[str] | None = None) -> None:
     import rclpy
     from rclpy.signals import SignalHandlerOptions
 
-    rclpy.init(args=[sys.argv[0], *argv] if argv else None,
+    rclpy.init(args=[sys.argv[0], *(argv or [])],
                signal_handler_options=SignalHandlerOptions.NO)
 
 
 def _split_ros_args(argv: Sequence[str] | None) -> tuple[list[str], list[str]]:
-    """Return (our arguments, all arguments) with ``--ros-args ...`` removed from the first."""
-    full = list(sys.argv[1:] if argv is None else argv)
-    from rclpy.utilities import remove_ros_args
+    """Return (our arguments, ROS arguments): each ``--ros-args ... [--]`` block goes to ROS.
 
-    return remove_ros_args([sys.argv[0], *full])[1:], full
+    Only explicit ``--ros-args`` blocks are ROS's (as ``ros2 run``/launch pass them), so our
+    own ``OLD:=NEW`` options are not mistaken for the deprecated remap syntax.
+    """
+    full = list(sys.argv[1:] if argv is None else argv)
+    ours: list[str] = []
+    ros: list[str] = []
+    inside = False
+    for item in full:
+        if item == "--ros-args":
+            inside = True
+            ros.append(item)
+        elif inside and item == "--":
+            inside = False
+        elif inside:
+            ros.append(item)
+        else:
+            ours.append(item)
+    return ours, ros
 
 
 def _bar(total: int, desc: str, quiet: bool) -> Any:
@@ -534,6 +572,7 @@ def play_main(argv: list[str] | None = None) -> int:
                     stats = player.play(stop=stop, progress=bar.update)
             finally:
                 bar.close()
+            player.wait_acked()  # do not exit before reliable subscribers have everything
         print(f"emotion-play-bag: published {stats.images} images ({stats.messages} messages) "
               f"in {stats.seconds:.1f} s"
               + (f"; {stats.results} results, {len(stats.timeouts)} timed out"
@@ -617,11 +656,20 @@ def graph_params(image_topic: str, params_file: str | Path | None,
     return specs, params
 
 
+def _subscriptions_matched(node: Any) -> bool:
+    """Return True when the node has subscriptions and each is matched to a publisher."""
+    subs = list(node.subscriptions)
+    return bool(subs) and all(s.get_publisher_count() > 0 for s in subs)
+
+
 def wait_graph_ready(player: Any, recorder: Any | None, nodes: Sequence[Any],
                      timeout: float = 60.0, lockstep: bool = True) -> None:
-    """Wait until the nodes are active and player, graph and recorder are connected.
+    """Wait until the whole chain is connected, endpoint by endpoint.
 
-    Raises RuntimeError saying what is missing after ``timeout`` seconds.
+    Ready means: every graph node is active with each of its subscriptions matched to a
+    publisher (image -> detector -> classifier -> smoother), the player's image publisher
+    has a subscriber and (lockstep) its result subscription a publisher, and the recorder is
+    matched on all its topics. Raises RuntimeError saying what is missing after ``timeout``.
     """
     deadline = time.monotonic() + timeout
     while True:
@@ -629,19 +677,33 @@ def wait_graph_ready(player: Any, recorder: Any | None, nodes: Sequence[Any],
                   if getattr(n, "configure_error", "")]
         if errors:
             raise RuntimeError("node failed to start: " + "; ".join(errors))
+        waiting = [n.get_name() for n in nodes if not _subscriptions_matched(n)]
         graph = player.graph_ready(1, 1 if lockstep else 0)
         rec = recorder is None or recorder.connected()
-        if graph and rec:
+        if graph and rec and not waiting:
             return
         if time.monotonic() >= deadline:
             what = []
+            if waiting:
+                what.append(f"node(s) {', '.join(waiting)} not active or not connected")
             if not graph:
-                what.append(f"the graph is not subscribed to {player.image_topic} or not "
-                            f"publishing {player.result_topic}")
+                what.append(f"nothing subscribes to {player.out_topic(player.image_topic)}"
+                            + (f" or nothing publishes {player.result_topic}" if lockstep
+                               else ""))
             if not rec:
                 what.append(f"the recorder is not connected to all of {recorder.topics}")
-            raise RuntimeError(f"not ready after {timeout} s: " + "; ".join(what))
+            raise RuntimeError(f"graph not ready after {timeout} s: " + "; ".join(what))
         time.sleep(0.02)
+
+
+def wait_recorded(recorder: Any, topic: str, count: int, timeout: float = 10.0) -> bool:
+    """Wait until ``recorder`` holds ``count`` messages of ``topic``; return whether it does."""
+    deadline = time.monotonic() + timeout
+    while recorder.counts.get(topic, 0) < count:
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.02)
+    return True
 
 
 def run_parser() -> argparse.ArgumentParser:
@@ -703,6 +765,8 @@ def run_replay(args: argparse.Namespace) -> tuple[dict[str, Any], Path]:
             try:
                 if args.lockstep:
                     stats = player.play_lockstep(args.timeout, stop=stop, progress=bar.update)
+                    if RESULT_TOPIC in recorder.topics:
+                        wait_recorded(recorder, RESULT_TOPIC, stats.results)
                 else:
                     stats = player.play(stop=stop, progress=bar.update)
                     while recorder.idle_for() < 2.0 and not stop.is_set():

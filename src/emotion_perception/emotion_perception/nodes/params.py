@@ -114,7 +114,7 @@ SMOOTHER = (
     Param("max_tracks", 256, "At most this many tracks are kept in memory.", 1, 100000),
     Param("ema.tau", 0.5, "EMA: time constant in seconds.", 0.001, 60.0),
     Param("hysteresis.window", 7, "Hysteresis: frames in the majority window.", 1, 300),
-    Param("hysteresis.margin", 0.15, "Hysteresis: probability lead a new label needs.", 0.0, 1.0),
+    Param("hysteresis.margin", 0.25, "Hysteresis: probability lead a new label needs.", 0.0, 1.0),
     Param("lstm.model_path", "", "LSTM: model file; empty = shipped emotion_lstm.keras.",
           read_only=True),
     Param("lstm.window", 16, "LSTM: frames of history per track.", 2, 512),

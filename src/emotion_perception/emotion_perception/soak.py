@@ -1,0 +1,517 @@
+"""Soak run of the real graph: ``python -m emotion_perception.soak --frames 20000``.
+
+Runs the perception graph (face detector, emotion classifier, smoother) in this process over
+DDS and feeds it tens of thousands of synthetic frames (a few precomputed scenes cycled, stamped
+with the current time). Every ``--every`` frames it prints frames sent / processed / results
+received, resident memory, the latency p50/p95 of that window and the frames each node dropped;
+at the end a verdict table: memory slope (MB per 1000 frames, linear fit over the second half),
+latency drift (first vs last window) and results lost (frames the classifier processed whose
+/emotion message never arrived: must be 0). ``--json`` and ``--plot`` keep the figures.
+
+This is a tool for long runs on the target machine, not a CI test (``test/test_soak.py`` runs a
+short version). Without ``--model-path`` and without a shipped model it uses a tiny untrained
+Keras model made on the fly (printed as a notice): memory and message flow are still real.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import tempfile
+import threading
+import time
+from collections import deque
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+#: nodes of the soak graph whose counters are reported, with their short names
+NODE_SHORT = {"face_detector": "det", "emotion_classifier": "clf", "emotion_smoother": "smo"}
+
+
+def rss_mb() -> float:
+    """Return this process's resident memory in MiB (psutil, else /proc/self/status)."""
+    try:
+        import psutil
+        return psutil.Process().memory_info().rss / 2.0 ** 20
+    except ImportError:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return float(line.split()[1]) / 1024.0
+    return float("nan")
+
+
+def make_tiny_model(path: Path) -> Path:
+    """Save a tiny untrained 48x48x1 -> 7 Keras classifier at ``path`` and return the path."""
+    import keras
+
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((48, 48, 1))
+    x = keras.layers.Conv2D(4, 3, strides=2, activation="relu")(inputs)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    outputs = keras.layers.Dense(7, activation="softmax")(x)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    keras.Model(inputs, outputs).save(path)
+    return path
+
+
+def resolve_model(classifier: str, model_path: str, tmp_dir: Path) -> tuple[str, str, str]:
+    """Return (classifier, model path, notice): the given or shipped model, else a tiny one."""
+    from .core.model_lookup import DEFAULT_KERAS_MODEL, DEFAULT_TFLITE_MODEL, find_model
+
+    if model_path:
+        return classifier, str(find_model("", model_path)), ""
+    name = DEFAULT_TFLITE_MODEL if classifier == "tflite" else DEFAULT_KERAS_MODEL
+    try:
+        return classifier, str(find_model(name)), ""
+    except FileNotFoundError:
+        pass
+    if classifier not in ("keras", "tflite"):
+        raise ValueError(f"classifier {classifier!r} needs --model-path (no shipped model)")
+    path = make_tiny_model(Path(tmp_dir) / "tiny_soak.keras")
+    return "keras", str(path), (f"notice: no shipped {name} found; using a tiny untrained Keras "
+                                f"model ({path}) with the keras classifier. Pass --model-path "
+                                "to soak the real model.")
+
+
+def _pct(values: list[float], q: float) -> float:
+    return float(np.percentile(values, q) * 1e3) if values else float("nan")
+
+
+class SoakGraph:
+    """The graph (no camera, no debug image) in this process, with a probe feeding and listening.
+
+    rclpy must be initialised. Images go to ``<namespace>/image``; every /emotion message is
+    counted, and its latency (receive time - image stamp) kept for the current window.
+    """
+
+    def __init__(self, model_path: str, classifier: str = "keras", namespace: str = "/soak",
+                 params_file: Path | None = None, smoothing: bool = True,
+                 overrides: dict[str, dict[str, Any]] | None = None) -> None:
+        import rclpy
+        from emotion_msgs.msg import EmotionArray
+        from rclpy.executors import MultiThreadedExecutor
+        from sensor_msgs.msg import Image
+
+        from .graph import default_params_file, graph_spec, load_params_file
+        from .live import create_nodes
+        from .nodes.base import IMAGE_PUB_QOS, RESULT_QOS
+
+        if not model_path:
+            raise ValueError("model_path must name a classifier model file")
+        if not namespace.startswith("/"):
+            raise ValueError(f"namespace must be absolute (start with '/'), got {namespace!r}")
+        self.namespace = namespace
+        params = load_params_file(params_file or default_params_file())
+        params.setdefault("emotion_classifier", {}).update(
+            {"classifier": classifier, "model_path": str(model_path)})
+        for node, values in (overrides or {}).items():
+            params.setdefault(node, {}).update(values)
+        specs = graph_spec(image_topic=f"{namespace}/image", smoothing=smoothing,
+                           debug_image=False)
+        self.nodes = create_nodes(specs, params, namespace)
+        self.probe = rclpy.create_node("soak_probe", namespace=namespace)
+        self.pub = self.probe.create_publisher(Image, f"{namespace}/image", IMAGE_PUB_QOS)
+        self.emotion_topic = f"{namespace}/emotion"
+        self._lock = threading.Lock()
+        self.received = 0
+        self.faces = 0
+        self._latency: list[float] = []
+        self.recent_stamps: deque[tuple[int, int]] = deque(maxlen=256)
+        self.probe.create_subscription(EmotionArray, self.emotion_topic, self._on_emotion,
+                                       RESULT_QOS)
+        self.executor = MultiThreadedExecutor(num_threads=4)
+        for n in self.nodes + [self.probe]:
+            self.executor.add_node(n)
+        self._thread = threading.Thread(target=self._spin, name="soak_spin", daemon=True)
+        self._thread.start()
+
+    def _spin(self) -> None:
+        import rclpy
+        from rclpy.executors import ExternalShutdownException
+
+        try:
+            self.executor.spin()
+        except ExternalShutdownException:
+            pass
+        except Exception:
+            if rclpy.ok():
+                raise
+
+    def _on_emotion(self, msg) -> None:
+        now = time.time()
+        stamp = msg.header.stamp
+        with self._lock:
+            self.received += 1
+            self.faces += len(msg.emotions)
+            self._latency.append(now - (stamp.sec + stamp.nanosec * 1e-9))
+            self.recent_stamps.append((stamp.sec, stamp.nanosec))
+
+    def wait_ready(self, timeout: float = 60.0) -> None:
+        """Wait until every node is active and the probe is connected; raise if one failed."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            errors = {n.get_name(): n.configure_error for n in self.nodes
+                      if getattr(n, "configure_error", "")}
+            if errors:
+                raise RuntimeError(f"graph failed to start: {errors}")
+            if self.pub.get_subscription_count() >= 1 \
+                    and self.probe.count_publishers(self.emotion_topic) >= 1:
+                return
+            time.sleep(0.05)
+        raise TimeoutError(f"graph not ready after {timeout:.0f} s")
+
+    def node(self, name: str):
+        """Return the graph's node called ``name``."""
+        for n in self.nodes:
+            if n.get_name() == name:
+                return n
+        raise KeyError(f"no node {name!r}; nodes: {[n.get_name() for n in self.nodes]}")
+
+    def node_stats(self) -> dict[str, dict[str, float]]:
+        """Return every node's StageStats snapshot (counters, rate, latency percentiles)."""
+        return {n.get_name(): n.stats.snapshot() for n in self.nodes if hasattr(n, "stats")}
+
+    def take_latencies(self) -> list[float]:
+        """Return and forget the latencies (s) collected since the last call."""
+        with self._lock:
+            out, self._latency = self._latency, []
+        return out
+
+    def received_count(self) -> int:
+        """Return the number of /emotion messages received so far."""
+        with self._lock:
+            return self.received
+
+    def publish(self, msg) -> None:
+        """Publish one image message."""
+        self.pub.publish(msg)
+
+    def close(self) -> None:
+        """Stop the graph's workers and destroy its nodes (rclpy stays initialised)."""
+        self.executor.shutdown(timeout_sec=2.0)
+        for n in self.nodes:
+            try:
+                if hasattr(n, "_close_all"):
+                    n._close_all()
+                n.destroy_node()
+            except Exception:  # closing down: nothing useful left to report
+                pass
+        self.probe.destroy_node()
+        self._thread.join(2.0)
+
+
+def scene_messages(n_faces: int, count: int = 30, size: tuple[int, int] = (480, 640),
+                   fps: float = 15.0) -> list:
+    """Return ``count`` precomputed synthetic scenes as sensor_msgs/Image (bgr8)."""
+    from .core.sample_input import synthetic_scene
+    from .nodes.convert import array_to_image
+
+    msgs = []
+    for i in range(count):
+        msg = array_to_image(synthetic_scene(n_faces, size=size, t=i / fps), "bgr8")
+        msg.header.frame_id = "soak_camera"
+        msgs.append(msg)
+    return msgs
+
+
+def _counter(stats: dict[str, dict[str, float]], node: str, key: str) -> int:
+    return int(stats.get(node, {}).get(key, 0))
+
+
+def drain(graph: SoakGraph, timeout: float = 15.0, quiet_s: float = 1.0) -> None:
+    """Wait until the graph is idle: no counter changed for ``quiet_s`` and nothing in flight."""
+    deadline = time.monotonic() + timeout
+    last: tuple = ()
+    since = time.monotonic()
+    while time.monotonic() < deadline:
+        stats = graph.node_stats()
+        now = (tuple(_counter(stats, n, "processed") for n in NODE_SHORT)
+               + (graph.received_count(),))
+        if now != last:
+            last, since = now, time.monotonic()
+        elif time.monotonic() - since >= quiet_s:
+            return
+        time.sleep(0.05)
+
+
+def run_soak(graph: SoakGraph, frames: int, fps: float = 30.0, n_faces: int = 1,
+             every: int = 1000, on_window: Callable[[dict[str, Any]], None] | None = None,
+             progress: bool = False) -> dict[str, Any]:
+    """Feed ``frames`` frames at ``fps`` (0 = as fast as possible); return all figures.
+
+    ``on_window`` gets each window's record (every ``every`` frames and at the end). Ctrl-C
+    stops the feed early; the frames sent so far are still drained and evaluated.
+    """
+    if frames < 1:
+        raise ValueError(f"frames must be >= 1, got {frames}")
+    if fps < 0:
+        raise ValueError(f"fps must be >= 0 (0 = unpaced), got {fps}")
+    if every < 1:
+        raise ValueError(f"every must be >= 1, got {every}")
+    msgs = scene_messages(n_faces)
+    bar = None
+    if progress:
+        from tqdm import tqdm
+        bar = tqdm(total=frames, unit="frame", disable=None, leave=False)
+    windows: list[dict[str, Any]] = []
+    period = 1.0 / fps if fps > 0 else 0.0
+    sent, interrupted = 0, False
+    t0 = time.monotonic()
+    graph.take_latencies()
+
+    def close_window() -> None:
+        stats = graph.node_stats()
+        lat = graph.take_latencies()
+        rec = {"sent": sent, "elapsed_s": time.monotonic() - t0, "rss_mb": rss_mb(),
+               "detector_received": _counter(stats, "face_detector", "received"),
+               "detector_processed": _counter(stats, "face_detector", "processed"),
+               "classifier_processed": _counter(stats, "emotion_classifier", "processed"),
+               "results_received": graph.received_count(),
+               "latency_ms_p50": _pct(lat, 50), "latency_ms_p95": _pct(lat, 95),
+               "results_in_window": len(lat),
+               "dropped": {NODE_SHORT[n]: _counter(stats, n, "dropped") for n in NODE_SHORT},
+               "errors": {NODE_SHORT[n]: _counter(stats, n, "errors") for n in NODE_SHORT}}
+        windows.append(rec)
+        if on_window is not None:
+            on_window(rec)
+
+    try:
+        while sent < frames:
+            msg = msgs[sent % len(msgs)]
+            now = time.time()
+            msg.header.stamp.sec, msg.header.stamp.nanosec = int(now), int((now % 1.0) * 1e9)
+            graph.publish(msg)
+            sent += 1
+            if bar is not None:
+                bar.update(1)
+            if sent % every == 0 or sent == frames:
+                close_window()
+            if period:
+                wait = t0 + sent * period - time.monotonic()
+                if wait > 0:
+                    time.sleep(wait)
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        if bar is not None:
+            bar.close()
+    feed_s = time.monotonic() - t0
+    drain(graph)
+    if not windows or windows[-1]["sent"] != sent:
+        close_window()
+    stats = graph.node_stats()
+    processed = _counter(stats, "emotion_classifier", "processed")
+    received = graph.received_count()
+    result: dict[str, Any] = {
+        "frames_requested": frames, "frames_sent": sent, "interrupted": interrupted,
+        "offered_fps": fps, "faces_per_frame": n_faces, "feed_seconds": feed_s,
+        "classifier_processed": processed, "results_received": received,
+        "results_lost": processed - received, "node_stats": stats, "windows": windows,
+    }
+    result.update(analyse(windows))
+    return result
+
+
+def analyse(windows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Return memory slope (fit over the second half) and latency drift of the windows.
+
+    The latency baseline is the first window after a warm-up window (the very first window
+    includes model warm-up) when there are at least three windows.
+    """
+    out: dict[str, Any] = {"memory_slope_mb_per_1000": float("nan"),
+                           "latency_first_p50_ms": float("nan"),
+                           "latency_last_p50_ms": float("nan")}
+    half = windows[len(windows) // 2:]
+    xs = np.array([w["sent"] for w in half], np.float64)
+    ys = np.array([w["rss_mb"] for w in half], np.float64)
+    if len(half) >= 2 and np.ptp(xs) > 0 and np.isfinite(ys).all():
+        out["memory_slope_mb_per_1000"] = float(np.polyfit(xs, ys, 1)[0] * 1000.0)
+    timed = [w for w in windows if math.isfinite(w["latency_ms_p50"])]
+    if timed:
+        first = timed[1] if len(timed) >= 3 else timed[0]
+        out["latency_first_p50_ms"] = first["latency_ms_p50"]
+        out["latency_last_p50_ms"] = timed[-1]["latency_ms_p50"]
+    if windows:
+        out["rss_first_mb"], out["rss_last_mb"] = windows[0]["rss_mb"], windows[-1]["rss_mb"]
+    return out
+
+
+def verdict(result: dict[str, Any], max_slope: float = 1.0, max_drift: float = 1.5,
+            drift_floor_ms: float = 10.0) -> list[dict[str, Any]]:
+    """Return the checks: memory slope, latency drift, results lost; each with ``ok``.
+
+    Latency drift passes when the last window's p50 is at most ``max_drift`` times the first's,
+    or at most ``drift_floor_ms`` above it (tiny latencies may double without mattering).
+    """
+    slope = result["memory_slope_mb_per_1000"]
+    first, last = result["latency_first_p50_ms"], result["latency_last_p50_ms"]
+    ratio = last / first if first and math.isfinite(first) and math.isfinite(last) \
+        else float("nan")
+    lost = int(result["results_lost"])
+    return [
+        {"check": "memory slope", "value": f"{slope:+.3f} MB / 1000 frames",
+         "limit": f"<= {max_slope:.2f}", "ok": bool(math.isfinite(slope) and slope <= max_slope)},
+        {"check": "latency drift (p50)", "value": f"{first:.1f} -> {last:.1f} ms "
+         f"(x{ratio:.2f})", "limit": f"x <= {max_drift:.2f} or +{drift_floor_ms:.0f} ms",
+         "ok": bool(math.isfinite(ratio) and (ratio <= max_drift
+                                              or last - first <= drift_floor_ms))},
+        {"check": "results lost", "value": f"{lost} of {result['classifier_processed']} "
+         "processed", "limit": "== 0", "ok": lost == 0},
+    ]
+
+
+def format_window(rec: dict[str, Any], total: int) -> str:
+    """Return one progress line."""
+    drops = " ".join(f"{k} {v}" for k, v in rec["dropped"].items())
+    errs = sum(rec["errors"].values())
+    return (f"[{rec['sent']:>7d}/{total}] det {rec['detector_processed']:>7d}  "
+            f"clf {rec['classifier_processed']:>7d}  results {rec['results_received']:>7d}  "
+            f"rss {rec['rss_mb']:7.1f} MB  latency p50 {rec['latency_ms_p50']:6.1f} "
+            f"p95 {rec['latency_ms_p95']:6.1f} ms  dropped {drops}"
+            + (f"  errors {errs}" if errs else ""))
+
+
+def format_verdict(result: dict[str, Any], checks: list[dict[str, Any]]) -> str:
+    """Return the final table."""
+    rows = [["check", "value", "limit", "verdict"]]
+    rows += [[c["check"], c["value"], c["limit"], "PASS" if c["ok"] else "FAIL"] for c in checks]
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)) for r in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    stats = result["node_stats"]
+    lines.append("")
+    lines.append(f"frames sent {result['frames_sent']}"
+                 + (" (interrupted)" if result["interrupted"] else "")
+                 + f" in {result['feed_seconds']:.0f} s; memory "
+                 f"{result.get('rss_first_mb', 0):.0f} -> {result.get('rss_last_mb', 0):.0f} MB")
+    det = stats.get("face_detector")
+    if det:
+        lines.append(f"  images not delivered to the detector (best-effort image QoS): "
+                     f"{result['frames_sent'] - int(det['received'])}")
+    for name in NODE_SHORT:
+        s = stats.get(name)
+        if s:
+            lines.append(f"  {name:<20s} received {int(s['received']):>7d}  processed "
+                         f"{int(s['processed']):>7d}  dropped {int(s['dropped']):>6d}  "
+                         f"rejected {int(s['rejected'])}  errors {int(s['errors'])}")
+    return "\n".join(lines)
+
+
+def plot(result: dict[str, Any], path: Path) -> None:
+    """Write memory and latency per window to a PNG."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    w = result["windows"]
+    x = [r["sent"] for r in w]
+    fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(8, 6), sharex=True)
+    ax1.plot(x, [r["rss_mb"] for r in w], marker=".")
+    ax1.set_ylabel("RSS (MB)")
+    ax1.set_title(f"soak: memory slope {result['memory_slope_mb_per_1000']:+.3f} MB/1000 frames")
+    ax2.plot(x, [r["latency_ms_p50"] for r in w], marker=".", label="p50")
+    ax2.plot(x, [r["latency_ms_p95"] for r in w], marker=".", label="p95")
+    ax2.set_ylabel("latency image -> /emotion (ms)")
+    ax2.set_xlabel("frames sent")
+    ax2.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the command-line parser."""
+    p = argparse.ArgumentParser(prog="soak", description=__doc__.split("\n\n")[0])
+    p.add_argument("--frames", type=int, default=20000, help="frames to feed (default 20000)")
+    p.add_argument("--faces", type=int, default=1, help="faces per synthetic frame (1-4)")
+    p.add_argument("--fps", type=float, default=30.0, help="offered frame rate (0 = unpaced)")
+    p.add_argument("--every", type=int, default=0, help="print a line every N frames "
+                   "(default: frames / 20)")
+    p.add_argument("--classifier", default="keras", help="classifier plugin: tflite, keras")
+    p.add_argument("--model-path", default="", help="classifier model (default: the shipped "
+                   "one, else a tiny untrained Keras model made on the fly)")
+    p.add_argument("--no-smoothing", action="store_true", help="run without the smoother")
+    p.add_argument("--params-file", type=Path, help="parameter YAML (default: the installed "
+                   "config/emotion_perception.yaml)")
+    p.add_argument("--max-slope", type=float, default=1.0, help="memory slope limit "
+                   "(MB per 1000 frames)")
+    p.add_argument("--max-drift", type=float, default=1.5, help="latency drift limit "
+                   "(last / first window p50)")
+    p.add_argument("--json", type=Path, help="write all figures to this JSON file")
+    p.add_argument("--plot", type=Path, help="write memory/latency per window to this PNG")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the soak and print the verdict; exit status 1 when a check fails."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    a = build_parser().parse_args(argv)
+    if a.frames < 1 or a.fps < 0 or a.every < 0 or not 1 <= a.faces <= 4:
+        print("soak: need --frames >= 1, --fps >= 0, --every >= 0 and --faces in 1..4",
+              file=sys.stderr)
+        return 2
+    every = a.every or max(50, a.frames // 20)
+
+    import rclpy
+    from rclpy.signals import SignalHandlerOptions
+
+    with tempfile.TemporaryDirectory(prefix="ep_soak_") as tmp:
+        try:
+            classifier, model, notice = resolve_model(a.classifier, a.model_path, Path(tmp))
+        except (FileNotFoundError, ValueError) as exc:
+            print(f"soak: {exc}", file=sys.stderr)
+            return 2
+        if notice:
+            print(notice, flush=True)
+        # Ctrl-C stops the feed (KeyboardInterrupt) instead of shutting the context down
+        rclpy.init(signal_handler_options=SignalHandlerOptions.NO)
+        graph = None
+        try:
+            graph = SoakGraph(model, classifier, smoothing=not a.no_smoothing,
+                              params_file=a.params_file)
+            graph.wait_ready()
+            print(f"soak: {a.frames} frames, {a.faces} face(s), {a.fps:g} fps offered, "
+                  f"classifier {classifier} ({model}); a line every {every} frames", flush=True)
+            result = run_soak(graph, a.frames, a.fps, a.faces, every, progress=True,
+                              on_window=lambda r: _write(format_window(r, a.frames)))
+        except (RuntimeError, TimeoutError, ValueError) as exc:
+            print(f"soak: {exc}", file=sys.stderr)
+            return 2
+        except KeyboardInterrupt:  # before or after the feed (the feed itself handles it)
+            print("soak: interrupted", file=sys.stderr)
+            return 130
+        finally:
+            if graph is not None:
+                graph.close()
+            rclpy.try_shutdown()
+    result["classifier"], result["model_path"] = classifier, model
+    checks = verdict(result, a.max_slope, a.max_drift)
+    result["verdict"] = checks
+    print()
+    print(format_verdict(result, checks))
+    if a.json:
+        a.json.write_text(json.dumps(result, indent=2, default=float))
+        print(f"\nwrote {a.json}")
+    if a.plot:
+        plot(result, a.plot)
+        print(f"wrote {a.plot}")
+    return 0 if all(c["ok"] for c in checks) else 1
+
+
+def _write(line: str) -> None:
+    try:
+        from tqdm import tqdm
+        tqdm.write(line)
+    except ImportError:
+        print(line, flush=True)
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
