@@ -21,7 +21,11 @@ if [ -z "${ROS_LOCALHOST_ONLY:-}" ]; then
 fi
 export TF_CPP_MIN_LOG_LEVEL="${TF_CPP_MIN_LOG_LEVEL:-2}"
 if [ -z "${EP_SKIP_WORKSPACE:-}" ] && [ -f "$_EP_ROOT/install/local_setup.bash" ]; then
+  # colcon's setup scripts read unset variables: relax `set -u` while sourcing them
+  case $- in *u*) _EP_NOUNSET=1; set +u ;; *) _EP_NOUNSET= ;; esac
   # shellcheck disable=SC1091
   source "$_EP_ROOT/install/local_setup.bash"
+  [ -n "$_EP_NOUNSET" ] && set -u
+  unset _EP_NOUNSET
 fi
 unset _EP_ROOT _EP_VENV

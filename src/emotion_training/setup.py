@@ -16,6 +16,7 @@ setup(
         (f"share/{PACKAGE}/configs", glob("configs/*.yaml")),
     ],
     install_requires=["setuptools"],
+    extras_require={"test": ["pytest"]},
     zip_safe=True,
     maintainer="emotion_perception developers",
     maintainer_email="maintainers@emotion-perception.example.org",

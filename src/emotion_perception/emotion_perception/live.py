@@ -160,15 +160,22 @@ class Monitor:
 
         frame = to_bgr8(image_to_array(msg), msg.encoding)
         with self._lock:
-            if self.closed:
+            if self.closed or self.video_path is None:
                 return
             if self.writer is None:
-                self.video_path.parent.mkdir(parents=True, exist_ok=True)
-                self.writer = cv2.VideoWriter(str(self.video_path),
-                                              cv2.VideoWriter_fourcc(*"mp4v"), self.fps,
-                                              (frame.shape[1], frame.shape[0]))
-                if not self.writer.isOpened():
-                    raise RuntimeError(f"cannot write video {self.video_path}")
+                try:
+                    self.video_path.parent.mkdir(parents=True, exist_ok=True)
+                    writer = cv2.VideoWriter(str(self.video_path),
+                                             cv2.VideoWriter_fourcc(*"mp4v"), self.fps,
+                                             (frame.shape[1], frame.shape[0]))
+                    if not writer.isOpened():
+                        raise OSError("OpenCV cannot open it for writing")
+                except OSError as exc:  # an unwritable path must not stop the graph
+                    print(f"live: cannot write video {self.video_path}: {exc}; continuing "
+                          "without video", file=sys.stderr, flush=True)
+                    self.video_path = None
+                    return
+                self.writer = writer
             self.writer.write(frame)
             self.video_frames += 1
 
@@ -226,7 +233,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"live: {len(specs)} nodes running (source {source!r}{', demo clip' if demo else ''}"
               f"); {'stopping after ' + str(limit) + ' frames' if limit else 'Ctrl-C to stop'}",
               flush=True)
-        failed = _wait(nodes, monitor, args.duration)
+        failed = _wait(nodes, monitor, args.duration, spin)
         if failed:
             print(f"live: {failed}", file=sys.stderr)
             return 1
@@ -256,7 +263,8 @@ def _spin(executor) -> None:
             raise
 
 
-def _wait(nodes: list, monitor: Monitor, duration: float) -> str:
+def _wait(nodes: list, monitor: Monitor, duration: float,
+          spin: threading.Thread | None = None) -> str:
     import rclpy
 
     start = time.monotonic()
@@ -264,6 +272,8 @@ def _wait(nodes: list, monitor: Monitor, duration: float) -> str:
         if not rclpy.ok():  # rclpy's SIGINT/SIGTERM handler shut the context down: stop cleanly
             print("\nlive: interrupted", flush=True)
             return ""
+        if spin is not None and not spin.is_alive():
+            return "the executor stopped after an error (see above)"
         for n in nodes:
             err = getattr(n, "configure_error", "")
             if err:

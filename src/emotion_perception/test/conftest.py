@@ -91,6 +91,17 @@ def wait_for(predicate: Callable[[], bool], timeout: float = 20.0, period: float
     return bool(predicate())
 
 
+def graph_connected(nodes) -> bool:
+    """Return True when every node started and each subscription is matched to a publisher."""
+    for n in nodes:
+        if getattr(n, "configure_error", ""):
+            raise AssertionError(f"{n.get_name()} failed to start: {n.configure_error}")
+        subs = list(n.subscriptions)
+        if not subs or not all(s.get_publisher_count() > 0 for s in subs):
+            return False
+    return True
+
+
 @pytest.fixture(scope="session")
 def tiny_model_path(tmp_path_factory) -> Path:
     """A tiny 48x48x1 -> 7 Keras model trained for a moment on synthetic data.

@@ -186,6 +186,8 @@ def _humble_bag(path: Path) -> list[np.ndarray]:
             raw = bytes(store.serialize_cdr(msg, msg.__msgtype__))
             con.execute("INSERT INTO messages (topic_id, timestamp, data) VALUES (?, ?, ?)",
                         (topic_id, stamp + topic_id, raw))
+    con.execute("INSERT INTO metadata(metadata_version, metadata) VALUES (5, ?)",
+                ("version: 5\nstorage_identifier: sqlite3\n",))
     con.commit()
     con.close()
     topic_entries = "".join(
@@ -306,6 +308,24 @@ def test_unknown_encoding_names_topic_encoding_and_supported(tmp_path: Path):
     text = str(exc.value)
     assert "'/cam/yuv'" in text and "'yuv422_yuy2'" in text and "not supported" in text
     assert all(enc in text for enc in ENCODINGS)
+
+
+def test_compressed_images_are_decoded_and_bad_ones_reported(tmp_path: Path):
+    out = tmp_path / "compressed"
+    image = np.random.default_rng(2).integers(0, 255, (12, 16, 3), dtype=np.uint8)
+    cls = ts.msg_class(ts.COMPRESSED_IMAGE_TYPE)
+    payloads = [cv2.imencode(".png", image)[1].ravel(), np.frombuffer(b"not a png", np.uint8)]
+    with BagWriter(out) as writer:
+        writer.add_topic("/cam/compressed", ts.COMPRESSED_IMAGE_TYPE)
+        for i, data in enumerate(payloads):
+            writer.write_message("/cam/compressed", START_NS + i, cls(
+                header=ts.make_header(START_NS + i, "c"), format="png", data=data))
+    with BagReader(out) as reader:
+        good, bad = list(reader.frames(skip_invalid=True))
+        with pytest.raises(BagError, match=r"image 1 on '/cam/compressed' .* cannot be decoded"):
+            list(reader.frames())
+    assert good.encoding == "bgr8" and np.array_equal(good.bgr, image) and not good.error
+    assert bad.bgr is None and "cannot be decoded" in bad.error
 
 
 def test_requested_topics_must_exist(scene_bag: Path):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from conftest import REPO_ROOT, wait_for
+from conftest import REPO_ROOT, graph_connected, wait_for
 
 pytestmark = pytest.mark.ros
 
@@ -54,10 +54,10 @@ class Probe:
 
 
 def _ready(probe: Probe, nodes) -> None:
-    started = lambda: all(not getattr(n, "configure_error", "") for n in nodes)  # noqa: E731
-    assert wait_for(lambda: started() and probe.pub.get_subscription_count() >= 1, 30), \
-        [getattr(n, "configure_error", "") for n in nodes]
-    assert wait_for(lambda: probe.node.count_publishers(probe.emotion_topic) >= 1, 30)
+    assert wait_for(lambda: graph_connected(nodes), 30), "graph never connected"
+    # both ends of every link: each node's output is seen by its consumer (the probe last)
+    assert wait_for(lambda: all(n._pub.get_subscription_count() >= 1 for n in nodes)
+                    and probe.pub.get_subscription_count() >= 1, 30), "outputs not matched"
 
 
 @pytest.mark.parametrize("smoothing", [False, True], ids=["raw", "smoothed"])

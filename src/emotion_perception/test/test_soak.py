@@ -49,8 +49,8 @@ def test_verdict_fails_on_lost_results_growth_and_drift():
 
 
 @pytest.mark.ros
-def test_short_soak_loses_no_processed_result_and_stays_responsive(rclpy_session,
-                                                                    tiny_model_path):
+def test_short_soak_loses_no_processed_result_and_stays_responsive(
+        rclpy_session, tiny_model_path):
     from emotion_perception.soak import SoakGraph, run_soak, scene_messages
 
     graph = SoakGraph(str(tiny_model_path), namespace="/soak_test",

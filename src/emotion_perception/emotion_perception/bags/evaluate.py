@@ -43,6 +43,7 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
+from ..builders import build_smoother, smooth_estimates
 from ..core import metrics
 from ..core.classes import CLASS_NAMES, NUM_CLASSES
 from ..core.types import Box, EmotionEstimate
@@ -97,75 +98,12 @@ def resolve_params(params_file: str | Path | None = None,
     return out
 
 
-def _prefixed(values: dict[str, Any], prefix: str) -> dict[str, Any]:
-    head = prefix + "."
-    return {k[len(head):]: v for k, v in values.items() if k.startswith(head)}
-
-
-def build_detector_kwargs(values: dict[str, Any]) -> dict[str, Any]:
-    """Return the detector plugin's keyword arguments (as the face_detector node builds them)."""
-    name = values["detector"]
-    try:
-        extra = json.loads(values["plugin_params"] or "{}")
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"parameter 'plugin_params' is not valid JSON: {exc}") from exc
-    if not isinstance(extra, dict):
-        raise ValueError("parameter 'plugin_params' must be a JSON object")
-    if name in ("haar", "yunet"):
-        kwargs = _prefixed(values, name)
-        kwargs["max_side"] = values["max_side"]
-        kwargs.update(extra)
-        return kwargs
-    return extra
-
-
 def build_pipeline(params: dict[str, dict[str, Any]]) -> Any:
     """Return the FramePipeline (detector, tracker, classifier) the live nodes would build."""
-    from ..core import plugins
-    from ..core.pipeline import FramePipeline
-    from ..core.tracking import FaceTracker
+    from ..builders import build_classifier, build_pipeline as build_detector_pipeline
 
-    det = params[DETECTOR_NODE]
-    cls = params[CLASSIFIER_NODE]
-    detector = plugins.create("detector", det["detector"], **build_detector_kwargs(det))
-    tracker = FaceTracker(**_prefixed(det, "tracking"))
-    kwargs: dict[str, Any] = {"model_path": cls["model_path"]}
-    if cls["classifier"] == "keras":
-        kwargs["threads"] = cls["threads"]
-    elif cls["classifier"] == "tflite":
-        kwargs["num_threads"] = cls["threads"] or 2
-    classifier = plugins.create("classifier", cls["classifier"], **kwargs)
-    return FramePipeline(detector, classifier, tracker, crop_margin=det["crop_margin"],
-                         max_faces=det["max_faces"])
-
-
-def build_smoother(values: dict[str, Any]) -> Any:
-    """Return the smoother plugin the emotion_smoother node would build."""
-    from ..core import plugins
-
-    name = values["smoother"]
-    kwargs: dict[str, Any] = {"max_gap": values["max_gap"], "max_tracks": values["max_tracks"]}
-    if name in ("ema", "hysteresis", "lstm"):
-        kwargs.update(_prefixed(values, name))
-    return plugins.create("smoother", name, **kwargs)
-
-
-def smooth_frame(smoother: Any, name: str, estimates: Sequence[EmotionEstimate], stamp: float
-                 ) -> list[EmotionEstimate]:
-    """Smooth one frame's estimates exactly like the smoother node (update_many, prune)."""
-    items = [(int(e.face_id), stamp, np.asarray(e.probabilities, np.float32)) for e in estimates]
-    if hasattr(smoother, "update_many"):
-        outputs = smoother.update_many(items)
-    else:
-        outputs = [smoother.update(*item) for item in items]
-    smoother.prune(stamp)
-    out = []
-    for e, probs in zip(estimates, outputs):
-        out.append(EmotionEstimate(face_id=e.face_id, probabilities=np.asarray(probs, np.float32),
-                                   box=e.box, detection_score=e.detection_score, stamp=stamp,
-                                   smoothed=name != "none", smoother=name if name != "none"
-                                   else ""))
-    return out
+    return build_detector_pipeline(params[DETECTOR_NODE],
+                                   build_classifier(params[CLASSIFIER_NODE]))
 
 
 # -- per-frame results ----------------------------------------------------------------------
@@ -285,7 +223,7 @@ def evaluate_offline(bag: str | Path, params: dict[str, dict[str, Any]] | None =
                                      _to_predictions(estimates))
                 if smoother is not None:
                     result.smoothed = _to_predictions(
-                        smooth_frame(smoother, smoother_name, estimates, frame.stamp))
+                        smooth_estimates(smoother, smoother_name, estimates, frame.stamp))
                 t3 = time.perf_counter()
                 frames.append(result)
                 for stage, seconds in (("read_decode", t1 - t0),
@@ -300,6 +238,9 @@ def evaluate_offline(bag: str | Path, params: dict[str, dict[str, Any]] | None =
     config = {node: dict(values) for node, values in params.items()}
     run = EvalRun(str(bag), "offline", topic, label_topic or "", frames, smoother_name, config,
                   {k: v for k, v in timings.items() if v}, elapsed)
+    if label_topic and not any(f.labels is not None for f in frames):
+        run.notes.append(f"no frame is labelled: the bag has no messages on {label_topic} "
+                         "matching its image stamps, so nothing is scored")
     if pipeline.invalid_count:
         run.notes.append(f"{pipeline.invalid_count} face(s) dropped: the classifier returned "
                          "non-finite scores")
@@ -365,6 +306,9 @@ def evaluate_predictions(bag: str | Path, predictions_bag: str | Path, *,
                                                 "emotion_topic": emotion_topic,
                                                 "raw_topic": raw_topic if has_raw else ""},
                   {}, time.perf_counter() - start)
+    if label_topic and not labels:
+        run.notes.append(f"no frame is labelled: {bag} has no messages on {label_topic}, so "
+                         "nothing is scored")
     extra = len(final) - matched
     if extra:
         run.notes.append(f"{extra} message(s) on {emotion_topic} match no image of the bag")

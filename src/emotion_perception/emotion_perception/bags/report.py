@@ -37,18 +37,23 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[str]:
 
 def _config_lines(report: dict[str, Any]) -> list[str]:
     cfg = report.get("config") or {}
+    lines: list[str] = []
     if report.get("mode") == "predictions":
-        return [f"- Outputs recorded from the live graph: `{cfg.get('predictions_bag', '?')}` "
-                f"(`{cfg.get('emotion_topic', '')}`"
-                + (f", raw `{cfg['raw_topic']}`" if cfg.get("raw_topic") else "") + ")"]
+        lines.append(f"- Outputs recorded from the live graph: "
+                     f"`{cfg.get('predictions_bag', '?')}` (`{cfg.get('emotion_topic', '')}`"
+                     + (f", raw `{cfg['raw_topic']}`" if cfg.get("raw_topic") else "") + ")"
+                     + (f", playback {cfg['playback']}" if cfg.get("playback") else ""))
+        if not cfg.get("graph_params"):
+            return lines
+        cfg = cfg["graph_params"]
     det = cfg.get("face_detector", {})
     cls = cfg.get("emotion_classifier", {})
     smo = cfg.get("emotion_smoother", {})
-    lines = [f"- Detector: `{det.get('detector', '?')}` (max_side {det.get('max_side')}, "
-             f"crop_margin {det.get('crop_margin')}, tracking min_hits "
-             f"{det.get('tracking.min_hits')}, max_misses {det.get('tracking.max_misses')})",
-             f"- Classifier: `{cls.get('classifier', '?')}` (model "
-             f"`{cls.get('model_path') or 'shipped default'}`)"]
+    lines += [f"- Detector: `{det.get('detector', '?')}` (max_side {det.get('max_side')}, "
+              f"crop_margin {det.get('crop_margin')}, tracking min_hits "
+              f"{det.get('tracking.min_hits')}, max_misses {det.get('tracking.max_misses')})",
+              f"- Classifier: `{cls.get('classifier', '?')}` (model "
+              f"`{cls.get('model_path') or 'shipped default'}`)"]
     if report.get("smoother"):
         name = smo.get("smoother", report["smoother"])
         extra = ", ".join(f"{k} {v}" for k, v in smo.items() if k.startswith(f"{name}."))
@@ -133,6 +138,7 @@ def console_summary(report: dict[str, Any], out_dir: str | Path) -> str:
     total = (report.get("latency_ms") or {}).get("total")
     if total:
         lines.append(f"  latency per frame: p50 {total['p50']:.1f} ms, p95 {total['p95']:.1f} ms")
+    lines += [f"  note: {n}" for n in report.get("notes", [])]
     lines.append(f"  report: {Path(out_dir) / 'summary.md'}")
     return "\n".join(lines)
 

@@ -11,23 +11,12 @@ from typing import Any
 
 from emotion_msgs.msg import EmotionArray, FaceArray
 
-from ..core import plugins
+from ..builders import build_classifier
 from ..core.image_conversion import ImageConversionError, to_bgr8
 from ..core.pipeline import classify_crops
 from ..core.types import TrackedFace
 from .base import RESULT_QOS, LatestWorker, PerceptionNode, stamp_seconds
 from .convert import box_from_roi, estimates_to_msg, image_to_numpy
-
-
-def build_classifier(values: dict[str, Any]):
-    """Create the configured classifier plugin (raises naming the file or parameter)."""
-    name = values["classifier"]
-    kwargs: dict[str, Any] = {"model_path": values["model_path"]}
-    if name == "keras":
-        kwargs["threads"] = values["threads"]
-    elif name == "tflite":
-        kwargs["num_threads"] = values["threads"] or 2
-    return plugins.create("classifier", name, **kwargs)
 
 
 class EmotionClassifierNode(PerceptionNode):

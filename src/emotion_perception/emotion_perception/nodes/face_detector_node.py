@@ -2,47 +2,16 @@
 
 from __future__ import annotations
 
-import json
 import time
 from typing import Any
 
 from emotion_msgs.msg import FaceArray
 from sensor_msgs.msg import Image
 
-from ..core import plugins
+from ..builders import build_pipeline
 from ..core.image_conversion import ImageConversionError, to_bgr8
-from ..core.pipeline import FramePipeline
-from ..core.tracking import FaceTracker
 from .base import RESULT_QOS, LatestWorker, PerceptionNode, image_sub_qos, stamp_seconds
 from .convert import faces_to_msg, image_to_numpy
-from .params import prefixed
-
-BUILTIN_DETECTOR_ARGS = {"haar": ("haar", True), "yunet": ("yunet", True)}
-
-
-def detector_kwargs(values: dict[str, Any]) -> dict[str, Any]:
-    """Return the keyword arguments for the configured detector plugin."""
-    name = values["detector"]
-    try:
-        extra = json.loads(values["plugin_params"] or "{}")
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"parameter 'plugin_params' is not valid JSON: {exc}") from exc
-    if not isinstance(extra, dict):
-        raise ValueError("parameter 'plugin_params' must be a JSON object")
-    if name in BUILTIN_DETECTOR_ARGS:
-        kwargs = prefixed(values, name)
-        kwargs["max_side"] = values["max_side"]
-        kwargs.update(extra)
-        return kwargs
-    return extra
-
-
-def build_pipeline(values: dict[str, Any]) -> FramePipeline:
-    """Build detector + tracker from parameter values (raises naming the bad parameter)."""
-    detector = plugins.create("detector", values["detector"], **detector_kwargs(values))
-    tracker = FaceTracker(**prefixed(values, "tracking"))
-    return FramePipeline(detector, None, tracker, crop_margin=values["crop_margin"],
-                         max_faces=values["max_faces"])
 
 
 class FaceDetectorNode(PerceptionNode):

@@ -10,40 +10,20 @@ from __future__ import annotations
 import time
 from typing import Any
 
-import numpy as np
 from emotion_msgs.msg import EmotionArray
 
-from ..core import plugins
+from ..builders import build_smoother, smooth_estimates
 from .base import RESULT_QOS, PerceptionNode, stamp_seconds
 from .convert import estimate_to_msg, is_finite_emotion, msg_to_estimate
-from .params import prefixed
-
-
-def build_smoother(values: dict[str, Any]):
-    """Create the configured smoother plugin."""
-    name = values["smoother"]
-    kwargs: dict[str, Any] = {"max_gap": values["max_gap"], "max_tracks": values["max_tracks"]}
-    if name in ("ema", "hysteresis", "lstm"):
-        kwargs.update(prefixed(values, name))
-    return plugins.create("smoother", name, **kwargs)
 
 
 def smooth_array(smoother, name: str, msg: EmotionArray) -> EmotionArray:
     """Return the smoothed copy of one EmotionArray (non-finite entries are dropped)."""
     stamp = stamp_seconds(msg.header.stamp)
     good = [e for e in msg.emotions if is_finite_emotion(e)]
-    items = [(int(e.face_id), stamp, np.asarray(e.probabilities, np.float32)) for e in good]
-    if hasattr(smoother, "update_many"):
-        smoothed = smoother.update_many(items)
-    else:
-        smoothed = [smoother.update(*item) for item in items]
-    smoother.prune(stamp)
+    smoothed = smooth_estimates(smoother, name, [msg_to_estimate(e, stamp) for e in good], stamp)
     out = EmotionArray(header=msg.header)
-    for e, probs in zip(good, smoothed):
-        est = msg_to_estimate(e, stamp)
-        est.probabilities = np.asarray(probs, np.float32)
-        est.smoothed = name != "none"
-        est.smoother = name if name != "none" else ""
+    for e, est in zip(good, smoothed):
         m = estimate_to_msg(e.header, est)
         if is_finite_emotion(m):
             out.emotions.append(m)

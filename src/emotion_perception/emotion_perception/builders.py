@@ -1,0 +1,83 @@
+"""Build the core objects from node parameter values (no rclpy).
+
+The nodes and the offline bag evaluation both call these, so a replayed bag is processed with
+exactly the objects the live graph would build from the same parameters.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Sequence
+
+import numpy as np
+
+from .core import plugins
+from .core.pipeline import FramePipeline
+from .core.tracking import FaceTracker
+from .core.types import EmotionEstimate
+from .nodes.params import prefixed
+
+BUILTIN_DETECTORS = ("haar", "yunet")
+
+
+def detector_kwargs(values: dict[str, Any]) -> dict[str, Any]:
+    """Return the keyword arguments for the configured detector plugin."""
+    name = values["detector"]
+    try:
+        extra = json.loads(values["plugin_params"] or "{}")
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"parameter 'plugin_params' is not valid JSON: {exc}") from exc
+    if not isinstance(extra, dict):
+        raise ValueError("parameter 'plugin_params' must be a JSON object")
+    if name in BUILTIN_DETECTORS:
+        kwargs = prefixed(values, name)
+        kwargs["max_side"] = values["max_side"]
+        kwargs.update(extra)
+        return kwargs
+    return extra
+
+
+def build_pipeline(detector_values: dict[str, Any], classifier: Any = None) -> FramePipeline:
+    """Build detector + tracker (+ an optional classifier) from face_detector parameters."""
+    detector = plugins.create("detector", detector_values["detector"],
+                              **detector_kwargs(detector_values))
+    tracker = FaceTracker(**prefixed(detector_values, "tracking"))
+    return FramePipeline(detector, classifier, tracker,
+                         crop_margin=detector_values["crop_margin"],
+                         max_faces=detector_values["max_faces"])
+
+
+def build_classifier(values: dict[str, Any]) -> Any:
+    """Create the classifier plugin from emotion_classifier parameters."""
+    name = values["classifier"]
+    kwargs: dict[str, Any] = {"model_path": values["model_path"]}
+    if name == "keras":
+        kwargs["threads"] = values["threads"]
+    elif name == "tflite":
+        kwargs["num_threads"] = values["threads"] or 2
+    return plugins.create("classifier", name, **kwargs)
+
+
+def build_smoother(values: dict[str, Any]) -> Any:
+    """Create the smoother plugin from emotion_smoother parameters."""
+    name = values["smoother"]
+    kwargs: dict[str, Any] = {"max_gap": values["max_gap"], "max_tracks": values["max_tracks"]}
+    if name in ("ema", "hysteresis", "lstm"):
+        kwargs.update(prefixed(values, name))
+    return plugins.create("smoother", name, **kwargs)
+
+
+def smooth_estimates(smoother: Any, name: str, estimates: Sequence[EmotionEstimate],
+                     stamp: float) -> list[EmotionEstimate]:
+    """Smooth one frame's estimates (one batched update, then prune) as the smoother node does."""
+    items = [(int(e.face_id), stamp, np.asarray(e.probabilities, np.float32)) for e in estimates]
+    if hasattr(smoother, "update_many"):
+        outputs = smoother.update_many(items)
+    else:
+        outputs = [smoother.update(*item) for item in items]
+    smoother.prune(stamp)
+    smoothed = name != "none"
+    return [EmotionEstimate(face_id=e.face_id, probabilities=np.asarray(p, np.float32),
+                            box=e.box, detection_score=e.detection_score, stamp=stamp,
+                            smoothed=smoothed, smoother=name if smoothed else "")
+            for e, p in zip(estimates, outputs)]
