@@ -30,6 +30,8 @@ setup(
             "emotion-cam = emotion_training.cam:main",
             "emotion-export = emotion_training.export:main",
             "emotion-augment-preview = emotion_training.preview:main",
+            "emotion-ensemble = emotion_training.ensemble:main",
+            "emotion-temporal = emotion_training.temporal:main",
         ],
     },
 )
