@@ -197,12 +197,12 @@ class _GraphRun:
     def close(self) -> None:
         """Stop the graph."""
         self.executor.shutdown(timeout_sec=2.0)
+        self.thread.join(5.0)
         for n in self.nodes:
             if hasattr(n, "_close_all"):
                 n._close_all()
             n.destroy_node()
         self.probe.destroy_node()
-        self.thread.join(2.0)
 
 
 def bench_graph(seconds: float, classifier: str) -> dict[str, Any]:

@@ -242,9 +242,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if monitor is not None:
             monitor.close()
-        shutdown_nodes(nodes, executor)
-        if spin is not None:
-            spin.join(timeout=5.0)
+        shutdown_nodes(nodes, executor, spin)
     _summary(monitor, time.monotonic() - t0)
     return 0
 

@@ -195,6 +195,7 @@ class SoakGraph:
     def close(self) -> None:
         """Stop the graph's workers and destroy its nodes (rclpy stays initialised)."""
         self.executor.shutdown(timeout_sec=2.0)
+        self._thread.join(5.0)  # never destroy entities under a spinning executor
         for n in self.nodes:
             try:
                 if hasattr(n, "_close_all"):
@@ -203,7 +204,6 @@ class SoakGraph:
             except Exception:  # closing down: nothing useful left to report
                 pass
         self.probe.destroy_node()
-        self._thread.join(2.0)
 
 
 def scene_messages(n_faces: int, count: int = 30, size: tuple[int, int] = (480, 640),

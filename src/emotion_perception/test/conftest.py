@@ -60,6 +60,7 @@ class Spinner:
     def close(self) -> None:
         """Stop spinning and destroy the nodes."""
         self.executor.shutdown(timeout_sec=2.0)
+        self.thread.join(timeout=5.0)  # never destroy entities under a spinning executor
         for n in self.nodes:
             if hasattr(n, "_close_all"):
                 n._close_all()

@@ -28,7 +28,7 @@ def test_analyse_fits_memory_over_the_second_half_and_skips_warmup_latency():
     assert out["memory_slope_mb_per_1000"] == pytest.approx(5.0)
     assert out["latency_first_p50_ms"] == 20.0 and out["latency_last_p50_ms"] == 30.0
     flat = analyse(_windows([700.0] * 6, [10.0] * 6))
-    assert flat["memory_slope_mb_per_1000"] == pytest.approx(0.0)
+    assert flat["memory_slope_mb_per_1000"] == pytest.approx(0.0, abs=1e-9)
     assert math.isnan(analyse(_windows([1.0], [1.0]))["memory_slope_mb_per_1000"])
 
 

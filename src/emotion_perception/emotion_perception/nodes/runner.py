@@ -39,18 +39,22 @@ def spin_nodes(nodes: Iterable, executor=None) -> None:
         shutdown_nodes(nodes, executor)
 
 
-def shutdown_nodes(nodes: Iterable, executor=None) -> None:
-    """Stop nodes' workers and destroy them, then shut rclpy down (idempotent)."""
+def shutdown_nodes(nodes: Iterable, executor=None, spin_thread=None) -> None:
+    """Stop the executor (and its spin thread), then the nodes' workers; destroy the nodes.
+
+    Idempotent; shuts rclpy down at the end. Entities are never destroyed while an executor
+    is still waiting on them.
+    """
+    if executor is not None:
+        executor.shutdown(timeout_sec=2.0)
+    if spin_thread is not None:
+        spin_thread.join(timeout=5.0)
     for n in nodes:
         try:
             n._close_all() if hasattr(n, "_close_all") else None
             if hasattr(n, "teardown"):
                 n.teardown()
-            if executor is not None:
-                executor.remove_node(n)
             n.destroy_node()
         except Exception:  # shutting down: nothing left to report to
             pass
-    if executor is not None:
-        executor.shutdown(timeout_sec=1.0)
     rclpy.try_shutdown()
