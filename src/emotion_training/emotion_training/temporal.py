@@ -56,6 +56,7 @@ from typing import Any, Callable, Mapping
 import numpy as np
 
 from emotion_perception.core.classes import CLASS_NAMES, NUM_CLASSES
+from emotion_perception.core.metrics import TABLE_COLUMNS
 from emotion_perception.core.smoothing.lstm import sliding_windows
 
 Classifier = Callable[[np.ndarray], np.ndarray]
@@ -585,16 +586,7 @@ def bench(seqs: SequenceSet, lstm_path: str | Path | None, cfg: BenchConfig | No
     return {"metrics": summary, "outputs": outputs}
 
 
-BENCH_COLUMNS = (
-    ("accuracy", "accuracy", "{:.3f}"),
-    ("flicker_per_s", "flicker/s", "{:.3f}"),
-    ("mean_lag_frames", "lag (frames)", "{:.2f}"),
-    ("mean_lag_common_frames", "lag common", "{:.2f}"),
-    ("mean_lag_common_s", "lag common (s)", "{:.3f}"),
-    ("unresolved", "unresolved", "{:d}"),
-    ("transitions", "transitions", "{:d}"),
-    ("us_per_update", "us/update", "{:.1f}"),
-)
+BENCH_COLUMNS = TABLE_COLUMNS + (("us_per_update", "us/update", "{:.1f}"),)
 
 
 def markdown_table(metrics: Mapping[str, Mapping[str, float]]) -> str:

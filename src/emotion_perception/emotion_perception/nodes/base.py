@@ -19,6 +19,7 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import (FloatingPointRange, IntegerRange, ParameterDescriptor,
                                 SetParametersResult)
 from rclpy.lifecycle import LifecycleNode, State, TransitionCallbackReturn
+from rclpy.publisher import Publisher
 from rclpy.qos import QoSProfile, ReliabilityPolicy, HistoryPolicy, qos_profile_sensor_data
 
 from .params import NODE_PARAMS, Param, by_name
@@ -205,6 +206,9 @@ class PerceptionNode(LifecycleNode):
         self.warn_limited = RateLimitedLog(self.get_logger().warning)
         self._diag_pub = None
         self._diag_timer = None
+        self._io: list = []
+        self._pub = None
+        self._worker: LatestWorker | None = None
         self.params_changed = threading.Event()
         self.configure_error = ""
         if values["autostart"]:
@@ -295,7 +299,47 @@ class PerceptionNode(LifecycleNode):
         """Create publishers, subscriptions, timers, worker threads."""
 
     def close_io(self) -> None:
-        """Destroy what open_io created."""
+        """Destroy the I/O made with the add_* helpers, newest first.
+
+        Subscriptions go before workers and workers before publishers when open_io creates
+        them in the order publisher, worker, subscription.
+        """
+        self._worker = None
+        while self._io:
+            obj = self._io.pop()
+            if isinstance(obj, LatestWorker):
+                obj.stop()
+            elif isinstance(obj, Publisher):
+                self.destroy_publisher(obj)
+            else:
+                self.destroy_subscription(obj)
+        self._pub = None
+
+    def add_publisher(self, msg_type: Any, topic: str, qos: QoSProfile) -> Publisher:
+        """Create a publisher that close_io destroys."""
+        pub = self.create_publisher(msg_type, topic, qos)
+        self._io.append(pub)
+        return pub
+
+    def add_subscription(self, msg_type: Any, topic: str, callback: Callable[[Any], None],
+                         qos: QoSProfile) -> Any:
+        """Create a subscription that close_io destroys."""
+        sub = self.create_subscription(msg_type, topic, callback, qos)
+        self._io.append(sub)
+        return sub
+
+    def add_worker(self, fn: Callable[[Any], None]) -> LatestWorker:
+        """Start a newest-item worker thread that close_io stops."""
+        worker = LatestWorker(fn, self.stats, self.NODE_NAME)
+        self._io.append(worker)
+        return worker
+
+    def enqueue(self, msg: Any) -> None:
+        """Count an input and hand it to the node's worker (newest wins)."""
+        self.stats.count("received")
+        worker = self._worker
+        if worker is not None:
+            worker.submit(msg)
 
     def diagnostics_extra(self) -> dict[str, Any]:
         """Return node-specific diagnostic values."""

@@ -39,7 +39,7 @@ class CameraNode(PerceptionNode):
 
     def open_io(self) -> None:
         """Create the publisher and start the reader thread."""
-        self._pub = self.create_publisher(Image, "image_raw", IMAGE_PUB_QOS)
+        self._pub = self.add_publisher(Image, "image_raw", IMAGE_PUB_QOS)
         # a fresh event per activation: a reader thread that outlived a deactivate (stuck in a
         # driver call) must not be revived by clearing a shared flag
         self._stop = threading.Event()
@@ -53,9 +53,7 @@ class CameraNode(PerceptionNode):
             self._stop.set()
             self._thread.join(5.0)
             self._thread = None
-        if getattr(self, "_pub", None) is not None:
-            self.destroy_publisher(self._pub)
-            self._pub = None
+        super().close_io()
 
     def diagnostics_extra(self) -> dict[str, Any]:
         """Add source state and reconnect count."""

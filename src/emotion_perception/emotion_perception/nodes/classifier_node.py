@@ -15,7 +15,7 @@ from ..builders import build_classifier
 from ..core.image_conversion import ImageConversionError, to_bgr8
 from ..core.pipeline import classify_crops
 from ..core.types import TrackedFace
-from .base import RESULT_QOS, LatestWorker, PerceptionNode, stamp_seconds
+from .base import RESULT_QOS, PerceptionNode, stamp_seconds
 from .convert import box_from_roi, estimates_to_msg, image_to_numpy
 
 
@@ -36,31 +36,13 @@ class EmotionClassifierNode(PerceptionNode):
 
     def open_io(self) -> None:
         """Subscribe to ``faces``, publish ``emotion_raw``."""
-        self._pub = self.create_publisher(EmotionArray, "emotion_raw", RESULT_QOS)
-        self._worker = LatestWorker(self._process, self.stats, "emotion_classifier")
-        self._sub = self.create_subscription(FaceArray, "faces", self._on_faces, RESULT_QOS)
-
-    def close_io(self) -> None:
-        """Stop the worker and remove the I/O."""
-        if getattr(self, "_sub", None) is not None:
-            self.destroy_subscription(self._sub)
-            self._sub = None
-        if getattr(self, "_worker", None) is not None:
-            self._worker.stop()
-            self._worker = None
-        if getattr(self, "_pub", None) is not None:
-            self.destroy_publisher(self._pub)
-            self._pub = None
+        self._pub = self.add_publisher(EmotionArray, "emotion_raw", RESULT_QOS)
+        self._worker = self.add_worker(self._process)
+        self.add_subscription(FaceArray, "faces", self.enqueue, RESULT_QOS)
 
     def diagnostics_extra(self) -> dict[str, Any]:
         """Add the classifier name and the count of non-finite outputs."""
         return {"classifier": self.values["classifier"], "invalid_outputs": self.invalid}
-
-    def _on_faces(self, msg: FaceArray) -> None:
-        self.stats.count("received")
-        worker = self._worker
-        if worker is not None:
-            worker.submit(msg)
 
     def _process(self, msg: FaceArray) -> None:
         t0 = time.monotonic()

@@ -36,21 +36,10 @@ class DebugImageNode(PerceptionNode):
 
     def open_io(self) -> None:
         """Subscribe to ``image`` and ``emotion``; publish ``debug_image``."""
-        self._pub = self.create_publisher(Image, "debug_image", IMAGE_PUB_QOS)
-        self._sub_img = self.create_subscription(Image, "image", self._on_image,
-                                                 image_sub_qos(self.values["image_qos"]))
-        self._sub_emo = self.create_subscription(EmotionArray, "emotion", self._on_emotion,
-                                                 RESULT_QOS)
-
-    def close_io(self) -> None:
-        """Remove the I/O."""
-        for attr in ("_sub_img", "_sub_emo"):
-            if getattr(self, attr, None) is not None:
-                self.destroy_subscription(getattr(self, attr))
-                setattr(self, attr, None)
-        if getattr(self, "_pub", None) is not None:
-            self.destroy_publisher(self._pub)
-            self._pub = None
+        self._pub = self.add_publisher(Image, "debug_image", IMAGE_PUB_QOS)
+        self.add_subscription(Image, "image", self._on_image,
+                              image_sub_qos(self.values["image_qos"]))
+        self.add_subscription(EmotionArray, "emotion", self._on_emotion, RESULT_QOS)
 
     def _remember(self, cache: OrderedDict, key, value) -> None:
         cache[key] = value

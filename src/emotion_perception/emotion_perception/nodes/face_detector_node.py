@@ -10,7 +10,7 @@ from sensor_msgs.msg import Image
 
 from ..builders import build_pipeline
 from ..core.image_conversion import ImageConversionError, to_bgr8
-from .base import RESULT_QOS, LatestWorker, PerceptionNode, image_sub_qos, stamp_seconds
+from .base import RESULT_QOS, PerceptionNode, image_sub_qos, stamp_seconds
 from .convert import faces_to_msg, image_to_numpy
 
 
@@ -31,32 +31,14 @@ class FaceDetectorNode(PerceptionNode):
 
     def open_io(self) -> None:
         """Subscribe to ``image`` and publish ``faces``."""
-        self._pub = self.create_publisher(FaceArray, "faces", RESULT_QOS)
-        self._worker = LatestWorker(self._process, self.stats, "face_detector")
-        self._sub = self.create_subscription(Image, "image", self._on_image,
-                                             image_sub_qos(self.values["image_qos"]))
-
-    def close_io(self) -> None:
-        """Stop the worker and remove the I/O."""
-        if getattr(self, "_sub", None) is not None:
-            self.destroy_subscription(self._sub)
-            self._sub = None
-        if getattr(self, "_worker", None) is not None:
-            self._worker.stop()
-            self._worker = None
-        if getattr(self, "_pub", None) is not None:
-            self.destroy_publisher(self._pub)
-            self._pub = None
+        self._pub = self.add_publisher(FaceArray, "faces", RESULT_QOS)
+        self._worker = self.add_worker(self._process)
+        self.add_subscription(Image, "image", self.enqueue,
+                              image_sub_qos(self.values["image_qos"]))
 
     def diagnostics_extra(self) -> dict[str, Any]:
         """Add the detector name and face count."""
         return {"detector": self.values["detector"], "faces_published": self.faces_published}
-
-    def _on_image(self, msg: Image) -> None:
-        self.stats.count("received")
-        worker = self._worker
-        if worker is not None:
-            worker.submit(msg)
 
     def _process(self, msg: Image) -> None:
         t0 = time.monotonic()

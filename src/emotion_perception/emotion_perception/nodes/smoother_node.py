@@ -46,18 +46,8 @@ class EmotionSmootherNode(PerceptionNode):
 
     def open_io(self) -> None:
         """Subscribe to ``emotion_raw``; publish ``emotion``."""
-        self._pub = self.create_publisher(EmotionArray, "emotion", RESULT_QOS)
-        self._sub = self.create_subscription(EmotionArray, "emotion_raw", self._on_raw,
-                                             RESULT_QOS)
-
-    def close_io(self) -> None:
-        """Remove the I/O."""
-        if getattr(self, "_sub", None) is not None:
-            self.destroy_subscription(self._sub)
-            self._sub = None
-        if getattr(self, "_pub", None) is not None:
-            self.destroy_publisher(self._pub)
-            self._pub = None
+        self._pub = self.add_publisher(EmotionArray, "emotion", RESULT_QOS)
+        self.add_subscription(EmotionArray, "emotion_raw", self._on_raw, RESULT_QOS)
 
     def diagnostics_extra(self) -> dict[str, Any]:
         """Add the smoother name."""
