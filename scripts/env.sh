@@ -27,5 +27,7 @@ if [ -z "${EP_SKIP_WORKSPACE:-}" ] && [ -f "$_EP_ROOT/install/local_setup.bash" 
   source "$_EP_ROOT/install/local_setup.bash"
   [ -n "$_EP_NOUNSET" ] && set -u
   unset _EP_NOUNSET
+  # console scripts (ros2 run's executables) callable by name where ros2cli is missing
+  export PATH="$_EP_ROOT/install/emotion_perception/lib/emotion_perception:$_EP_ROOT/install/emotion_training/lib/emotion_training:$PATH"
 fi
 unset _EP_ROOT _EP_VENV

@@ -55,7 +55,9 @@ def build_classifier(values: dict[str, Any]) -> Any:
         kwargs["threads"] = values["threads"]
     elif name == "tflite":
         kwargs["num_threads"] = values["threads"] or 2
-    return plugins.create("classifier", name, **kwargs)
+    classifier = plugins.create("classifier", name, **kwargs)
+    classifier.tta_mirror = bool(values["tta_mirror"])
+    return classifier
 
 
 def build_smoother(values: dict[str, Any]) -> Any:

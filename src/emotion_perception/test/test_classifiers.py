@@ -234,3 +234,17 @@ def test_default_models_found_by_lookup(lookup_dirs: tuple[Path, Path],
     (source / DEFAULT_TFLITE_MODEL).write_bytes(models["int8"].read_bytes())
     assert KerasClassifier().path == source / DEFAULT_KERAS_MODEL
     assert TFLiteClassifier().path == source / DEFAULT_TFLITE_MODEL
+
+
+def test_mirror_tta_averages_face_and_mirror(models: dict[str, Path]) -> None:
+    clf = KerasClassifier(model_path=str(models["keras"]))
+    rng = np.random.default_rng(5)
+    crops = [rng.integers(0, 255, (60, 60), dtype=np.uint8) for _ in range(3)]
+    plain, _ = clf.classify(crops)
+    mirrored, _ = clf.classify([c[:, ::-1] for c in crops])
+    clf.tta_mirror = True
+    tta, valid = clf.classify(crops)
+    assert valid.all() and tta.shape == (3, 7)
+    np.testing.assert_allclose(tta, (plain + mirrored) / 2, atol=1e-5)
+    tta_of_mirror, _ = clf.classify([c[:, ::-1] for c in crops])
+    np.testing.assert_allclose(tta_of_mirror, tta, atol=1e-5)  # mirror-invariant by design

@@ -130,7 +130,7 @@ def _read_run(run_dir: Path | None) -> dict[str, Any]:
     info: dict[str, Any] = {}
     if run_dir is None:
         return info
-    info["run_dir"] = str(run_dir)
+    info["run_dir"] = run_dir.name  # the folder name only: local paths mean nothing to readers
     if (run_dir / "config.yaml").is_file():
         info["config"] = yaml.safe_load((run_dir / "config.yaml").read_text())
     if (run_dir / "summary.json").is_file():
@@ -212,7 +212,7 @@ def export_model(model_path: str | Path, out_dir: str | Path, name: str,
         model_path.parent if (model_path.parent / "config.yaml").is_file() else None)
     card = build_model_card(name, model, formats, metrics, _read_run(run_path), data_source,
                             n_calibration=len(x_cal), n_eval=None if labels is None
-                            else len(labels), source_model=str(model_path))
+                            else len(labels), source_model=Path(model_path).name)
     (out / f"{name}.parity.json").write_text(json.dumps(
         {"reference": keras_file.name, "n_parity": int(len(x_par)), "formats": formats},
         indent=2) + "\n")
@@ -391,7 +391,7 @@ def main(argv: list[str] | None = None) -> int:
         card = export_model(
             a.model, a.out, a.name, cal, None if ev is None else ev.images,
             None if ev is None else ev.labels, parity_samples=a.parity_samples,
-            metrics=metrics, run_dir=a.run, data_source=str(a.data), seed=a.seed)
+            metrics=metrics, run_dir=a.run, data_source=Path(a.data).name, seed=a.seed)
     except (ValueError, OSError) as exc:
         print(f"emotion-export: {exc}", file=sys.stderr)
         return 2

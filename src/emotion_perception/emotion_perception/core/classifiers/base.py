@@ -29,6 +29,9 @@ class EmotionClassifier(ABC):
 
     name: str = ""
     input_size: tuple[int, int] = MODEL_INPUT_SIZE
+    #: average each face's probabilities with those of its mirror image (test-time
+    #: augmentation; doubles the inference work, same single batched call)
+    tta_mirror: bool = False
 
     @abstractmethod
     def predict(self, batch: np.ndarray) -> np.ndarray:
@@ -44,10 +47,15 @@ class EmotionClassifier(ABC):
         if len(crops) == 0:
             return np.zeros((0, NUM_CLASSES), np.float32), np.zeros(0, bool)
         batch = preprocess_faces(crops, self.input_size)
+        n = len(crops)
+        if self.tta_mirror:
+            batch = np.concatenate([batch, batch[:, :, ::-1]])
         probs = np.asarray(self.predict(batch), dtype=np.float32)
-        if probs.shape != (len(crops), NUM_CLASSES):
+        if probs.shape != (len(batch), NUM_CLASSES):
             raise ModelError(f"classifier {self.name!r} returned shape {probs.shape}, "
-                             f"expected ({len(crops)}, {NUM_CLASSES})")
+                             f"expected ({len(batch)}, {NUM_CLASSES})")
+        if self.tta_mirror:
+            probs = 0.5 * (probs[:n] + probs[n:])
         return sanitize_probabilities(probs)
 
 
