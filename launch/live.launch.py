@@ -23,7 +23,8 @@ ARGUMENTS = {
                "demo (embedded clip) or auto (device 0 if present, else demo)"),
     "image_topic": ("", "use this existing camera topic instead of starting our camera node"),
     "detector": ("haar", "face detector plugin: haar, yunet or a third-party name"),
-    "classifier": ("keras", "emotion classifier plugin: keras, tflite or a third-party name"),
+    "classifier": ("auto", "emotion classifier plugin: auto (by model_path's extension; the "
+                   "shipped int8 TFLite model by default), keras, tflite or a third-party name"),
     "model_path": ("", "classifier model file (empty: the shipped model)"),
     "smoothing": ("true", "run the temporal smoother between classifier and /emotion"),
     "smoother": ("ema", "smoother plugin: none, ema, hysteresis, lstm"),

@@ -44,7 +44,7 @@ ARGUMENTS = {
     "grace": ("2.0", "seconds between the end of playback and shutdown"),
     "image_topic": ("", "the bag's image topic (empty: its only image topic)"),
     "detector": ("haar", "face detector plugin: haar, yunet or a third-party name"),
-    "classifier": ("keras", "emotion classifier plugin: keras, tflite or a third-party name"),
+    "classifier": ("auto", "emotion classifier plugin: auto (by model_path), keras, tflite, ..."),
     "model_path": ("", "classifier model file (empty: the shipped model)"),
     "smoothing": ("true", "run the temporal smoother between classifier and /emotion"),
     "smoother": ("ema", "smoother plugin: none, ema, hysteresis, lstm"),

@@ -442,7 +442,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fps", type=float, default=30.0, help="offered frame rate (0 = unpaced)")
     p.add_argument("--every", type=int, default=0, help="print a line every N frames "
                    "(default: frames / 20)")
-    p.add_argument("--classifier", default="keras", help="classifier plugin: tflite, keras")
+    p.add_argument("--classifier", default="tflite", help="classifier plugin: tflite, keras")
     p.add_argument("--model-path", default="", help="classifier model (default: the shipped "
                    "one, else a tiny untrained Keras model made on the fly)")
     p.add_argument("--no-smoothing", action="store_true", help="run without the smoother")

@@ -97,11 +97,13 @@ DETECTOR = (
 )
 
 CLASSIFIER = (
-    Param("classifier", "keras", "Emotion classifier plugin (entry-point group "
-          "emotion_perception.classifiers): keras, tflite, or a third-party name.",
+    Param("classifier", "auto", "Emotion classifier plugin (entry-point group "
+          "emotion_perception.classifiers): keras, tflite, a third-party name, or auto (keras "
+          "for a .keras/.h5 model_path, else tflite: the shipped int8 model by default).",
           read_only=True),
     Param("model_path", "", "Model file; empty = the shipped model from the package's share "
-          "directory (emotion_net.keras / emotion_net_int8.tflite).", read_only=True),
+          "directory (emotion_net_int8.tflite for tflite, emotion_net.keras for keras).",
+          read_only=True),
     Param("threads", 0, "Inference threads (0 = runtime default).", 0, 64, read_only=True),
     Param("tta_mirror", False, "Average each face with its mirror image (test-time "
           "augmentation): about +0.5 point accuracy for twice the inference work.",
