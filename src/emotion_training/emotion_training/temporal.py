@@ -725,9 +725,10 @@ def write_model_card(export: Path, lstm_path: Path, result: Mapping[str, Any],
         "Used by the "
         "`lstm` smoother plugin (`emotion_perception.core.smoothing.lstm`).", "",
         "## Data and sequences", "",
-        f"* Data: `{train_meta.get('data', '?')}` (sha256 `{train_meta.get('data_sha256', '?')}`)",
+        f"* Data: `{Path(str(train_meta.get('data', '?'))).name}` "
+        f"(sha256 `{train_meta.get('data_sha256', '?')}`)",
         f"* Classifier producing the per-frame probabilities: "
-        f"`{train_meta.get('classifier', '?')}` (sha256 "
+        f"`{Path(str(train_meta.get('classifier', '?'))).name}` (sha256 "
         f"`{train_meta.get('classifier_sha256', '?')}`)",
         f"* Training sequences: {train_meta.get('sequences', '?')} from the cleaned Training "
         f"split (seed {train_meta.get('seed', '?')}); benchmark sequences: "
@@ -761,8 +762,9 @@ def write_model_card(export: Path, lstm_path: Path, result: Mapping[str, Any],
         "## Reproduce", "",
         "```",
         f"python -m emotion_training.temporal all --config CONFIG.yaml --out WORK "
-        f"--data {train_meta.get('data', 'DATA.npz')} "
-        f"--classifier {train_meta.get('classifier', 'CLASSIFIER.keras')} --export DIR",
+        f"--data {Path(str(train_meta.get('data', 'DATA.npz'))).name} "
+        f"--classifier {Path(str(train_meta.get('classifier', 'CLASSIFIER.keras'))).name} "
+        "--export DIR",
         "```", "",
         "with CONFIG.yaml holding the `config` of the JSON card (seeds included).", "",
         "## Caveats", "",
