@@ -119,12 +119,12 @@ class _GraphRun:
     def __init__(self, overrides: dict[str, dict[str, Any]], smoothing: bool, tag: str) -> None:
         import rclpy
         from emotion_msgs.msg import EmotionArray
-        from rclpy.executors import MultiThreadedExecutor
         from sensor_msgs.msg import Image
 
         from .graph import default_params_file, graph_spec, load_params_file
         from .live import create_nodes
         from .nodes.base import IMAGE_PUB_QOS, RESULT_QOS
+        from .nodes.runner import BackgroundSpin
 
         ns = f"/bench_{tag}"
         params = load_params_file(default_params_file())
@@ -139,11 +139,7 @@ class _GraphRun:
         self.faces = 0
         self._lock = threading.Lock()
         self.probe.create_subscription(EmotionArray, f"{ns}/emotion", self._on, RESULT_QOS)
-        self.executor = MultiThreadedExecutor(num_threads=4)
-        for n in self.nodes + [self.probe]:
-            self.executor.add_node(n)
-        self.thread = threading.Thread(target=self.executor.spin, daemon=True)
-        self.thread.start()
+        self.spin = BackgroundSpin(self.nodes + [self.probe], name="bench_spin")
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and not (
                 self.pub.get_subscription_count() >= 1
@@ -196,13 +192,7 @@ class _GraphRun:
 
     def close(self) -> None:
         """Stop the graph."""
-        self.executor.shutdown(timeout_sec=2.0)
-        self.thread.join(5.0)
-        for n in self.nodes:
-            if hasattr(n, "_close_all"):
-                n._close_all()
-            n.destroy_node()
-        self.probe.destroy_node()
+        self.spin.stop(shutdown_rclpy=False)
 
 
 def bench_graph(seconds: float, classifier: str) -> dict[str, Any]:

@@ -205,15 +205,13 @@ def main(argv: list[str] | None = None) -> int:
     limit = args.frames or (150 if demo and not args.duration else 0)
 
     import rclpy
-    from rclpy.executors import MultiThreadedExecutor
 
-    from .nodes.runner import shutdown_nodes
+    from .nodes.runner import BackgroundSpin, shutdown_nodes
 
     rclpy.init()
     nodes: list = []
     monitor = None
     spin = None
-    executor = MultiThreadedExecutor(num_threads=6)
     t0 = time.monotonic()
     try:
         try:
@@ -226,10 +224,7 @@ def main(argv: list[str] | None = None) -> int:
         monitor = Monitor(mon_node, video, args.quiet, float(cam.get("fps", 15.0)))
         monitor.limit = limit
         nodes.append(mon_node)
-        for n in nodes:
-            executor.add_node(n)
-        spin = threading.Thread(target=_spin, args=(executor,), daemon=True)
-        spin.start()
+        spin = BackgroundSpin(nodes, num_threads=6, name="live_spin")
         print(f"live: {len(specs)} nodes running (source {source!r}{', demo clip' if demo else ''}"
               f"); {'stopping after ' + str(limit) + ' frames' if limit else 'Ctrl-C to stop'}",
               flush=True)
@@ -242,27 +237,15 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if monitor is not None:
             monitor.close()
-        shutdown_nodes(nodes, executor, spin)
+        if spin is not None:
+            spin.stop(shutdown_rclpy=True)
+        else:
+            shutdown_nodes(nodes)
     _summary(monitor, time.monotonic() - t0)
     return 0
 
 
-def _spin(executor) -> None:
-    """Spin until shutdown; a context shut down by SIGINT/SIGTERM ends the spin quietly."""
-    import rclpy
-    from rclpy.executors import ExternalShutdownException
-
-    try:
-        executor.spin()
-    except ExternalShutdownException:
-        pass
-    except Exception:
-        if rclpy.ok():
-            raise
-
-
-def _wait(nodes: list, monitor: Monitor, duration: float,
-          spin: threading.Thread | None = None) -> str:
+def _wait(nodes: list, monitor: Monitor, duration: float, spin=None) -> str:
     import rclpy
 
     start = time.monotonic()
@@ -270,7 +253,7 @@ def _wait(nodes: list, monitor: Monitor, duration: float,
         if not rclpy.ok():  # rclpy's SIGINT/SIGTERM handler shut the context down: stop cleanly
             print("\nlive: interrupted", flush=True)
             return ""
-        if spin is not None and not spin.is_alive():
+        if spin is not None and not spin.alive():
             return "the executor stopped after an error (see above)"
         for n in nodes:
             err = getattr(n, "configure_error", "")

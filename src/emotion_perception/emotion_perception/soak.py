@@ -95,12 +95,12 @@ class SoakGraph:
                  overrides: dict[str, dict[str, Any]] | None = None) -> None:
         import rclpy
         from emotion_msgs.msg import EmotionArray
-        from rclpy.executors import MultiThreadedExecutor
         from sensor_msgs.msg import Image
 
         from .graph import default_params_file, graph_spec, load_params_file
         from .live import create_nodes
         from .nodes.base import IMAGE_PUB_QOS, RESULT_QOS
+        from .nodes.runner import BackgroundSpin
 
         if not model_path:
             raise ValueError("model_path must name a classifier model file")
@@ -125,23 +125,7 @@ class SoakGraph:
         self.recent_stamps: deque[tuple[int, int]] = deque(maxlen=256)
         self.probe.create_subscription(EmotionArray, self.emotion_topic, self._on_emotion,
                                        RESULT_QOS)
-        self.executor = MultiThreadedExecutor(num_threads=4)
-        for n in self.nodes + [self.probe]:
-            self.executor.add_node(n)
-        self._thread = threading.Thread(target=self._spin, name="soak_spin", daemon=True)
-        self._thread.start()
-
-    def _spin(self) -> None:
-        import rclpy
-        from rclpy.executors import ExternalShutdownException
-
-        try:
-            self.executor.spin()
-        except ExternalShutdownException:
-            pass
-        except Exception:
-            if rclpy.ok():
-                raise
+        self._spin = BackgroundSpin(self.nodes + [self.probe], name="soak_spin")
 
     def _on_emotion(self, msg) -> None:
         now = time.time()
@@ -194,16 +178,7 @@ class SoakGraph:
 
     def close(self) -> None:
         """Stop the graph's workers and destroy its nodes (rclpy stays initialised)."""
-        self.executor.shutdown(timeout_sec=2.0)
-        self._thread.join(5.0)  # never destroy entities under a spinning executor
-        for n in self.nodes:
-            try:
-                if hasattr(n, "_close_all"):
-                    n._close_all()
-                n.destroy_node()
-            except Exception:  # closing down: nothing useful left to report
-                pass
-        self.probe.destroy_node()
+        self._spin.stop(shutdown_rclpy=False)
 
 
 def scene_messages(n_faces: int, count: int = 30, size: tuple[int, int] = (480, 640),

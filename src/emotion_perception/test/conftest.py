@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import random
-import threading
 import time
 from pathlib import Path
 from typing import Callable
@@ -40,31 +39,22 @@ def rclpy_session():
 
 
 class Spinner:
-    """Spins nodes on a multi-threaded executor in a background thread."""
+    """Spins nodes in a background thread (the runner's BackgroundSpin) for one test."""
 
     def __init__(self, nodes: list) -> None:
-        from rclpy.executors import MultiThreadedExecutor
+        from emotion_perception.nodes.runner import BackgroundSpin
 
-        self.nodes = list(nodes)
-        self.executor = MultiThreadedExecutor(num_threads=4)
-        for n in self.nodes:
-            self.executor.add_node(n)
-        self.thread = threading.Thread(target=self.executor.spin, daemon=True)
-        self.thread.start()
+        self._spin = BackgroundSpin(nodes, name="test_spin")
+        self.nodes = self._spin.nodes
 
     def add(self, node) -> None:
         """Spin one more node."""
-        self.nodes.append(node)
-        self.executor.add_node(node)
+        self._spin.nodes.append(node)
+        self._spin.executor.add_node(node)
 
     def close(self) -> None:
-        """Stop spinning and destroy the nodes."""
-        self.executor.shutdown(timeout_sec=2.0)
-        self.thread.join(timeout=5.0)  # never destroy entities under a spinning executor
-        for n in self.nodes:
-            if hasattr(n, "_close_all"):
-                n._close_all()
-            n.destroy_node()
+        """Stop spinning and destroy the nodes (rclpy stays initialised)."""
+        self._spin.stop(shutdown_rclpy=False)
 
 
 @pytest.fixture

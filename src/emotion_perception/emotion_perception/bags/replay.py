@@ -439,42 +439,6 @@ class _Stop:
             signal.signal(sig, handler)
 
 
-class _Spin:
-    """A multi-threaded executor spinning ``nodes`` in a background thread."""
-
-    def __init__(self, nodes: list) -> None:
-        from rclpy.executors import MultiThreadedExecutor
-
-        self.executor = MultiThreadedExecutor(num_threads=max(4, len(nodes) + 2))
-        for n in nodes:
-            self.executor.add_node(n)
-        self.thread = threading.Thread(target=self._spin, daemon=True, name="replay_spin")
-        self.thread.start()
-
-    def _spin(self) -> None:
-        from rclpy.executors import ExternalShutdownException
-
-        try:
-            self.executor.spin()
-        except ExternalShutdownException:
-            pass
-
-    def stop(self, nodes: list) -> None:
-        """Stop spinning (joining the thread), destroy ``nodes``, shut rclpy down."""
-        import rclpy
-
-        self.executor.shutdown(timeout_sec=2.0)
-        self.thread.join(timeout=5.0)
-        for n in nodes:
-            try:
-                if hasattr(n, "_close_all"):
-                    n._close_all()
-                n.destroy_node()
-            except Exception:  # shutting down: nothing left to report to
-                pass
-        rclpy.try_shutdown()
-
-
 def _init_rclpy(argv: Sequence[str] | None = None) -> None:
     import rclpy
     from rclpy.signals import SignalHandlerOptions
@@ -570,7 +534,9 @@ def play_main(argv: list[str] | None = None) -> int:
         except ValueError as exc:  # BagError included
             print(f"emotion-play-bag: error: {exc}", file=sys.stderr)
             return 2
-        executor = _Spin([player])
+        from ..nodes.runner import BackgroundSpin
+
+        executor = BackgroundSpin([player], name="replay_spin")
         with _Stop() as stop:
             if not player.wait_ready(args.wait_subscribers, 1 if args.lockstep else 0, waits,
                                      stop=stop):
@@ -591,7 +557,7 @@ def play_main(argv: list[str] | None = None) -> int:
         return 0 if not stats.timeouts else 1
     finally:
         if executor is not None:
-            executor.stop([player])
+            executor.stop(shutdown_rclpy=True)
         else:
             import rclpy
             rclpy.try_shutdown()
@@ -629,7 +595,9 @@ def record_main(argv: list[str] | None = None) -> int:
         import rclpy
         rclpy.try_shutdown()
         return 2
-    executor = _Spin([recorder])
+    from ..nodes.runner import BackgroundSpin
+
+    executor = BackgroundSpin([recorder], name="replay_spin")
     start = time.monotonic()
     try:
         with _Stop() as stop:
@@ -642,7 +610,7 @@ def record_main(argv: list[str] | None = None) -> int:
                     break
     finally:
         counts = recorder.close()
-        executor.stop([recorder])
+        executor.stop(shutdown_rclpy=True)
     print("emotion-record-bag: wrote " + str(args.out) + ": "
           + ", ".join(f"{t} {n} msgs" for t, n in counts.items()))
     return 0
@@ -769,7 +737,10 @@ def run_replay(args: argparse.Namespace) -> tuple[dict[str, Any], Path]:
         recorder = _recorder_node_class()(args.out, topics, storage=args.storage,
                                           overwrite=args.overwrite)
         everything.append(recorder)
-        executor = _Spin(everything)
+        from ..nodes.runner import BackgroundSpin
+
+        executor = BackgroundSpin(everything, num_threads=max(4, len(everything) + 2),
+                                  name="replay_spin")
         with _Stop() as stop:
             wait_graph_ready(player, recorder, nodes, lockstep=args.lockstep)
             bar = _bar(player.counts[image_topic], "replay", args.quiet)
@@ -790,7 +761,7 @@ def run_replay(args: argparse.Namespace) -> tuple[dict[str, Any], Path]:
             if hasattr(node, "close") and not getattr(node, "closed", True):
                 node.close()  # the recorder: finish the bag file even after an error
         if executor is not None:
-            executor.stop(everything)
+            executor.stop(shutdown_rclpy=True)
         else:
             import rclpy
             for node in everything:

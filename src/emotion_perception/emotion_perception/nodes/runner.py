@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import signal
 import sys
+import threading
 from typing import Iterable
 
 import rclpy
@@ -39,11 +40,11 @@ def spin_nodes(nodes: Iterable, executor=None) -> None:
         shutdown_nodes(nodes, executor)
 
 
-def shutdown_nodes(nodes: Iterable, executor=None, spin_thread=None) -> None:
+def shutdown_nodes(nodes: Iterable, executor=None, spin_thread=None,
+                   shutdown_rclpy: bool = True) -> None:
     """Stop the executor (and its spin thread), then the nodes' workers; destroy the nodes.
 
-    Idempotent; shuts rclpy down at the end. Entities are never destroyed while an executor
-    is still waiting on them.
+    Idempotent. Entities are never destroyed while an executor is still waiting on them.
     """
     if executor is not None:
         executor.shutdown(timeout_sec=2.0)
@@ -57,4 +58,38 @@ def shutdown_nodes(nodes: Iterable, executor=None, spin_thread=None) -> None:
             n.destroy_node()
         except Exception:  # shutting down: nothing left to report to
             pass
-    rclpy.try_shutdown()
+    if shutdown_rclpy:
+        rclpy.try_shutdown()
+
+
+class BackgroundSpin:
+    """Spin nodes on a multi-threaded executor in a daemon thread.
+
+    A context shut down by SIGINT/SIGTERM ends the spin quietly; ``stop`` shuts the executor
+    down, joins the thread, then destroys the nodes.
+    """
+
+    def __init__(self, nodes: Iterable, num_threads: int = 4, name: str = "spin") -> None:
+        self.nodes = list(nodes)
+        self.executor = MultiThreadedExecutor(num_threads=num_threads)
+        for n in self.nodes:
+            self.executor.add_node(n)
+        self.thread = threading.Thread(target=self._spin, name=name, daemon=True)
+        self.thread.start()
+
+    def _spin(self) -> None:
+        try:
+            self.executor.spin()
+        except ExternalShutdownException:
+            pass
+        except Exception:
+            if rclpy.ok():
+                raise
+
+    def alive(self) -> bool:
+        """Return True while the executor thread runs."""
+        return self.thread.is_alive()
+
+    def stop(self, shutdown_rclpy: bool = False) -> None:
+        """Stop spinning and destroy the nodes (and shut rclpy down if asked)."""
+        shutdown_nodes(self.nodes, self.executor, self.thread, shutdown_rclpy)
