@@ -146,8 +146,13 @@ def export_model(model_path: str | Path, out_dir: str | Path, name: str,
                  eval_labels: np.ndarray | None = None, *, parity_samples: int = 500,
                  latency_samples: int = 100, metrics: dict[str, Any] | None = None,
                  run_dir: str | Path | None = None, data_source: str | None = None,
-                 seed: int = 0, progress: bool = True) -> dict[str, Any]:
+                 seed: int = 0, progress: bool = True, keras_dtype: str = "float32"
+                 ) -> dict[str, Any]:
     """Export a Keras classifier to ``.keras`` + three TFLite files with parity and a card.
+
+    ``keras_dtype="float16"`` stores the ``.keras`` file with float16 weights and compute
+    (half the size, e.g. for an ensemble); its parity with the float32 model is measured like
+    the TFLite files'. The TFLite files are always converted from the float32 model.
 
     ``calibration_images``: uint8 faces (N, 48, 48) for int8 calibration (Training split).
     ``eval_images``/``eval_labels``: faces for the parity sample (up to ``parity_samples``)
@@ -160,6 +165,8 @@ def export_model(model_path: str | Path, out_dir: str | Path, name: str,
     from .evaluate import (KerasPredictor, TFLitePredictor, measure_latency,
                            predict_probabilities)
 
+    if keras_dtype not in ("float32", "float16"):
+        raise ValueError(f"keras_dtype must be float32 or float16, got {keras_dtype!r}")
     if not name or any(c in name for c in "/\\ "):
         raise ValueError(f"name must be a non-empty file stem without separators, got {name!r}")
     if calibration_images is None or len(calibration_images) == 0:
@@ -200,6 +207,13 @@ def export_model(model_path: str | Path, out_dir: str | Path, name: str,
                          "parity": parity_numbers(ref_par, predict_probabilities(
                              pred, x_par, progress=False)),
                          "input_dtype": np.dtype(pred.input_dtype).name}
+    if keras_dtype == "float16":
+        half = to_float16(model)
+        half.save(keras_file)
+        predictors["keras"] = KerasPredictor(half, keras_file)
+        formats["keras"]["dtype"] = "float16"
+        formats["keras"]["parity"] = parity_numbers(ref_par, predict_probabilities(
+            predictors["keras"], x_par, progress=False))
     for fmt, pred in predictors.items():
         path = out / formats[fmt]["file"]
         formats[fmt]["bytes"] = path.stat().st_size
@@ -218,6 +232,21 @@ def export_model(model_path: str | Path, out_dir: str | Path, name: str,
         indent=2) + "\n")
     write_model_card(card, out, name)
     return card
+
+
+def to_float16(model: Any) -> Any:
+    """Return a copy of ``model`` storing and computing in float16 (inputs stay float32)."""
+    import keras
+
+    def clone(layer: Any) -> Any:
+        cfg = layer.get_config()
+        if not isinstance(layer, keras.layers.InputLayer):
+            cfg["dtype"] = "float16"
+        return layer.__class__.from_config(cfg)
+
+    half = keras.models.clone_model(model, clone_function=clone, recursive=True)
+    half.set_weights([np.asarray(w).astype(np.float16) for w in model.get_weights()])
+    return half
 
 
 def build_model_card(name: str, model: Any, formats: dict[str, Any],
@@ -373,6 +402,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--metrics", type=Path, help="report.json of emotion-evaluate")
     p.add_argument("--run", type=Path, help="training run folder (config.yaml, summary.json)")
     p.add_argument("--seed", type=int, default=0, help="seed of the calibration sample")
+    p.add_argument("--keras-dtype", choices=("float32", "float16"), default="float32",
+                   help="dtype of the exported .keras weights (float16 halves its size)")
     a = p.parse_args(argv)
     if a.calibration < 1 or a.parity_samples < 1:
         p.error("--calibration and --parity-samples must be >= 1")
@@ -391,7 +422,8 @@ def main(argv: list[str] | None = None) -> int:
         card = export_model(
             a.model, a.out, a.name, cal, None if ev is None else ev.images,
             None if ev is None else ev.labels, parity_samples=a.parity_samples,
-            metrics=metrics, run_dir=a.run, data_source=Path(a.data).name, seed=a.seed)
+            metrics=metrics, run_dir=a.run, data_source=Path(a.data).name, seed=a.seed,
+            keras_dtype=a.keras_dtype)
     except (ValueError, OSError) as exc:
         print(f"emotion-export: {exc}", file=sys.stderr)
         return 2

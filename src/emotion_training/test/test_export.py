@@ -112,3 +112,22 @@ def test_parity_numbers() -> None:
     assert p["max_abs_prob_diff"] == pytest.approx(0.1)
     assert p["top1_agreement"] == 1.0
     assert X.parity_numbers(a, b[::-1])["top1_agreement"] == 0.0
+
+
+def test_float16_keras_export_halves_weights_and_keeps_parity(tmp_path) -> None:
+    import keras
+
+    from emotion_training import models
+    from emotion_training.export import to_float16
+
+    keras.utils.set_random_seed(3)
+    model = models.build_model("emotion_net", width=4)
+    half = to_float16(model)
+    assert all(w.dtype == "float16" for w in half.weights)
+    x = np.random.default_rng(0).random((6, 48, 48, 1), dtype=np.float32)
+    path = tmp_path / "half.keras"
+    half.save(path)
+    loaded = keras.saving.load_model(path, compile=False, safe_mode=True)
+    got = np.asarray(loaded(x, training=False), dtype=np.float32)
+    want = np.asarray(model(x, training=False), dtype=np.float32)
+    np.testing.assert_allclose(got, want, atol=2e-3)
