@@ -224,7 +224,7 @@ def main(argv: list[str] | None = None) -> int:
         monitor = Monitor(mon_node, video, args.quiet, float(cam.get("fps", 15.0)))
         monitor.limit = limit
         nodes.append(mon_node)
-        spin = BackgroundSpin(nodes, num_threads=6, name="live_spin")
+        spin = BackgroundSpin(nodes, name="live_spin")
         print(f"live: {len(specs)} nodes running (source {source!r}{', demo clip' if demo else ''}"
               f"); {'stopping after ' + str(limit) + ' frames' if limit else 'Ctrl-C to stop'}",
               flush=True)

@@ -739,8 +739,7 @@ def run_replay(args: argparse.Namespace) -> tuple[dict[str, Any], Path]:
         everything.append(recorder)
         from ..nodes.runner import BackgroundSpin
 
-        executor = BackgroundSpin(everything, num_threads=max(4, len(everything) + 2),
-                                  name="replay_spin")
+        executor = BackgroundSpin(everything, name="replay_spin")
         with _Stop() as stop:
             wait_graph_ready(player, recorder, nodes, lockstep=args.lockstep)
             bar = _bar(player.counts[image_topic], "replay", args.quiet)
