@@ -88,6 +88,6 @@ else
   log "colcon build"
   (cd "$ROOT" && colcon build --base-paths src --build-base build --install-base install \
      --cmake-args -DPython3_EXECUTABLE="$VPY" -DBUILD_TESTING=ON \
-     --event-handlers console_cohesion- summary+ status- ) >&2
+     --event-handlers console_cohesion- console_stderr- summary+ status- ) >&2
   touch "$BUILT"
 fi

@@ -39,7 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--image-topic", default="", help="use this camera topic instead of running "
                    "our camera node")
     p.add_argument("--detector", help="detector plugin (haar, yunet, ...)")
-    p.add_argument("--classifier", help="classifier plugin (keras, tflite, ...)")
+    p.add_argument("--classifier", help="classifier plugin (auto, keras, tflite, ...)")
     p.add_argument("--model-path", help="classifier model file")
     p.add_argument("--smoother", help="smoother plugin (none, ema, hysteresis, lstm)")
     p.add_argument("--no-smoothing", action="store_true", help="publish per-frame emotions "
