@@ -7,6 +7,7 @@ drift apart. No rclpy import here.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -99,3 +100,11 @@ def default_params_file() -> Path:
         return here
     raise FileNotFoundError("config/emotion_perception.yaml not found in the emotion_perception "
                             "share directory nor in the source tree; pass --params-file")
+
+
+def parse_value(text: str) -> Any:
+    """Parse a command-line parameter value as JSON (numbers, booleans), else keep the text."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import json
 import os
 import sys
 import threading
@@ -20,14 +19,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from .graph import NodeSpec, default_params_file, graph_spec, load_params_file
-
-
-def _parse_value(text: str) -> Any:
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        return text
+from .graph import NodeSpec, default_params_file, graph_spec, load_params_file, parse_value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -78,7 +70,7 @@ def node_params(args: argparse.Namespace, specs: list[NodeSpec]) -> dict[str, di
         node, dot, name = key.partition(".")
         if not sep or not dot:
             raise ValueError(f"--set expects NODE.PARAM=VALUE, got {item!r}")
-        overrides.setdefault(node, {})[name] = _parse_value(value)
+        overrides.setdefault(node, {})[name] = parse_value(value)
     known = {s.name for s in specs}
     for node, values in overrides.items():
         if node not in known:

@@ -56,7 +56,7 @@ from typing import Any, Callable, Mapping
 import numpy as np
 
 from emotion_perception.core.classes import CLASS_NAMES, NUM_CLASSES
-from emotion_perception.core.metrics import TABLE_COLUMNS
+from emotion_perception.core.metrics import TABLE_COLUMNS, json_safe
 from emotion_perception.core.smoothing.lstm import sliding_windows
 
 Classifier = Callable[[np.ndarray], np.ndarray]
@@ -771,17 +771,6 @@ def write_model_card(export: Path, lstm_path: Path, result: Mapping[str, Any],
     ] + [f"* {c}" for c in card["caveats"]] + [""]
     (export / f"{CARD_STEM}.md").write_text("\n".join(md))
     return card
-
-
-def json_safe(x: Any) -> Any:
-    """Return ``x`` with non-finite floats replaced by None (strict JSON has no NaN)."""
-    if isinstance(x, float) and not math.isfinite(x):
-        return None
-    if isinstance(x, dict):
-        return {k: json_safe(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [json_safe(v) for v in x]
-    return x
 
 
 def _fmt(v: Any) -> str:

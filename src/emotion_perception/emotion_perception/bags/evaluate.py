@@ -32,7 +32,6 @@ label timeline).
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import sys
@@ -45,6 +44,7 @@ import numpy as np
 
 from ..builders import build_smoother, smooth_estimates
 from ..core import metrics
+from ..graph import parse_value
 from ..core.classes import CLASS_NAMES, NUM_CLASSES
 from ..core.types import Box, EmotionEstimate
 from .io import BagError, BagReader, LabelFace, read_emotion_arrays
@@ -56,13 +56,6 @@ DETECTOR_NODE, CLASSIFIER_NODE, SMOOTHER_NODE = "face_detector", "emotion_classi
 
 
 # -- configuration (mirrors the nodes' builders; no rclpy) ------------------------------------
-def _parse_value(text: str) -> Any:
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        return text
-
-
 def resolve_params(params_file: str | Path | None = None,
                    overrides: dict[str, dict[str, Any]] | None = None
                    ) -> dict[str, dict[str, Any]]:
@@ -326,16 +319,6 @@ def _percentiles(samples: Sequence[float]) -> dict[str, float]:
             "p99": float(np.percentile(a, 99)), "max": float(a.max())}
 
 
-def _nan_to_none(x: Any) -> Any:
-    if isinstance(x, float) and not math.isfinite(x):
-        return None
-    if isinstance(x, dict):
-        return {k: _nan_to_none(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_nan_to_none(v) for v in x]
-    return x
-
-
 def _temporal(runs: list[tuple[list[int], list[int], list[float]]], hold: int,
               frame_interval: float) -> dict[str, Any]:
     changes, seconds, lags, unresolved = 0, 0.0, [], 0
@@ -469,7 +452,7 @@ def score(run: EvalRun, hold: int = 3) -> dict[str, Any]:
         "notes": list(run.notes),
         "matching": "a labelled frame is scored with its largest detected face (box area)",
     }
-    return _nan_to_none(report)
+    return metrics.json_safe(report)
 
 
 def predictions_json(run: EvalRun) -> dict[str, Any]:
@@ -537,7 +520,7 @@ def overrides_from_args(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
         node, dot, name = key.partition(".")
         if not sep or not dot:
             raise ValueError(f"--set expects NODE.PARAM=VALUE, got {item!r}")
-        out.setdefault(node, {})[name] = _parse_value(value)
+        out.setdefault(node, {})[name] = parse_value(value)
     return out
 
 
