@@ -18,7 +18,6 @@ import os
 import platform
 import resource
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -113,86 +112,40 @@ def bench_classifiers(models: Path, repeat: int) -> dict[str, Any]:
     return out
 
 
-class _GraphRun:
-    """The live graph in this process, fed by a publisher at a fixed rate."""
+def feed_at_rate(graph, frames: list[np.ndarray], fps: float, seconds: float
+                 ) -> dict[str, Any]:
+    """Publish ``frames`` (cycled) into a ProbedGraph at ``fps`` for ``seconds``.
 
-    def __init__(self, overrides: dict[str, dict[str, Any]], smoothing: bool, tag: str) -> None:
-        import rclpy
-        from emotion_msgs.msg import EmotionArray
-        from sensor_msgs.msg import Image
+    Returns throughput, latency percentiles and the CPU this process used meanwhile.
+    """
+    from .nodes.convert import array_to_image
 
-        from .graph import default_params_file, graph_spec, load_params_file
-        from .live import create_nodes
-        from .nodes.base import IMAGE_PUB_QOS, RESULT_QOS
-        from .nodes.runner import BackgroundSpin
-
-        ns = f"/bench_{tag}"
-        params = load_params_file(default_params_file())
-        for node, values in overrides.items():
-            params.setdefault(node, {}).update(values)
-        specs = graph_spec(image_topic=f"{ns}/image", smoothing=smoothing, debug_image=False)
-        self.nodes = create_nodes(specs, params, ns)
-        self.probe = rclpy.create_node(f"bench_probe_{tag}")
-        self.pub = self.probe.create_publisher(Image, f"{ns}/image", IMAGE_PUB_QOS)
-        self.latency: list[float] = []
-        self.received = 0
-        self.faces = 0
-        self._lock = threading.Lock()
-        self.probe.create_subscription(EmotionArray, f"{ns}/emotion", self._on, RESULT_QOS)
-        self.spin = BackgroundSpin(self.nodes + [self.probe], name="bench_spin")
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and not (
-                self.pub.get_subscription_count() >= 1
-                and self.probe.count_publishers(f"{ns}/emotion") >= 1):
-            errors = [n.configure_error for n in self.nodes if getattr(n, "configure_error", "")]
-            if errors:
-                raise RuntimeError(f"graph failed to start: {errors}")
-            time.sleep(0.05)
-
-    def _on(self, msg) -> None:
+    msgs = [array_to_image(f, "bgr8") for f in frames]
+    graph.take_latencies()
+    received0, faces0 = graph.counts()
+    cpu0, t0 = os.times(), time.monotonic()
+    sent, period = 0, 1.0 / fps
+    while time.monotonic() - t0 < seconds:
+        msg = msgs[sent % len(msgs)]
         now = time.time()
-        stamp = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
-        with self._lock:
-            self.received += 1
-            self.faces += len(msg.emotions)
-            self.latency.append(now - stamp)
-
-    def feed(self, frames: list[np.ndarray], fps: float, seconds: float) -> dict[str, Any]:
-        """Publish frames at ``fps`` for ``seconds``; return throughput, latency, CPU."""
-        from .nodes.convert import array_to_image
-
-        msgs = [array_to_image(f, "bgr8") for f in frames]
-        with self._lock:
-            self.latency.clear()
-            self.received = self.faces = 0
-        cpu0, t0 = os.times(), time.monotonic()
-        sent, period = 0, 1.0 / fps
-        while time.monotonic() - t0 < seconds:
-            msg = msgs[sent % len(msgs)]
-            now = time.time()
-            msg.header.stamp.sec, msg.header.stamp.nanosec = int(now), int((now % 1) * 1e9)
-            self.pub.publish(msg)
-            sent += 1
-            wait = t0 + sent * period - time.monotonic()
-            if wait > 0:
-                time.sleep(wait)
-        time.sleep(0.5)  # let the last frames arrive
-        wall, cpu1 = time.monotonic() - t0, os.times()
-        cpu = (cpu1.user - cpu0.user) + (cpu1.system - cpu0.system)
-        with self._lock:
-            lat = list(self.latency)
-            received, faces = self.received, self.faces
-        res = {"sent": sent, "received": received, "offered_fps": fps,
-               "throughput_fps": received / (wall - 0.5), "faces_per_frame":
-               faces / max(1, received), "cpu_percent": 100.0 * cpu / wall,
-               "cpu_cores_used": cpu / wall}
-        if lat:
-            res["latency"] = _pct(lat)
-        return res
-
-    def close(self) -> None:
-        """Stop the graph."""
-        self.spin.stop(shutdown_rclpy=False)
+        msg.header.stamp.sec, msg.header.stamp.nanosec = int(now), int((now % 1) * 1e9)
+        graph.publish(msg)
+        sent += 1
+        wait = t0 + sent * period - time.monotonic()
+        if wait > 0:
+            time.sleep(wait)
+    time.sleep(0.5)  # let the last frames arrive
+    wall, cpu1 = time.monotonic() - t0, os.times()
+    cpu = (cpu1.user - cpu0.user) + (cpu1.system - cpu0.system)
+    lat = graph.take_latencies()
+    received, faces = (a - b for a, b in zip(graph.counts(), (received0, faces0)))
+    res = {"sent": sent, "received": received, "offered_fps": fps,
+           "throughput_fps": received / (wall - 0.5), "faces_per_frame":
+           faces / max(1, received), "cpu_percent": 100.0 * cpu / wall,
+           "cpu_cores_used": cpu / wall}
+    if lat:
+        res["latency"] = _pct(lat)
+    return res
 
 
 def bench_graph(seconds: float, classifier: str) -> dict[str, Any]:
@@ -200,6 +153,7 @@ def bench_graph(seconds: float, classifier: str) -> dict[str, Any]:
     import rclpy
 
     from .core.sample_input import synthetic_scene
+    from .probe import ProbedGraph
 
     rclpy.init()
     out: dict[str, Any] = {}
@@ -211,14 +165,15 @@ def bench_graph(seconds: float, classifier: str) -> dict[str, Any]:
                          "emotion_classifier": {"classifier": "keras"}},
         }
         for name, overrides in settings.items():
-            run = _GraphRun(overrides, smoothing=True, tag=name)
+            graph = ProbedGraph(namespace=f"/bench_{name}", overrides=overrides)
             try:
+                graph.wait_ready()
                 for faces, fps in ((1, 30.0), (4, 15.0)):
                     frames = [synthetic_scene(faces, size=(480, 640), t=i / fps)
                               for i in range(30)]
-                    out[f"{name}_{faces}face"] = run.feed(frames, fps, seconds)
+                    out[f"{name}_{faces}face"] = feed_at_rate(graph, frames, fps, seconds)
             finally:
-                run.close()
+                graph.close()
     finally:
         rclpy.try_shutdown()
     return out

@@ -21,13 +21,13 @@ import math
 import os
 import sys
 import tempfile
-import threading
 import time
-from collections import deque
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
+
+from .probe import ProbedGraph
 
 #: nodes of the soak graph whose counters are reported, with their short names
 NODE_SHORT = {"face_detector": "det", "emotion_classifier": "clf", "emotion_smoother": "smo"}
@@ -83,104 +83,6 @@ def _pct(values: list[float], q: float) -> float:
     return float(np.percentile(values, q) * 1e3) if values else float("nan")
 
 
-class SoakGraph:
-    """The graph (no camera, no debug image) in this process, with a probe feeding and listening.
-
-    rclpy must be initialised. Images go to ``<namespace>/image``; every /emotion message is
-    counted, and its latency (receive time - image stamp) kept for the current window.
-    """
-
-    def __init__(self, model_path: str, classifier: str = "keras", namespace: str = "/soak",
-                 params_file: Path | None = None, smoothing: bool = True,
-                 overrides: dict[str, dict[str, Any]] | None = None) -> None:
-        import rclpy
-        from emotion_msgs.msg import EmotionArray
-        from sensor_msgs.msg import Image
-
-        from .graph import default_params_file, graph_spec, load_params_file
-        from .live import create_nodes
-        from .nodes.base import IMAGE_PUB_QOS, RESULT_QOS
-        from .nodes.runner import BackgroundSpin
-
-        if not model_path:
-            raise ValueError("model_path must name a classifier model file")
-        if not namespace.startswith("/"):
-            raise ValueError(f"namespace must be absolute (start with '/'), got {namespace!r}")
-        self.namespace = namespace
-        params = load_params_file(params_file or default_params_file())
-        params.setdefault("emotion_classifier", {}).update(
-            {"classifier": classifier, "model_path": str(model_path)})
-        for node, values in (overrides or {}).items():
-            params.setdefault(node, {}).update(values)
-        specs = graph_spec(image_topic=f"{namespace}/image", smoothing=smoothing,
-                           debug_image=False)
-        self.nodes = create_nodes(specs, params, namespace)
-        self.probe = rclpy.create_node("soak_probe", namespace=namespace)
-        self.pub = self.probe.create_publisher(Image, f"{namespace}/image", IMAGE_PUB_QOS)
-        self.emotion_topic = f"{namespace}/emotion"
-        self._lock = threading.Lock()
-        self.received = 0
-        self.faces = 0
-        self._latency: list[float] = []
-        self.recent_stamps: deque[tuple[int, int]] = deque(maxlen=256)
-        self.probe.create_subscription(EmotionArray, self.emotion_topic, self._on_emotion,
-                                       RESULT_QOS)
-        self._spin = BackgroundSpin(self.nodes + [self.probe], name="soak_spin")
-
-    def _on_emotion(self, msg) -> None:
-        now = time.time()
-        stamp = msg.header.stamp
-        with self._lock:
-            self.received += 1
-            self.faces += len(msg.emotions)
-            self._latency.append(now - (stamp.sec + stamp.nanosec * 1e-9))
-            self.recent_stamps.append((stamp.sec, stamp.nanosec))
-
-    def wait_ready(self, timeout: float = 60.0) -> None:
-        """Wait until every node is active and the probe is connected; raise if one failed."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            errors = {n.get_name(): n.configure_error for n in self.nodes
-                      if getattr(n, "configure_error", "")}
-            if errors:
-                raise RuntimeError(f"graph failed to start: {errors}")
-            if self.pub.get_subscription_count() >= 1 \
-                    and self.probe.count_publishers(self.emotion_topic) >= 1:
-                return
-            time.sleep(0.05)
-        raise TimeoutError(f"graph not ready after {timeout:.0f} s")
-
-    def node(self, name: str):
-        """Return the graph's node called ``name``."""
-        for n in self.nodes:
-            if n.get_name() == name:
-                return n
-        raise KeyError(f"no node {name!r}; nodes: {[n.get_name() for n in self.nodes]}")
-
-    def node_stats(self) -> dict[str, dict[str, float]]:
-        """Return every node's StageStats snapshot (counters, rate, latency percentiles)."""
-        return {n.get_name(): n.stats.snapshot() for n in self.nodes if hasattr(n, "stats")}
-
-    def take_latencies(self) -> list[float]:
-        """Return and forget the latencies (s) collected since the last call."""
-        with self._lock:
-            out, self._latency = self._latency, []
-        return out
-
-    def received_count(self) -> int:
-        """Return the number of /emotion messages received so far."""
-        with self._lock:
-            return self.received
-
-    def publish(self, msg) -> None:
-        """Publish one image message."""
-        self.pub.publish(msg)
-
-    def close(self) -> None:
-        """Stop the graph's workers and destroy its nodes (rclpy stays initialised)."""
-        self._spin.stop(shutdown_rclpy=False)
-
-
 def scene_messages(n_faces: int, count: int = 30, size: tuple[int, int] = (480, 640),
                    fps: float = 15.0) -> list:
     """Return ``count`` precomputed synthetic scenes as sensor_msgs/Image (bgr8)."""
@@ -199,7 +101,7 @@ def _counter(stats: dict[str, dict[str, float]], node: str, key: str) -> int:
     return int(stats.get(node, {}).get(key, 0))
 
 
-def drain(graph: SoakGraph, timeout: float = 15.0, quiet_s: float = 1.0) -> None:
+def drain(graph: ProbedGraph, timeout: float = 15.0, quiet_s: float = 1.0) -> None:
     """Wait until the graph is idle: no counter changed for ``quiet_s`` and nothing in flight."""
     deadline = time.monotonic() + timeout
     last: tuple = ()
@@ -215,7 +117,7 @@ def drain(graph: SoakGraph, timeout: float = 15.0, quiet_s: float = 1.0) -> None
         time.sleep(0.05)
 
 
-def run_soak(graph: SoakGraph, frames: int, fps: float = 30.0, n_faces: int = 1,
+def run_soak(graph: ProbedGraph, frames: int, fps: float = 30.0, n_faces: int = 1,
              every: int = 1000, on_window: Callable[[dict[str, Any]], None] | None = None,
              progress: bool = False) -> dict[str, Any]:
     """Feed ``frames`` frames at ``fps`` (0 = as fast as possible); return all figures.
@@ -457,8 +359,8 @@ def main(argv: list[str] | None = None) -> int:
         rclpy.init(signal_handler_options=SignalHandlerOptions.NO)
         graph = None
         try:
-            graph = SoakGraph(model, classifier, smoothing=not a.no_smoothing,
-                              params_file=a.params_file)
+            graph = ProbedGraph(model, classifier, namespace="/soak",
+                                smoothing=not a.no_smoothing, params_file=a.params_file)
             graph.wait_ready()
             print(f"soak: {a.frames} frames, {a.faces} face(s), {a.fps:g} fps offered, "
                   f"classifier {classifier} ({model}); a line every {every} frames", flush=True)

@@ -51,11 +51,12 @@ def test_verdict_fails_on_lost_results_growth_and_drift():
 @pytest.mark.ros
 def test_short_soak_loses_no_processed_result_and_stays_responsive(
         rclpy_session, tiny_model_path):
-    from emotion_perception.soak import SoakGraph, run_soak, scene_messages
+    from emotion_perception.probe import ProbedGraph
+    from emotion_perception.soak import run_soak, scene_messages
 
-    graph = SoakGraph(str(tiny_model_path), namespace="/soak_test",
-                      params_file=REPO_ROOT / "config" / "emotion_perception.yaml",
-                      overrides={"face_detector": {"tracking.min_hits": 1}})
+    graph = ProbedGraph(str(tiny_model_path), namespace="/soak_test",
+                        params_file=REPO_ROOT / "config" / "emotion_perception.yaml",
+                        overrides={"face_detector": {"tracking.min_hits": 1}})
     try:
         graph.wait_ready(60)
         windows: list[dict] = []

@@ -32,6 +32,7 @@ class TrainConfig:
     seed: int = 1234
     tensorboard: bool = False
     limit: int = 0                     # >0: use only this many training images (smoke tests)
+    init_weights: str = ""             # start from this .keras model's weights (fine-tuning)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 
     def __post_init__(self) -> None:

@@ -111,6 +111,27 @@ def build_trainer(cfg: TrainConfig):
     return model, wrapper
 
 
+def init_from(model, path: str | Path) -> None:
+    """Copy the weights of the saved model at ``path`` into ``model`` (a warm start).
+
+    The architectures must match layer for layer; a mismatch is an error naming the file, not a
+    silently half-initialised model.
+    """
+    keras = _keras()
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"init_weights: no such model file: {path}")
+    source = keras.models.load_model(path, compile=False)
+    theirs, ours = source.get_weights(), model.get_weights()
+    shapes = [w.shape for w in theirs], [w.shape for w in ours]
+    if shapes[0] != shapes[1]:
+        raise ValueError(f"init_weights: {path} ({source.name}, {source.count_params():,} "
+                         f"parameters) does not match {model.name} "
+                         f"({model.count_params():,} parameters)")
+    model.set_weights(theirs)
+    print(f"initialised from {path}", flush=True)
+
+
 def fit_one(cfg: TrainConfig, x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray,
             y_val: np.ndarray, out: Path, resume: bool = False, verbose: int | None = None
             ) -> dict[str, Any]:
@@ -123,6 +144,8 @@ def fit_one(cfg: TrainConfig, x_train: np.ndarray, y_train: np.ndarray, x_val: n
     model, wrapper = build_trainer(cfg)
     initial_epoch, best = 0, -1.0
     state_file = out / "state.json"
+    if cfg.init_weights and not (resume and state_file.exists()):
+        init_from(model, cfg.init_weights)
     if resume and state_file.exists():
         state = json.loads(state_file.read_text())
         wrapper = keras.models.load_model(out / "last_wrapper.keras")
@@ -219,9 +242,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--folds", type=int, help="K for K-fold cross-validation (0 = off)")
     p.add_argument("--limit", type=int, help="use only N training images (smoke runs)")
     p.add_argument("--resume", action="store_true", help="continue from the run's last epoch")
+    p.add_argument("--init-weights", help="start from this .keras model's weights; overrides "
+                   "the config")
     a = p.parse_args(argv)
     overrides = {"data": a.data, "model": a.model, "epochs": a.epochs, "folds": a.folds,
-                 "limit": a.limit}
+                 "limit": a.limit, "init_weights": a.init_weights}
     try:
         if a.config:
             cfg = TrainConfig.from_yaml(a.config, **overrides)
@@ -229,6 +254,10 @@ def main(argv: list[str] | None = None) -> int:
             cfg = TrainConfig(**{k: v for k, v in overrides.items() if v is not None})
     except (ValueError, OSError, TypeError) as exc:
         print(f"emotion-train: {exc}", file=sys.stderr)
+        return 2
+    if cfg.init_weights and not Path(cfg.init_weights).is_file():
+        print(f"emotion-train: init_weights: no such model file: {cfg.init_weights}",
+              file=sys.stderr)
         return 2
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     run(cfg, a.out, resume=a.resume)

@@ -68,3 +68,38 @@ def test_config_rejects_bad_values_and_unknown_keys(tmp_path: Path) -> None:
     (tmp_path / "c.yaml").write_text("epochs: 3\nbogus: 1\n")
     with pytest.raises(ValueError, match="bogus"):
         TrainConfig.from_yaml(tmp_path / "c.yaml")
+
+
+def test_init_weights_starts_from_a_saved_model_and_refuses_a_mismatch(tmp_path: Path,
+                                                                      npz_writer) -> None:
+    import keras
+
+    from emotion_training import train
+    from emotion_training.models import build_model
+
+    npz = npz_writer(tmp_path / "d.npz", n_train=64, n_val=16, seed=5)
+    keras.utils.set_random_seed(11)
+    source = build_model("emotion_net", width=4, dropout=0.0)
+    source.save(tmp_path / "source.keras")
+    faces = np.random.default_rng(0).random((8, 48, 48, 1), dtype=np.float32)
+    expected = source.predict(faces, verbose=0)
+
+    fresh = build_model("emotion_net", width=4, dropout=0.0)
+    assert not np.allclose(fresh.predict(faces, verbose=0), expected, atol=1e-3)
+    train.init_from(fresh, tmp_path / "source.keras")
+    np.testing.assert_allclose(fresh.predict(faces, verbose=0), expected, atol=1e-6)
+
+    # Through a training run: one epoch at a negligible learning rate keeps the source's outputs
+    # (up to batch-norm statistics), which a fresh initialisation would not.
+    cfg = _config(npz, epochs=1)
+    cfg.init_weights, cfg.learning_rate = str(tmp_path / "source.keras"), 1e-9
+    train.run(cfg, tmp_path / "ft")
+    tuned = keras.models.load_model(tmp_path / "ft" / "last.keras")
+    np.testing.assert_allclose(tuned.predict(faces, verbose=0), expected, atol=0.05)
+
+    with pytest.raises(ValueError, match="does not match"):
+        train.init_from(build_model("emotion_net", width=8), tmp_path / "source.keras")
+    with pytest.raises(FileNotFoundError, match="missing.keras"):
+        train.init_from(fresh, tmp_path / "missing.keras")
+    assert train.main(["--out", str(tmp_path / "x"), "--data", str(npz),
+                       "--init-weights", str(tmp_path / "missing.keras")]) == 2
