@@ -124,7 +124,13 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def _read_run(run_dir: Path | None) -> dict[str, Any]:
+def _read_run(run_dir: Path | None, depth: int = 0) -> dict[str, Any]:
+    """Return what a training run folder says about itself (config, summary, epochs).
+
+    A run that started from another run's weights (``init_weights``) carries that run's info
+    under ``started_from`` (followed up to 5 stages), so a fine-tuned model's card shows every
+    stage. Local paths are cut to the names that mean something to readers.
+    """
     import yaml
 
     info: dict[str, Any] = {}
@@ -132,13 +138,32 @@ def _read_run(run_dir: Path | None) -> dict[str, Any]:
         return info
     info["run_dir"] = run_dir.name  # the folder name only: local paths mean nothing to readers
     if (run_dir / "config.yaml").is_file():
-        info["config"] = yaml.safe_load((run_dir / "config.yaml").read_text())
+        cfg = yaml.safe_load((run_dir / "config.yaml").read_text()) or {}
+        if cfg.get("data"):
+            cfg["data"] = Path(str(cfg["data"])).name
+        init = str(cfg.get("init_weights") or "")
+        if init:
+            parent = Path(init).parent
+            cfg["init_weights"] = f"{parent.name}/{Path(init).name}"
+            if depth < 5 and (parent / "config.yaml").is_file():
+                info["started_from"] = _read_run(parent, depth + 1)
+        info["config"] = cfg
     if (run_dir / "summary.json").is_file():
         info["summary"] = json.loads((run_dir / "summary.json").read_text())
     if (run_dir / "history.csv").is_file():
         info["history_epochs"] = max(
             0, len((run_dir / "history.csv").read_text().strip().splitlines()) - 1)
     return info
+
+
+def _training_stages(run: dict[str, Any]) -> list[dict[str, Any]]:
+    """Return the card's training stages, first stage first."""
+    stages = []
+    while run:
+        stages.append({"run_dir": run.get("run_dir"), "config": run.get("config"),
+                       "epochs_logged": run.get("history_epochs")})
+        run = run.get("started_from", {})
+    return stages[::-1]
 
 
 def export_model(model_path: str | Path, out_dir: str | Path, name: str,
@@ -277,7 +302,8 @@ def build_model_card(name: str, model: Any, formats: dict[str, Any],
                  "int8_calibration_images": n_calibration, "parity_eval_images": n_eval},
         "split_protocol": SPLIT_PROTOCOL,
         "training": {"run_dir": run.get("run_dir"), "config": run.get("config"),
-                     "summary": summary or None, "epochs_logged": run.get("history_epochs")},
+                     "summary": summary or None, "epochs_logged": run.get("history_epochs"),
+                     "stages": _training_stages(run)},
         "metrics": _metrics_digest(metrics),
         "formats": formats,
         "int8_interface": "float32 input and output, int8 kernels inside (see export.py)",
@@ -355,13 +381,21 @@ def render_model_card(card: dict[str, Any]) -> str:
               "SHA-256:", ""]
     lines += [f"- `{f['file']}`: `{f['sha256']}`" for f in card["formats"].values()]
     train = card["training"]
-    lines += ["", "## Training", "", f"- Run folder: {train['run_dir'] or '-'}",
-              f"- Epochs logged: {_fmt(train['epochs_logged'])}"]
-    if train["config"]:
-        import yaml
+    stages = train.get("stages") or [train]
+    lines += ["", "## Training", ""]
+    if len(stages) > 1:
+        lines += [f"{len(stages)} stages; each later stage starts from the previous stage's "
+                  "best checkpoint (`init_weights`).", ""]
+    for i, stage in enumerate(stages, 1):
+        if len(stages) > 1:
+            lines += [f"### Stage {i}", ""]
+        lines += [f"- Run folder: {stage['run_dir'] or '-'}",
+                  f"- Epochs logged: {_fmt(stage['epochs_logged'])}"]
+        if stage["config"]:
+            import yaml
 
-        lines += ["", "```yaml", yaml.safe_dump(train["config"], sort_keys=False).rstrip(),
-                  "```"]
+            lines += ["", "```yaml", yaml.safe_dump(stage["config"], sort_keys=False).rstrip(),
+                      "```", ""]
     lines += ["", "## Limitations", ""] + [f"- {t}" for t in card["limitations"]]
     return "\n".join(lines) + "\n"
 

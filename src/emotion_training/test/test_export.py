@@ -131,3 +131,27 @@ def test_float16_keras_export_halves_weights_and_keeps_parity(tmp_path) -> None:
     got = np.asarray(loaded(x, training=False), dtype=np.float32)
     want = np.asarray(model(x, training=False), dtype=np.float32)
     np.testing.assert_allclose(got, want, atol=2e-3)
+
+
+def test_model_card_lists_every_stage_of_a_warm_started_model(tmp_path: Path) -> None:
+    stage1, stage2 = tmp_path / "stage1", tmp_path / "runs" / "stage2"
+    stage1.mkdir()
+    stage2.mkdir(parents=True)
+    (stage1 / "config.yaml").write_text(
+        "data: /somewhere/local/fer.npz\nlabel_mode: mixed\nepochs: 40\n")
+    (stage1 / "history.csv").write_text("epoch,loss\n" + "".join(f"{i},1\n" for i in range(40)))
+    (stage2 / "config.yaml").write_text(
+        f"data: /elsewhere/fer.npz\nlabel_mode: fer\nepochs: 3\n"
+        f"init_weights: {stage1 / 'best.keras'}\n")
+    (stage2 / "history.csv").write_text("epoch,loss\n0,1\n1,1\n2,1\n")
+    run = X._read_run(stage2)
+    stages = X._training_stages(run)
+    assert [s["run_dir"] for s in stages] == ["stage1", "stage2"]
+    assert [s["epochs_logged"] for s in stages] == [40, 3]
+    assert [s["config"]["label_mode"] for s in stages] == ["mixed", "fer"]
+    # local paths are cut to names
+    assert stages[0]["config"]["data"] == "fer.npz"
+    assert stages[1]["config"]["init_weights"] == "stage1/best.keras"
+    assert str(tmp_path) not in json.dumps(run)
+    # a single run is one stage
+    assert [s["run_dir"] for s in X._training_stages(X._read_run(stage1))] == ["stage1"]

@@ -70,8 +70,8 @@ def test_config_rejects_bad_values_and_unknown_keys(tmp_path: Path) -> None:
         TrainConfig.from_yaml(tmp_path / "c.yaml")
 
 
-def test_init_weights_starts_from_a_saved_model_and_refuses_a_mismatch(tmp_path: Path,
-                                                                      npz_writer) -> None:
+def test_init_weights_starts_from_a_saved_model_and_refuses_a_mismatch(
+        tmp_path: Path, npz_writer) -> None:
     import keras
 
     from emotion_training import train
@@ -103,3 +103,14 @@ def test_init_weights_starts_from_a_saved_model_and_refuses_a_mismatch(tmp_path:
         train.init_from(fresh, tmp_path / "missing.keras")
     assert train.main(["--out", str(tmp_path / "x"), "--data", str(npz),
                        "--init-weights", str(tmp_path / "missing.keras")]) == 2
+
+
+def test_every_shipped_training_config_loads() -> None:
+    configs = Path(__file__).resolve().parents[1] / "configs"
+    names = sorted(p.name for p in configs.glob("emotion_net*.yaml"))
+    assert "emotion_net.yaml" in names and "emotion_net_finetune_fer.yaml" in names
+    for name in names:
+        cfg = TrainConfig.from_yaml(configs / name)
+        assert cfg.model == "emotion_net", name
+    stage2 = TrainConfig.from_yaml(configs / "emotion_net_finetune_fer.yaml")
+    assert stage2.label_mode == "fer" and stage2.init_weights.endswith("best.keras")
