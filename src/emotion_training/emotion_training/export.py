@@ -323,7 +323,11 @@ def _metrics_digest(report: dict[str, Any] | None) -> dict[str, Any] | None:
         return None
     keep = ("model", "data", "split", "n", "tta_mirror", "accuracy", "macro_f1", "per_class",
             "confusion_counts", "confusion_proportions", "latency_batch1", "param_count")
-    return {k: report[k] for k in keep if k in report}
+    digest = {k: report[k] for k in keep if k in report}
+    for key in ("model", "data"):  # file names only: local paths mean nothing to readers
+        if isinstance(digest.get(key), str):
+            digest[key] = Path(digest[key]).name
+    return digest
 
 
 def _fmt(v: Any, spec: str = ".4f") -> str:

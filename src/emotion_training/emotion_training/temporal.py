@@ -155,6 +155,7 @@ class TemporalConfig:
     seed: int = 1234
     train_sequences: int = 300
     test_sequences: int = 100
+    tta_mirror: bool = True   # classify frames as the live classifier does by default
     sequences: SequenceConfig = field(default_factory=SequenceConfig)
     lstm: LstmConfig = field(default_factory=LstmConfig)
     bench: BenchConfig = field(default_factory=BenchConfig)
@@ -166,7 +167,8 @@ class TemporalConfig:
             if isinstance(value, Mapping):
                 setattr(self, name, _from_mapping(cls, value, name))
         _raise_bad("config", self, {"train_sequences": self.train_sequences >= 2,
-                                    "test_sequences": self.test_sequences >= 1})
+                                    "test_sequences": self.test_sequences >= 1,
+                                    "tta_mirror": isinstance(self.tta_mirror, bool)})
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> "TemporalConfig":
@@ -390,8 +392,13 @@ def _seed_keras(seed: int) -> None:
     keras.utils.set_random_seed(seed)
 
 
-def keras_classifier(path: str | Path, batch_size: int = 512) -> Classifier:
-    """Load a classifier ``.keras`` file; return a batch -> (B, 7) probabilities function."""
+def keras_classifier(path: str | Path, batch_size: int = 512, tta_mirror: bool = False
+                     ) -> Classifier:
+    """Load a classifier ``.keras`` file; return a batch -> (B, 7) probabilities function.
+
+    With ``tta_mirror`` each face's probabilities are averaged with its mirror image's, as the
+    live classifier's ``tta_mirror`` parameter does.
+    """
     import keras
 
     path = Path(path)
@@ -404,7 +411,12 @@ def keras_classifier(path: str | Path, batch_size: int = 512) -> Classifier:
                          f"{NUM_CLASSES})")
 
     def classify(batch: np.ndarray) -> np.ndarray:
-        return np.asarray(model.predict(batch, batch_size=batch_size, verbose=0))
+        probs = np.asarray(model.predict(batch, batch_size=batch_size, verbose=0))
+        if tta_mirror:
+            mirrored = np.ascontiguousarray(batch[:, :, ::-1])
+            flipped = model.predict(mirrored, batch_size=batch_size, verbose=0)
+            probs = 0.5 * (probs + np.asarray(flipped))
+        return probs
     return classify
 
 
@@ -676,6 +688,14 @@ def sha256_of(path: str | Path) -> str:
     return h.hexdigest()
 
 
+def _names_only(meta: dict[str, Any]) -> dict[str, Any]:
+    """Cut the data and classifier paths of sequence metadata to file names for a card."""
+    for key in ("data", "classifier"):
+        if isinstance(meta.get(key), str):
+            meta[key] = Path(meta[key]).name
+    return meta
+
+
 def write_model_card(export: Path, lstm_path: Path, result: Mapping[str, Any],
                      train_summary: Mapping[str, Any] | None, test_meta: Mapping[str, Any],
                      config: TemporalConfig) -> dict[str, Any]:
@@ -686,7 +706,8 @@ def write_model_card(export: Path, lstm_path: Path, result: Mapping[str, Any],
     target = export / LSTM_FILE
     if lstm_path.resolve() != target.resolve():
         shutil.copyfile(lstm_path, target)
-    train_meta = dict((train_summary or {}).get("sequences_meta", {}))
+    train_meta = _names_only(dict((train_summary or {}).get("sequences_meta", {})))
+    test_meta = _names_only(dict(test_meta))
     card = {
         "model": LSTM_FILE, "sha256": sha256_of(target),
         "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -698,7 +719,7 @@ def write_model_card(export: Path, lstm_path: Path, result: Mapping[str, Any],
         "training": {k: v for k, v in (train_summary or {}).items()
                      if k not in {"history", "sequences_meta"}},
         "train_sequences": train_meta,
-        "benchmark_sequences": dict(test_meta),
+        "benchmark_sequences": test_meta,
         "benchmark_config": asdict(config.bench),
         "config": config.to_dict(),
         "metrics": result["metrics"],
@@ -809,7 +830,7 @@ def _config(args: argparse.Namespace) -> TemporalConfig:
             setattr(cfg.lstm, key, value)
     # re-validate after the overrides
     return TemporalConfig(seed=cfg.seed, train_sequences=cfg.train_sequences,
-                          test_sequences=cfg.test_sequences,
+                          test_sequences=cfg.test_sequences, tta_mirror=cfg.tta_mirror,
                           sequences=asdict(cfg.sequences), lstm=asdict(cfg.lstm),
                           bench=asdict(cfg.bench))
 
@@ -820,10 +841,11 @@ def cmd_make(args: argparse.Namespace, cfg: TemporalConfig) -> None:
     if not args.data or not args.classifier:
         raise ValueError("make needs --data and --classifier")
     splits = load_splits(args.data)
-    classifier = keras_classifier(args.classifier)
+    classifier = keras_classifier(args.classifier, tta_mirror=cfg.tta_mirror)
     common = {"data": str(Path(args.data).resolve()), "data_sha256": sha256_of(args.data),
               "classifier": str(Path(args.classifier).resolve()),
               "classifier_sha256": sha256_of(args.classifier),
+              "classifier_tta_mirror": cfg.tta_mirror,
               "cleaning": splits["cleaning"]}
     for split, n, seed, path in (("Training", cfg.train_sequences, cfg.seed, paths["train_seq"]),
                                  ("PublicTest", cfg.test_sequences, cfg.seed + 1,

@@ -30,7 +30,9 @@ def exported(tiny_model_path: Path, synthetic_npz: Path, tmp_path_factory) -> Pa
                                                            "duplicates_dropped": 0}}))
     metrics = run / "report.json"
     metrics.write_text(json.dumps({"split": "PublicTest", "n": 70, "accuracy": 0.9,
-                                   "macro_f1": 0.88, "per_class": {}}))
+                                   "macro_f1": 0.88, "per_class": {},
+                                   "model": "/home/someone/runs/net/best.keras",
+                                   "data": "/data/fer.npz"}))
     out = tmp_path_factory.mktemp("export")
     rc = X.main(["--model", str(tiny_model_path), "--out", str(out), "--name", "tiny",
                  "--data", str(synthetic_npz), "--calibration", "100", "--run", str(run),
@@ -83,6 +85,7 @@ def test_model_card_has_class_order_metrics_and_config(exported: Path) -> None:
     card = json.loads((exported / "tiny.model_card.json").read_text())
     assert card["class_order"] == list(CLASS_NAMES)
     assert card["metrics"]["accuracy"] == 0.9
+    assert (card["metrics"]["model"], card["metrics"]["data"]) == ("best.keras", "fer.npz")
     assert card["training"]["config"]["model_args"] == {"width": 4}
     assert card["data"]["cleaning"]["constant_images"] == 0
     assert card["parameters"] > 1000

@@ -139,6 +139,9 @@ def test_config_yaml_matches_the_dataclasses(tmp_path) -> None:
     shipped = Path(__file__).resolve().parents[1] / "configs" / "temporal.yaml"
     cfg = T.TemporalConfig.from_yaml(shipped)
     assert cfg.lstm.window == 16 and cfg.sequences.occlusion_frames == (3, 10)
+    assert cfg.tta_mirror is True  # as the live classifier's default
+    with pytest.raises(ValueError, match="tta_mirror"):
+        T.TemporalConfig(tta_mirror="yes")
     (tmp_path / "bad.yaml").write_text("lstm: {windw: 3}\n")
     with pytest.raises(ValueError, match="windw"):
         T.TemporalConfig.from_yaml(tmp_path / "bad.yaml")
@@ -245,9 +248,23 @@ def test_cli_end_to_end(tmp_path) -> None:
                       parse_constant=lambda c: pytest.fail(f"non-standard JSON constant {c}"))
     assert set(card["metrics"]) == set(T.METHODS)
     assert card["train_sequences"]["classifier_sha256"] == T.sha256_of(tmp_path / "cnn.keras")
+    assert card["train_sequences"]["classifier_tta_mirror"] is True
+    assert card["train_sequences"]["classifier"] == "cnn.keras"  # no local paths in cards
+    assert card["benchmark_sequences"]["data"] == "faces.npz"
     assert (tmp_path / "export" / "emotion_lstm.keras").is_file()
     assert "| hysteresis |" in (tmp_path / "export" / "emotion_lstm.model_card.md").read_text()
     # benchmarking on training sequences is refused
     rc = T.main(["bench", "--out", str(work), "--test-sequences-file",
                  str(work / "sequences" / "train.npz")])
     assert rc == 2
+
+
+def test_keras_classifier_mirror_tta_averages_face_and_mirror(tmp_path) -> None:
+    model = tiny_cnn(seed=3)
+    model.save(tmp_path / "cnn.keras")
+    faces = np.random.default_rng(1).random((5, 48, 48, 1), dtype=np.float32)
+    plain = T.keras_classifier(tmp_path / "cnn.keras")(faces)
+    mirrored = T.keras_classifier(tmp_path / "cnn.keras")(faces[:, :, ::-1])
+    tta = T.keras_classifier(tmp_path / "cnn.keras", tta_mirror=True)(faces)
+    assert not np.allclose(plain, mirrored, atol=1e-4)  # the model is not mirror-symmetric
+    np.testing.assert_allclose(tta, 0.5 * (plain + mirrored), atol=1e-6)

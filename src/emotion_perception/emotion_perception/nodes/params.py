@@ -105,9 +105,9 @@ CLASSIFIER = (
           "directory (emotion_net_int8.tflite for tflite, emotion_net.keras for keras).",
           read_only=True),
     Param("threads", 0, "Inference threads (0 = runtime default).", 0, 64, read_only=True),
-    Param("tta_mirror", False, "Average each face with its mirror image (test-time "
-          "augmentation): about +0.5 point accuracy for twice the inference work.",
-          read_only=True),
+    Param("tta_mirror", True, "Average each face with its mirror image (test-time "
+          "augmentation): +1.6 points PublicTest accuracy with the shipped model for twice "
+          "the inference work (about 0.1 ms more per face with int8).", read_only=True),
 )
 
 SMOOTHER = (
