@@ -126,10 +126,7 @@ def feed_at_rate(graph, frames: list[np.ndarray], fps: float, seconds: float
     cpu0, t0 = os.times(), time.monotonic()
     sent, period = 0, 1.0 / fps
     while time.monotonic() - t0 < seconds:
-        msg = msgs[sent % len(msgs)]
-        now = time.time()
-        msg.header.stamp.sec, msg.header.stamp.nanosec = int(now), int((now % 1) * 1e9)
-        graph.publish(msg)
+        graph.publish_now(msgs[sent % len(msgs)])
         sent += 1
         wait = t0 + sent * period - time.monotonic()
         if wait > 0:

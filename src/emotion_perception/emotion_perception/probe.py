@@ -111,9 +111,16 @@ class ProbedGraph:
         with self._lock:
             return self.received, self.faces
 
-    def publish(self, msg) -> None:
-        """Publish one image message."""
+    def publish_now(self, msg) -> tuple[int, int]:
+        """Stamp the image message with the current time, publish it; return (sec, nanosec).
+
+        Latency is measured from this stamp to the /emotion message that carries it.
+        """
+        now = time.time()
+        stamp = (int(now), int((now % 1.0) * 1e9))
+        msg.header.stamp.sec, msg.header.stamp.nanosec = stamp
         self.pub.publish(msg)
+        return stamp
 
     def close(self) -> None:
         """Stop the graph's workers and destroy its nodes (rclpy stays initialised)."""

@@ -160,10 +160,7 @@ def run_soak(graph: ProbedGraph, frames: int, fps: float = 30.0, n_faces: int = 
 
     try:
         while sent < frames:
-            msg = msgs[sent % len(msgs)]
-            now = time.time()
-            msg.header.stamp.sec, msg.header.stamp.nanosec = int(now), int((now % 1.0) * 1e9)
-            graph.publish(msg)
+            graph.publish_now(msgs[sent % len(msgs)])
             sent += 1
             if bar is not None:
                 bar.update(1)

@@ -120,8 +120,24 @@ def parity_numbers(reference: np.ndarray, probs: np.ndarray) -> dict[str, float]
             "top1_agreement": float((reference.argmax(1) == probs.argmax(1)).mean())}
 
 
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+def sha256_of(path: str | Path) -> str:
+    """Return the hex SHA-256 of a file (read in 1 MiB blocks)."""
+    h = hashlib.sha256()
+    with Path(path).open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def file_names(meta: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
+    """Cut the path strings at ``keys`` of ``meta`` to file names, in place; return ``meta``.
+
+    Model cards carry file names only: local paths mean nothing to their readers.
+    """
+    for key in keys:
+        if isinstance(meta.get(key), str):
+            meta[key] = Path(meta[key]).name
+    return meta
 
 
 def _read_run(run_dir: Path | None, depth: int = 0) -> dict[str, Any]:
@@ -138,9 +154,7 @@ def _read_run(run_dir: Path | None, depth: int = 0) -> dict[str, Any]:
         return info
     info["run_dir"] = run_dir.name  # the folder name only: local paths mean nothing to readers
     if (run_dir / "config.yaml").is_file():
-        cfg = yaml.safe_load((run_dir / "config.yaml").read_text()) or {}
-        if cfg.get("data"):
-            cfg["data"] = Path(str(cfg["data"])).name
+        cfg = file_names(yaml.safe_load((run_dir / "config.yaml").read_text()) or {}, ("data",))
         init = str(cfg.get("init_weights") or "")
         if init:
             parent = Path(init).parent
@@ -242,7 +256,7 @@ def export_model(model_path: str | Path, out_dir: str | Path, name: str,
     for fmt, pred in predictors.items():
         path = out / formats[fmt]["file"]
         formats[fmt]["bytes"] = path.stat().st_size
-        formats[fmt]["sha256"] = _sha256(path)
+        formats[fmt]["sha256"] = sha256_of(path)
         formats[fmt]["latency_batch1"] = measure_latency(pred, x_par, latency_samples)
         if labels is not None:
             probs = predict_probabilities(pred, x_eval, progress=progress, desc=f"eval {fmt}")
@@ -323,11 +337,7 @@ def _metrics_digest(report: dict[str, Any] | None) -> dict[str, Any] | None:
         return None
     keep = ("model", "data", "split", "n", "tta_mirror", "accuracy", "macro_f1", "per_class",
             "confusion_counts", "confusion_proportions", "latency_batch1", "param_count")
-    digest = {k: report[k] for k in keep if k in report}
-    for key in ("model", "data"):  # file names only: local paths mean nothing to readers
-        if isinstance(digest.get(key), str):
-            digest[key] = Path(digest[key]).name
-    return digest
+    return file_names({k: report[k] for k in keep if k in report}, ("model", "data"))
 
 
 def _fmt(v: Any, spec: str = ".4f") -> str:

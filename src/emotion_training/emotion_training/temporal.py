@@ -42,7 +42,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import hashlib
 import json
 import math
 import os
@@ -58,6 +57,8 @@ import numpy as np
 from emotion_perception.core.classes import CLASS_NAMES, NUM_CLASSES
 from emotion_perception.core.metrics import TABLE_COLUMNS, json_safe
 from emotion_perception.core.smoothing.lstm import sliding_windows
+
+from .export import file_names, sha256_of
 
 Classifier = Callable[[np.ndarray], np.ndarray]
 LSTM_FILE = "emotion_lstm.keras"
@@ -679,23 +680,6 @@ def plot_frames(images: np.ndarray, labels: np.ndarray, cfg: SequenceConfig, see
     plt.close(fig)
 
 
-def sha256_of(path: str | Path) -> str:
-    """Return the hex SHA-256 of a file."""
-    h = hashlib.sha256()
-    with Path(path).open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def _names_only(meta: dict[str, Any]) -> dict[str, Any]:
-    """Cut the data and classifier paths of sequence metadata to file names for a card."""
-    for key in ("data", "classifier"):
-        if isinstance(meta.get(key), str):
-            meta[key] = Path(meta[key]).name
-    return meta
-
-
 def write_model_card(export: Path, lstm_path: Path, result: Mapping[str, Any],
                      train_summary: Mapping[str, Any] | None, test_meta: Mapping[str, Any],
                      config: TemporalConfig) -> dict[str, Any]:
@@ -706,8 +690,9 @@ def write_model_card(export: Path, lstm_path: Path, result: Mapping[str, Any],
     target = export / LSTM_FILE
     if lstm_path.resolve() != target.resolve():
         shutil.copyfile(lstm_path, target)
-    train_meta = _names_only(dict((train_summary or {}).get("sequences_meta", {})))
-    test_meta = _names_only(dict(test_meta))
+    train_meta = file_names(dict((train_summary or {}).get("sequences_meta", {})),
+                            ("data", "classifier"))
+    test_meta = file_names(dict(test_meta), ("data", "classifier"))
     card = {
         "model": LSTM_FILE, "sha256": sha256_of(target),
         "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
