@@ -41,6 +41,7 @@ from typing import Any
 
 import numpy as np
 
+from emotion_perception.core.cam import is_inference_identity
 from emotion_perception.core.classes import CLASS_NAMES
 from emotion_perception.core.preprocessing import MODEL_INPUT_SIZE, preprocess_faces
 
@@ -52,13 +53,6 @@ SPLIT_PROTOCOL = ("Trained on FER2013 'Training' after cleaning (constant images
                   "not-a-face majorities and exact duplicates dropped; Training images that "
                   "also occur in PublicTest removed). Models chosen on 'PublicTest' only. "
                   "PrivateTest was never loaded. Augmentation on the fly on training batches.")
-
-
-def is_inference_identity(layer: Any) -> bool:
-    """Return True for layers that pass data through unchanged at inference (augmenters)."""
-    from .cam import _is_inference_identity
-
-    return _is_inference_identity(layer)
 
 
 def unwrap_classifier(model: Any) -> Any:

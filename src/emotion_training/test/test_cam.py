@@ -102,3 +102,19 @@ def test_cli_writes_one_grid_per_face_and_an_index(tiny_model_path: Path, synthe
     for path in grids + [out / "cam_index.png"]:
         im = cv2.imread(str(path))
         assert im is not None and im.shape[1] > im.shape[0]
+
+
+def test_ensemble_maps_are_the_mean_of_its_members_maps(make_faces, tmp_path: Path) -> None:
+    from emotion_training.ensemble import build_ensemble
+
+    keras.utils.set_random_seed(7)
+    a, b = build_model("emotion_net", width=4), build_model("emotion_net", width=4)
+    faces, _ = make_faces(3, seed=24)
+    expected = (C.class_activation_maps(a, faces) + C.class_activation_maps(b, faces)) / 2
+    path = tmp_path / "ens.keras"
+    build_ensemble([a, b]).save(path)
+    ens = keras.saving.load_model(path, compile=False, safe_mode=True)
+    cams, probs = C.cam_extractor(ens).maps(faces)
+    np.testing.assert_allclose(cams, expected, atol=1e-5)
+    x = C.CamExtractor.from_model(a).prepare(faces)
+    np.testing.assert_allclose(probs, ens.predict_on_batch(x), atol=1e-5)

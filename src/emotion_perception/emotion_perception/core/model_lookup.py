@@ -49,12 +49,13 @@ def model_search_dirs() -> list[Path]:
     return dirs
 
 
-def find_model(file_name: str, explicit: str = "") -> Path:
+def find_model(file_name: str, explicit: str = "", parameter: str = PARAMETER) -> Path:
     """Return the path of the model file ``file_name``, or of ``explicit`` if that is given.
 
     ``explicit`` (the user's ``model_path`` parameter) must name an existing file; otherwise the
     share directory and the source tree are searched for ``file_name``. Raises
-    FileNotFoundError naming the parameter ``model_path`` and every place searched.
+    FileNotFoundError naming ``parameter`` (the user-facing name of ``explicit``, by default
+    ``model_path``) and every place searched.
     """
     explicit = (explicit or "").strip()
     if explicit:
@@ -62,8 +63,8 @@ def find_model(file_name: str, explicit: str = "") -> Path:
         if path.is_file():
             return path.resolve()
         what = "is a directory, not a file" if path.is_dir() else "does not exist"
-        raise FileNotFoundError(f"{PARAMETER} {explicit!r} {what}; set the parameter "
-                                f"{PARAMETER} to an existing model file")
+        raise FileNotFoundError(f"{parameter} {explicit!r} {what}; set the parameter "
+                                f"{parameter} to an existing model file")
     if not file_name:
         raise ValueError("file_name must be a non-empty model file name")
     searched: list[str] = []
@@ -79,5 +80,5 @@ def find_model(file_name: str, explicit: str = "") -> Path:
         searched.append(str(path))
     raise FileNotFoundError(
         f"model file {file_name!r} not found; searched: {'; '.join(searched)}. Set the "
-        f"parameter {PARAMETER} to a model file, or train and export one into "
+        f"parameter {parameter} to a model file, or train and export one into "
         f"src/{PACKAGE}/models/ (see the README)")

@@ -1,7 +1,8 @@
 """Annotated debug image: ``image`` + ``emotion`` -> ``debug_image`` (boxes, ids, labels, bars).
 
 Images and emotions are paired by header stamp, so the drawing always matches its frame. View
-it with rqt_image_view or RViz.
+it with rqt_image_view or RViz. With ``cam: true`` each face also shows the class activation
+map of its estimated emotion (``core.cam``): where the classifier found the evidence.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from emotion_msgs.msg import EmotionArray
 from sensor_msgs.msg import Image
 
 from ..core.annotate import draw_annotations
+from ..core.classes import CLASS_NAMES
 from ..core.image_conversion import ImageConversionError, to_bgr8
 from .base import IMAGE_PUB_QOS, RESULT_QOS, PerceptionNode, image_sub_qos, stamp_seconds
 from .convert import array_to_image, image_to_numpy, msg_to_estimate
@@ -33,6 +35,11 @@ class DebugImageNode(PerceptionNode):
         self.values = values
         self._images: OrderedDict = OrderedDict()
         self._emotions: OrderedDict = OrderedDict()
+        self._cam = load_cam_extractor(values["cam_model_path"]) if values["cam"] else None
+
+    def teardown(self) -> None:
+        """Release the CAM model."""
+        self._cam = None
 
     def open_io(self) -> None:
         """Subscribe to ``image`` and ``emotion``; publish ``debug_image``."""
@@ -70,11 +77,40 @@ class DebugImageNode(PerceptionNode):
             self.warn_limited("image", f"rejected image: {exc}")
             return
         stamp = stamp_seconds(image.header.stamp)
-        canvas = draw_annotations(bgr, [msg_to_estimate(e, stamp) for e in emotions.emotions])
+        estimates = [msg_to_estimate(e, stamp) for e in emotions.emotions]
+        if self._cam is not None and estimates:
+            from ..core.cam import draw_face_cams
+
+            bgr = draw_face_cams(bgr, [e.box.as_tuple() for e in estimates],
+                                 [e.label for e in estimates], self._cam,
+                                 self.values["crop_margin"], self.values["cam_alpha"])
+        canvas = draw_annotations(bgr, estimates)
         if self._pub is not None:
             self._pub.publish(array_to_image(canvas, "bgr8", image.header))
         now = self.get_clock().now().nanoseconds * 1e-9
         self.stats.processed(now - stamp, time.monotonic() - t0)
+
+
+def load_cam_extractor(model_path: str):
+    """Load the Keras model for class activation maps; raise naming the parameter if unusable."""
+    from ..core.cam import cam_extractor
+    from ..core.model_lookup import DEFAULT_KERAS_MODEL, find_model
+
+    try:
+        import keras
+    except ImportError as exc:
+        raise RuntimeError(f"parameter 'cam' needs Keras, which is not importable: {exc}") \
+            from exc
+    path = find_model(DEFAULT_KERAS_MODEL, model_path, "cam_model_path")
+    model = keras.saving.load_model(str(path), compile=False, safe_mode=True)
+    classes = int(model.output_shape[-1])
+    if classes != len(CLASS_NAMES):
+        raise ValueError(f"cam_model_path {path} has {classes} outputs, expected "
+                         f"{len(CLASS_NAMES)} classes")
+    try:
+        return cam_extractor(model)
+    except ValueError as exc:
+        raise ValueError(f"cam_model_path {path}: {exc}") from exc
 
 
 def main(args: list[str] | None = None) -> None:

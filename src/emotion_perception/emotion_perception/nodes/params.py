@@ -125,6 +125,14 @@ SMOOTHER = (
 
 DEBUG_IMAGE = (
     Param("history", 30, "Images kept while waiting for their emotions.", 1, 1000),
+    Param("cam", False, "Paint each face's class activation map (where the classifier looked "
+          "for the estimated emotion) under its box; needs Keras and a model with a "
+          "global-average-pooling head.", read_only=True),
+    Param("cam_model_path", "", "Keras model for the maps; empty = the shipped "
+          "emotion_net.keras.", read_only=True),
+    Param("cam_alpha", 0.45, "Weight of the heat map in the blend.", 0.0, 1.0),
+    Param("crop_margin", 0.1, "The detector's crop_margin: the map covers the crop the "
+          "classifier saw.", 0.0, 1.0),
 )
 
 NODE_PARAMS: dict[str, tuple[Param, ...]] = {

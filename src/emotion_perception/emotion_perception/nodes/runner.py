@@ -80,11 +80,15 @@ class BackgroundSpin:
     """Spin nodes on an executor (see make_executor) in a daemon thread.
 
     A context shut down by SIGINT/SIGTERM ends the spin quietly; ``stop`` shuts the executor
-    down, joins the thread, then destroys the nodes.
+    down, joins the thread, then destroys the nodes. Jazzy's ``Executor.shutdown`` destroys
+    its guard condition without waiting for a running callback, so the spin thread can trip
+    over the destroyed handle on its way out: errors after ``stop`` began are expected and
+    ignored.
     """
 
     def __init__(self, nodes: Iterable, num_threads: int = 0, name: str = "spin") -> None:
         self.nodes = list(nodes)
+        self._stopping = False
         self.executor = make_executor(num_threads)
         for n in self.nodes:
             self.executor.add_node(n)
@@ -97,7 +101,7 @@ class BackgroundSpin:
         except ExternalShutdownException:
             pass
         except Exception:
-            if rclpy.ok():
+            if rclpy.ok() and not self._stopping:
                 raise
 
     def alive(self) -> bool:
@@ -106,4 +110,5 @@ class BackgroundSpin:
 
     def stop(self, shutdown_rclpy: bool = False) -> None:
         """Stop spinning and destroy the nodes (and shut rclpy down if asked)."""
+        self._stopping = True
         shutdown_nodes(self.nodes, self.executor, self.thread, shutdown_rclpy)

@@ -98,7 +98,7 @@ class LstmSmoother(TrackedSmoother):
         self.fallbacks = 0
         from ..model_lookup import find_model
 
-        self.model_path = find_model(DEFAULT_MODEL, str(model_path))
+        self.model_path = find_model(DEFAULT_MODEL, str(model_path), "lstm.model_path")
         self._model = _load(self.model_path, self.window)
         self._infer = _inference_fn(self._model, self.window)
         self._batch = np.zeros((8, self.window, NUM_CLASSES), np.float32)
