@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -50,6 +51,44 @@ def test_training_lowers_the_loss_writes_outputs_and_resumes(tmp_path: Path, npz
     assert state["epoch"] == 3
     hist = read_history(out / "history.csv")
     np.testing.assert_array_equal(hist["epoch"], [0, 1, 2])
+
+
+def test_a_run_that_stopped_early_is_not_trained_on_by_resume(tmp_path: Path, npz_writer,
+                                                             capsys) -> None:
+    from emotion_training import train
+
+    npz = npz_writer(tmp_path / "d.npz", n_train=64, n_val=16, seed=4)
+    out = tmp_path / "run"
+    # a learning rate of ~0 keeps the validation accuracy flat: patience 1 stops after epoch 2
+    cfg = replace(_config(npz, epochs=6), learning_rate=1e-12, early_stopping_patience=1)
+    train.run(cfg, out)
+    assert json.loads((out / "state.json").read_text())["stopped_early"] is True
+    epochs = read_history(out / "history.csv")["epoch"]
+    assert len(epochs) < 6
+    capsys.readouterr()
+    summary = train.run(cfg, out, resume=True)
+    assert "stopped early" in capsys.readouterr().out
+    np.testing.assert_array_equal(read_history(out / "history.csv")["epoch"], epochs)
+    assert summary["epochs_run"] == len(epochs)
+
+
+def test_cross_validation_reports_every_fold_and_public_test(tmp_path: Path, npz_writer) -> None:
+    from emotion_training import train
+
+    npz = npz_writer(tmp_path / "d.npz", n_train=90, n_val=20, seed=6)
+    out = tmp_path / "cv"
+    summary = train.run(replace(_config(npz, epochs=1), folds=3), out)
+    assert len(summary["folds"]) == 3
+    for k, fold in enumerate(summary["folds"], start=1):
+        hist = read_history(out / f"fold{k}" / "history.csv")
+        assert fold["last_epoch_val_accuracy"] == pytest.approx(hist["val_accuracy"][-1])
+        assert 0.0 <= fold["public_test_accuracy"] <= 1.0
+    assert sum(f["n_val"] for f in summary["folds"]) == summary["folds"][0]["n_train"] \
+        + summary["folds"][0]["n_val"]
+    last = [f["last_epoch_val_accuracy"] for f in summary["folds"]]
+    assert summary["cv_last_mean"] == pytest.approx(np.mean(last))
+    assert json.loads((out / "summary.json").read_text())["cv_last_mean"] == \
+        pytest.approx(np.mean(last))
 
 
 def test_lr_schedule_warms_up_then_decays_to_one_percent() -> None:
