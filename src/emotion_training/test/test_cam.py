@@ -118,3 +118,15 @@ def test_ensemble_maps_are_the_mean_of_its_members_maps(make_faces, tmp_path: Pa
     np.testing.assert_allclose(cams, expected, atol=1e-5)
     x = C.CamExtractor.from_model(a).prepare(faces)
     np.testing.assert_allclose(probs, ens.predict_on_batch(x), atol=1e-5)
+
+
+def test_a_float16_model_gets_the_maps_of_its_float32_original(tiny_model, make_faces) -> None:
+    from emotion_training.export import to_float16
+
+    faces, _ = make_faces(4, seed=25)
+    half = C.cam_extractor(to_float16(tiny_model))
+    cams, probs = half.maps(faces)
+    assert cams.dtype == np.float32 and cams.shape == (4, 7, 48, 48)
+    full, full_probs = C.cam_extractor(tiny_model).maps(faces)
+    np.testing.assert_allclose(cams, full, atol=0.05)
+    np.testing.assert_allclose(probs, full_probs, atol=0.01)
