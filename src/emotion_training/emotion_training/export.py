@@ -12,7 +12,8 @@ Writes, into ``DIR``:
 * ``NAME.model_card.md`` and ``NAME.model_card.json``: data, split protocol, preprocessing,
   class order, metrics (``--metrics``: an ``emotion-evaluate`` report.json), parity numbers,
   file sizes and SHA-256, parameter count, date and the training config (``--run``: the
-  training run folder; by default the model's folder if it holds a ``config.yaml``).
+  training run folder; by default the model's folder if it holds a ``config.yaml``; for an
+  ensemble from ``emotion-ensemble``, one ``--run`` per member in member order).
 
 Conversion uses ``tf.lite.TFLiteConverter.from_keras_model``, which works for Keras 3.15 on
 TensorFlow 2.21 (it exports a SavedModel internally). ``from_concrete_functions`` on a traced
@@ -37,7 +38,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -178,7 +179,8 @@ def export_model(model_path: str | Path, out_dir: str | Path, name: str,
                  calibration_images: np.ndarray, eval_images: np.ndarray | None = None,
                  eval_labels: np.ndarray | None = None, *, parity_samples: int = 500,
                  latency_samples: int = 100, metrics: dict[str, Any] | None = None,
-                 run_dir: str | Path | None = None, data_source: str | None = None,
+                 run_dir: str | Path | Sequence[str | Path] | None = None,
+                 data_source: str | None = None,
                  seed: int = 0, progress: bool = True, keras_dtype: str = "float32"
                  ) -> dict[str, Any]:
     """Export a Keras classifier to ``.keras`` + three TFLite files with parity and a card.
@@ -255,9 +257,14 @@ def export_model(model_path: str | Path, out_dir: str | Path, name: str,
         if labels is not None:
             probs = predict_probabilities(pred, x_eval, progress=progress, desc=f"eval {fmt}")
             formats[fmt]["eval_accuracy"] = float((probs.argmax(1) == labels).mean())
-    run_path = Path(run_dir) if run_dir is not None else (
-        model_path.parent if (model_path.parent / "config.yaml").is_file() else None)
-    card = build_model_card(name, model, formats, metrics, _read_run(run_path), data_source,
+    if isinstance(run_dir, (list, tuple)):
+        runs = [_read_run(Path(r)) for r in run_dir]
+        run = runs[0] if len(runs) == 1 else {"members": runs}
+    else:
+        run_path = Path(run_dir) if run_dir is not None else (
+            model_path.parent if (model_path.parent / "config.yaml").is_file() else None)
+        run = _read_run(run_path)
+    card = build_model_card(name, model, formats, metrics, run, data_source,
                             n_calibration=len(x_cal), n_eval=None if labels is None
                             else len(labels), source_model=Path(model_path).name)
     (out / f"{name}.parity.json").write_text(json.dumps(
@@ -282,6 +289,16 @@ def to_float16(model: Any) -> Any:
     return half
 
 
+def _training_section(run: dict[str, Any]) -> dict[str, Any]:
+    """Return the card's training section; an ensemble's lists one section per member."""
+    if "members" in run:
+        return {"ensemble": "mean of the members' probabilities (emotion-ensemble)",
+                "members": [_training_section(m) for m in run["members"]]}
+    return {"run_dir": run.get("run_dir"), "config": run.get("config"),
+            "summary": run.get("summary") or None, "epochs_logged": run.get("history_epochs"),
+            "stages": _training_stages(run)}
+
+
 def build_model_card(name: str, model: Any, formats: dict[str, Any],
                      metrics: dict[str, Any] | None, run: dict[str, Any],
                      data_source: str | None, n_calibration: int, n_eval: int | None,
@@ -290,7 +307,7 @@ def build_model_card(name: str, model: Any, formats: dict[str, Any],
     import keras
     import tensorflow as tf
 
-    summary = run.get("summary", {})
+    summary = (run["members"][0] if "members" in run else run).get("summary", {})
     card: dict[str, Any] = {
         "name": name,
         "architecture": model.name,
@@ -309,9 +326,7 @@ def build_model_card(name: str, model: Any, formats: dict[str, Any],
                  "n_train": summary.get("n_train"), "label_mode": summary.get("label_mode"),
                  "int8_calibration_images": n_calibration, "parity_eval_images": n_eval},
         "split_protocol": SPLIT_PROTOCOL,
-        "training": {"run_dir": run.get("run_dir"), "config": run.get("config"),
-                     "summary": summary or None, "epochs_logged": run.get("history_epochs"),
-                     "stages": _training_stages(run)},
+        "training": _training_section(run),
         "metrics": _metrics_digest(metrics),
         "formats": formats,
         "int8_interface": "float32 input and output, int8 kernels inside (see export.py)",
@@ -389,23 +404,35 @@ def render_model_card(card: dict[str, Any]) -> str:
               "SHA-256:", ""]
     lines += [f"- `{f['file']}`: `{f['sha256']}`" for f in card["formats"].values()]
     train = card["training"]
-    stages = train.get("stages") or [train]
     lines += ["", "## Training", ""]
+    if "members" in train:
+        lines += [f"An ensemble of {len(train['members'])} members: {train['ensemble']}.", ""]
+        for i, member in enumerate(train["members"], 1):
+            lines += [f"### Member {i}", ""] + _render_stages(member, "####")
+    else:
+        lines += _render_stages(train, "###")
+    lines += ["", "## Limitations", ""] + [f"- {t}" for t in card["limitations"]]
+    return "\n".join(lines) + "\n"
+
+
+def _render_stages(train: dict[str, Any], heading: str) -> list[str]:
+    """Return the markdown lines of one model's training stages."""
+    import yaml
+
+    stages = train.get("stages") or [train]
+    lines: list[str] = []
     if len(stages) > 1:
         lines += [f"{len(stages)} stages; each later stage starts from the previous stage's "
                   "best checkpoint (`init_weights`).", ""]
     for i, stage in enumerate(stages, 1):
         if len(stages) > 1:
-            lines += [f"### Stage {i}", ""]
-        lines += [f"- Run folder: {stage['run_dir'] or '-'}",
-                  f"- Epochs logged: {_fmt(stage['epochs_logged'])}"]
-        if stage["config"]:
-            import yaml
-
+            lines += [f"{heading} Stage {i}", ""]
+        lines += [f"- Run folder: {stage.get('run_dir') or '-'}",
+                  f"- Epochs logged: {_fmt(stage.get('epochs_logged'))}"]
+        if stage.get("config"):
             lines += ["", "```yaml", yaml.safe_dump(stage["config"], sort_keys=False).rstrip(),
                       "```", ""]
-    lines += ["", "## Limitations", ""] + [f"- {t}" for t in card["limitations"]]
-    return "\n".join(lines) + "\n"
+    return lines
 
 
 def write_model_card(card: dict[str, Any], out_dir: str | Path, name: str
@@ -442,7 +469,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--parity-samples", type=int, default=500,
                    help="faces of the eval split compared with the Keras model")
     p.add_argument("--metrics", type=Path, help="report.json of emotion-evaluate")
-    p.add_argument("--run", type=Path, help="training run folder (config.yaml, summary.json)")
+    p.add_argument("--run", type=Path, action="append",
+                   help="training run folder (config.yaml, summary.json); for an ensemble, "
+                        "once per member in member order")
     p.add_argument("--seed", type=int, default=0, help="seed of the calibration sample")
     p.add_argument("--keras-dtype", choices=("float32", "float16"), default="float32",
                    help="dtype of the exported .keras weights (float16 halves its size)")
@@ -454,8 +483,9 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         metrics = _load_json(a.metrics, "metrics report")
-        if a.run is not None and not a.run.is_dir():
-            raise FileNotFoundError(f"run folder not found: {a.run}")
+        for run in a.run or []:
+            if not run.is_dir():
+                raise FileNotFoundError(f"run folder not found: {run}")
         ds = D.load_dataset(a.data)
         train, _ = D.clean(ds.split("Training"))
         rng = np.random.default_rng(a.seed)

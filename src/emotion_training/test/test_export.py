@@ -158,3 +158,28 @@ def test_model_card_lists_every_stage_of_a_warm_started_model(tmp_path: Path) ->
     assert str(tmp_path) not in json.dumps(run)
     # a single run is one stage
     assert [s["run_dir"] for s in X._training_stages(X._read_run(stage1))] == ["stage1"]
+
+
+def test_an_ensemble_card_lists_each_members_training(tmp_path: Path) -> None:
+    import keras
+
+    runs = []
+    for name, width in (("w32_fer", 32), ("w48", 48)):
+        run = tmp_path / name
+        run.mkdir()
+        (run / "config.yaml").write_text(f"data: /local/fer.npz\nmodel_args: {{width: {width}}}\n")
+        (run / "history.csv").write_text("epoch,loss\n0,1\n")
+        runs.append(X._read_run(run))
+    inputs = keras.Input((48, 48, 1))
+    model = keras.Model(inputs, keras.layers.Dense(7, activation="softmax")(
+        keras.layers.GlobalAveragePooling2D()(inputs)))
+    card = X.build_model_card("emotion_net", model, {}, None, {"members": runs}, "fer.npz", 10,
+                              None, "ens.keras")
+    members = card["training"]["members"]
+    assert [m["run_dir"] for m in members] == ["w32_fer", "w48"]
+    assert [m["config"]["model_args"]["width"] for m in members] == [32, 48]
+    md = X.render_model_card(card)
+    assert "An ensemble of 2 members" in md
+    assert md.index("### Member 1") < md.index("w32_fer") < md.index("### Member 2") \
+        < md.index("w48")
+    assert "/local" not in json.dumps(card)
