@@ -54,7 +54,7 @@ def test_training_lowers_the_loss_writes_outputs_and_resumes(tmp_path: Path, npz
 
 
 def test_a_run_that_stopped_early_is_not_trained_on_by_resume(tmp_path: Path, npz_writer,
-                                                               capsys) -> None:
+                                                              capsys) -> None:
     from emotion_training import train
 
     npz = npz_writer(tmp_path / "d.npz", n_train=64, n_val=16, seed=4)
