@@ -70,6 +70,17 @@ def prepare_data(cfg: TrainConfig) -> dict[str, Any]:
     }
 
 
+def _save_atomically(model, path: Path) -> None:
+    """Save ``model`` to ``path`` through a temporary file.
+
+    A run killed mid-save (a CPU run stopped at the end of a session) then never leaves a
+    truncated checkpoint behind.
+    """
+    tmp = path.with_name(f"{path.stem}.tmp{path.suffix}")
+    model.save(tmp)
+    os.replace(tmp, path)
+
+
 class _Checkpointer:
     """Keras callback factory saving best/last models and a resumable state file."""
 
@@ -87,11 +98,13 @@ class _Checkpointer:
                 acc = float(logs.get("val_accuracy", -1.0))
                 if acc > self.best:
                     self.best = acc
-                    model.save(out / "best.keras")
-                self.model.save(out / "last_wrapper.keras")
+                    _save_atomically(model, out / "best.keras")
+                _save_atomically(self.model, out / "last_wrapper.keras")
                 state = {"epoch": epoch + 1, "best_val_accuracy": self.best,
                          "time": time.strftime("%Y-%m-%dT%H:%M:%S")}
-                (out / "state.json").write_text(json.dumps(state, indent=2))
+                tmp = out / "state.json.tmp"
+                tmp.write_text(json.dumps(state, indent=2))
+                os.replace(tmp, out / "state.json")
 
         return Checkpointer()
 

@@ -37,6 +37,7 @@ def test_training_lowers_the_loss_writes_outputs_and_resumes(tmp_path: Path, npz
     assert hist["loss"][1] < hist["loss"][0]
     for name in ("best.keras", "last.keras", "summary.json", "config.yaml", "state.json"):
         assert (out / name).is_file(), name
+    assert not list(out.glob("*tmp*"))  # checkpoints are written through temporary files
     saved = json.loads((out / "summary.json").read_text())
     assert saved["n_train"] == 210 and saved["n_val"] == 35
     assert set(saved["cleaning"]) >= {"constant_images", "duplicates_dropped"}
