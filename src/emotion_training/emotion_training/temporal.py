@@ -393,31 +393,28 @@ def _seed_keras(seed: int) -> None:
     keras.utils.set_random_seed(seed)
 
 
-def keras_classifier(path: str | Path, batch_size: int = 512, tta_mirror: bool = False
-                     ) -> Classifier:
-    """Load a classifier ``.keras`` file; return a batch -> (B, 7) probabilities function.
+def file_classifier(path: str | Path, batch_size: int = 512, tta_mirror: bool = False
+                    ) -> Classifier:
+    """Load a classifier ``.keras`` or ``.tflite`` file; return batch -> (B, 7) probabilities.
 
-    With ``tta_mirror`` each face's probabilities are averaged with its mirror image's, as the
-    live classifier's ``tta_mirror`` parameter does.
+    The shipped ``emotion_net_int8.tflite`` is what the live graph runs by default, so the LSTM
+    best learns from its outputs. With ``tta_mirror`` each face's probabilities are averaged
+    with its mirror image's, as the live classifier's ``tta_mirror`` parameter does.
     """
-    import keras
+    from .evaluate import load_predictor, predict_probabilities
 
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"classifier model not found: {path}")
-    model = keras.saving.load_model(path, compile=False, safe_mode=True)
-    out_shape = tuple(model.outputs[0].shape)
-    if out_shape[-1] != NUM_CLASSES:
-        raise ValueError(f"classifier {path} outputs {out_shape}, expected (None, "
-                         f"{NUM_CLASSES})")
+    predictor = load_predictor(path)
+    classes = predictor.predict_batch(np.zeros((1, *predictor.input_size, 1), np.float32))
+    if classes.shape != (1, NUM_CLASSES):
+        raise ValueError(f"classifier {path} outputs {classes.shape[1:]} per face, expected "
+                         f"({NUM_CLASSES},)")
 
     def classify(batch: np.ndarray) -> np.ndarray:
-        probs = np.asarray(model.predict(batch, batch_size=batch_size, verbose=0))
-        if tta_mirror:
-            mirrored = np.ascontiguousarray(batch[:, :, ::-1])
-            flipped = model.predict(mirrored, batch_size=batch_size, verbose=0)
-            probs = 0.5 * (probs + np.asarray(flipped))
-        return probs
+        return predict_probabilities(predictor, batch, tta_mirror=tta_mirror,
+                                     batch_size=batch_size, progress=False)
     return classify
 
 
@@ -769,7 +766,7 @@ def write_model_card(export: Path, lstm_path: Path, result: Mapping[str, Any],
         "```",
         f"python -m emotion_training.temporal all --config CONFIG.yaml --out WORK "
         f"--data {Path(str(train_meta.get('data', 'DATA.npz'))).name} "
-        f"--classifier {Path(str(train_meta.get('classifier', 'CLASSIFIER.keras'))).name} "
+        f"--classifier {Path(str(train_meta.get('classifier', 'CLASSIFIER'))).name} "
         "--export DIR",
         "```", "",
         "with CONFIG.yaml holding the `config` of the JSON card (seeds included).", "",
@@ -826,7 +823,7 @@ def cmd_make(args: argparse.Namespace, cfg: TemporalConfig) -> None:
     if not args.data or not args.classifier:
         raise ValueError("make needs --data and --classifier")
     splits = load_splits(args.data)
-    classifier = keras_classifier(args.classifier, tta_mirror=cfg.tta_mirror)
+    classifier = file_classifier(args.classifier, tta_mirror=cfg.tta_mirror)
     common = {"data": str(Path(args.data).resolve()), "data_sha256": sha256_of(args.data),
               "classifier": str(Path(args.classifier).resolve()),
               "classifier_sha256": sha256_of(args.classifier),
@@ -915,7 +912,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     def make_args(sp: argparse.ArgumentParser) -> None:
         sp.add_argument("--data", help="dataset .npz/.csv/folder (Training and PublicTest)")
-        sp.add_argument("--classifier", help="classifier .keras whose outputs are smoothed")
+        sp.add_argument("--classifier", help="classifier .keras or .tflite whose outputs are "
+                        "smoothed (best: the live default, emotion_net_int8.tflite)")
         sp.add_argument("--train-sequences", type=int, help="number of training sequences")
         sp.add_argument("--test-sequences", type=int, help="number of benchmark sequences")
         sp.add_argument("--frames", type=int, help="frames per sequence")

@@ -259,12 +259,20 @@ def test_cli_end_to_end(tmp_path) -> None:
     assert rc == 2
 
 
-def test_keras_classifier_mirror_tta_averages_face_and_mirror(tmp_path) -> None:
+def test_file_classifier_runs_keras_and_tflite_and_mirror_tta(tmp_path) -> None:
+    from emotion_training.export import convert_to_tflite
+
     model = tiny_cnn(seed=3)
     model.save(tmp_path / "cnn.keras")
+    (tmp_path / "cnn.tflite").write_bytes(convert_to_tflite(model, "float32"))
     faces = np.random.default_rng(1).random((5, 48, 48, 1), dtype=np.float32)
-    plain = T.keras_classifier(tmp_path / "cnn.keras")(faces)
-    mirrored = T.keras_classifier(tmp_path / "cnn.keras")(faces[:, :, ::-1])
-    tta = T.keras_classifier(tmp_path / "cnn.keras", tta_mirror=True)(faces)
+    plain = T.file_classifier(tmp_path / "cnn.keras")(faces)
+    np.testing.assert_allclose(plain, model.predict_on_batch(faces), atol=1e-6)
+    mirrored = T.file_classifier(tmp_path / "cnn.keras")(faces[:, :, ::-1])
+    tta = T.file_classifier(tmp_path / "cnn.keras", tta_mirror=True)(faces)
     assert not np.allclose(plain, mirrored, atol=1e-4)  # the model is not mirror-symmetric
     np.testing.assert_allclose(tta, 0.5 * (plain + mirrored), atol=1e-6)
+    lite = T.file_classifier(tmp_path / "cnn.tflite", batch_size=2, tta_mirror=True)(faces)
+    np.testing.assert_allclose(lite, tta, atol=1e-5)
+    with pytest.raises(FileNotFoundError, match="absent"):
+        T.file_classifier(tmp_path / "absent.tflite")
