@@ -25,10 +25,30 @@ else
   MODE="pypi-jazzy"
 fi
 
-"$PYTHON" - <<'PY' || { log "Python 3.10 to 3.13 is required (PYTHON=$PYTHON)"; exit 1; }
+if [ "$MODE" = "pypi-jazzy" ]; then
+  # The Jazzy wheels on PyPI carry CPython 3.11 extensions (rclpy/_rclpy_pybind11.cpython-311-*):
+  # prefer a python3.11 on PATH when the default python3 is another version.
+  is311() { "$1" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' 2>/dev/null; }
+  if [ -x "$VENV/bin/python" ]; then
+    is311 "$VENV/bin/python" || {
+      log "$VENV was made with $("$VENV/bin/python" -V 2>&1); the ROS 2 Jazzy wheels from PyPI"
+      log "need Python 3.11: remove $VENV and run again (PYTHON=/path/to/python3.11)"
+      exit 1; }
+  else
+    if ! is311 "$PYTHON" && command -v python3.11 >/dev/null; then
+      PYTHON="$(command -v python3.11)"
+    fi
+    is311 "$PYTHON" || {
+      log "the ROS 2 Jazzy wheels from PyPI need Python 3.11 ($PYTHON is $("$PYTHON" -V 2>&1));"
+      log "install python3.11 or set PYTHON=/path/to/python3.11, or source a ROS 2 installation"
+      exit 1; }
+  fi
+else
+  "$PYTHON" - <<'PY' || { log "Python 3.10 to 3.13 is required (PYTHON=$PYTHON)"; exit 1; }
 import sys
 sys.exit(0 if (3, 10) <= sys.version_info[:2] <= (3, 13) else 1)
 PY
+fi
 
 if [ ! -x "$VENV/bin/python" ]; then
   log "creating venv $VENV ($MODE)"
