@@ -33,6 +33,9 @@ class TrainConfig:
     tensorboard: bool = False
     limit: int = 0                     # >0: use only this many training images (smoke tests)
     init_weights: str = ""             # start from this .keras model's weights (fine-tuning)
+    teacher: str = ""                  # distillation: .keras/.tflite whose outputs are targets
+    teacher_weight: float = 0.5        # targets = (1 - w) * labels + w * teacher probabilities
+    teacher_tta: bool = True           # teacher probabilities averaged with the mirror image's
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 
     def __post_init__(self) -> None:
@@ -46,11 +49,15 @@ class TrainConfig:
             "label_mode": self.label_mode in {"fer", "ferplus", "majority", "mixed"},
             "warmup_epochs": self.warmup_epochs >= 0, "limit": self.limit >= 0,
             "weight_decay": self.weight_decay >= 0,
+            "teacher_weight": 0.0 <= self.teacher_weight <= 1.0,
+            # the teacher saw all of Training: its outputs would carry each fold's validation
+            # images into the targets
+            "teacher (not with folds)": not (self.teacher and self.folds),
         }
         bad = [k for k, ok in checks.items() if not ok]
         if bad:
-            raise ValueError("invalid training config values: "
-                             + ", ".join(f"{k}={getattr(self, k)!r}" for k in bad))
+            raise ValueError("invalid training config values: " + ", ".join(
+                f"{k}={getattr(self, k.split()[0])!r}" for k in bad))
 
     @classmethod
     def from_yaml(cls, path: str | Path, **overrides: Any) -> "TrainConfig":

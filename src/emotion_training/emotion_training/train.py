@@ -61,13 +61,39 @@ def prepare_data(cfg: TrainConfig) -> dict[str, Any]:
     if cfg.limit:
         rng = np.random.default_rng(cfg.seed)
         train = train.subset(np.sort(rng.permutation(len(train))[:cfg.limit]))
+    x_train = preprocess_faces(train.images)
+    y_train = D.targets(train, cfg.label_mode, cfg.ferplus_weight)
+    if cfg.teacher:
+        y_train = distillation_targets(cfg, x_train, y_train)
     return {
         "train": train, "val": val, "report": report.as_dict(),
-        "x_train": preprocess_faces(train.images),
-        "y_train": D.targets(train, cfg.label_mode, cfg.ferplus_weight),
+        "x_train": x_train, "y_train": y_train,
         "x_val": preprocess_faces(val.images),
         "y_val": np.eye(NUM_CLASSES, dtype=np.float32)[val.labels],
     }
+
+
+def distillation_targets(cfg: TrainConfig, x_train: np.ndarray, y_train: np.ndarray
+                         ) -> np.ndarray:
+    """Mix the label targets with the teacher's probabilities on the (unaugmented) faces.
+
+    ``(1 - teacher_weight) * y_train + teacher_weight * teacher(x_train)``, the teacher's output
+    averaged with its mirror image's when ``teacher_tta`` (then it is mirror-consistent with the
+    on-the-fly flips). Only Training faces are shown to the teacher.
+    """
+    from .evaluate import load_predictor, predict_probabilities
+
+    if not Path(cfg.teacher).is_file():
+        raise FileNotFoundError(f"teacher model not found: {cfg.teacher} (config key teacher)")
+    teacher = load_predictor(cfg.teacher)
+    probs = predict_probabilities(teacher, x_train, tta_mirror=cfg.teacher_tta,
+                                  desc="teacher targets")
+    if probs.shape != y_train.shape or not np.isfinite(probs).all():
+        raise ValueError(f"teacher {cfg.teacher} gave {probs.shape} outputs (finite: "
+                         f"{bool(np.isfinite(probs).all())}), expected {y_train.shape}")
+    probs = probs / probs.sum(axis=1, keepdims=True)
+    w = cfg.teacher_weight
+    return ((1.0 - w) * y_train + w * probs).astype(np.float32)
 
 
 def _save_atomically(model, path: Path) -> None:

@@ -92,6 +92,35 @@ def test_cross_validation_reports_every_fold_and_public_test(tmp_path: Path, npz
         pytest.approx(np.mean(last))
 
 
+def test_distillation_targets_mix_labels_with_the_teachers_mirror_averaged_output(
+        tmp_path: Path, npz_writer) -> None:
+    import keras
+
+    from emotion_training import train
+    from emotion_training.evaluate import load_predictor, predict_probabilities
+    from emotion_training.models import build_model
+
+    keras.utils.set_random_seed(9)
+    build_model("emotion_net", width=4).save(tmp_path / "teacher.keras")
+    npz = npz_writer(tmp_path / "d.npz", n_train=40, n_val=10, seed=7)
+    base = replace(_config(npz, epochs=1), label_mode="fer")
+    plain = train.prepare_data(base)
+    cfg = replace(base, teacher=str(tmp_path / "teacher.keras"), teacher_weight=0.25)
+    d = train.prepare_data(cfg)
+    teacher = predict_probabilities(load_predictor(tmp_path / "teacher.keras"), d["x_train"],
+                                    tta_mirror=True, progress=False)
+    np.testing.assert_allclose(d["y_train"], 0.75 * plain["y_train"] + 0.25 * teacher,
+                               atol=1e-5)
+    np.testing.assert_allclose(d["y_train"].sum(axis=1), 1.0, atol=1e-5)
+    np.testing.assert_array_equal(d["y_val"], plain["y_val"])  # validation keeps its labels
+    with pytest.raises(FileNotFoundError, match="teacher"):
+        train.prepare_data(replace(base, teacher=str(tmp_path / "absent.keras")))
+    with pytest.raises(ValueError, match="teacher"):
+        replace(base, teacher="t.keras", folds=5)
+    with pytest.raises(ValueError, match="teacher_weight"):
+        replace(base, teacher_weight=1.5)
+
+
 def test_lr_schedule_warms_up_then_decays_to_one_percent() -> None:
     from emotion_training.train import lr_schedule
 
@@ -154,3 +183,8 @@ def test_every_shipped_training_config_loads() -> None:
         assert cfg.model == "emotion_net", name
     stage2 = TrainConfig.from_yaml(configs / "emotion_net_finetune_fer.yaml")
     assert stage2.label_mode == "fer" and stage2.init_weights.endswith("best.keras")
+    distill = TrainConfig.from_yaml(configs / "emotion_net_distill.yaml")
+    assert distill.teacher.endswith(".keras") and 0 < distill.teacher_weight < 1
+    seed_cv = TrainConfig.from_yaml(configs / "seed_cnn_cv.yaml")  # the original's protocol
+    assert (seed_cv.model, seed_cv.folds, seed_cv.epochs) == ("seed_cnn", 5, 30)
+    assert seed_cv.early_stopping_patience >= seed_cv.epochs and seed_cv.label_mode == "fer"
