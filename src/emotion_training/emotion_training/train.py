@@ -225,29 +225,26 @@ def fit_one(cfg: TrainConfig, x_train: np.ndarray, y_train: np.ndarray, x_val: n
         else model
     probs = best_model.predict(x_val, batch_size=256, verbose=0)
     acc = float((probs.argmax(1) == y_val.argmax(1)).mean())
-    summary = {"val_accuracy": acc, "last_epoch_val_accuracy": _last_val_accuracy(out),
-               "epochs_run": _epochs_in(out / "history.csv"),
+    epochs_run, last_val = _history_digest(out)
+    summary = {"val_accuracy": acc, "last_epoch_val_accuracy": last_val,
+               "epochs_run": epochs_run,
                "train_seconds": round(time.time() - t0, 1), "n_train": int(len(x_train)),
                "n_val": int(len(x_val))}
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     return summary
 
 
-def _last_val_accuracy(out: Path) -> float | None:
-    """Return the validation accuracy of the last epoch logged in ``history.csv``."""
+def _history_digest(out: Path) -> tuple[int, float | None]:
+    """Return (epochs logged, last epoch's validation accuracy) from one read of history.csv."""
     from .plots import read_history
 
     try:
-        values = read_history(out / "history.csv").get("val_accuracy", [])
+        history = read_history(out / "history.csv")
     except (FileNotFoundError, ValueError):
-        return None
-    return float(values[-1]) if values else None
-
-
-def _epochs_in(history: Path) -> int:
-    if not history.exists():
-        return 0
-    return max(0, len(history.read_text().strip().splitlines()) - 1)
+        return 0, None
+    epochs = len(next(iter(history.values()), []))
+    values = history.get("val_accuracy", [])
+    return epochs, float(values[-1]) if values else None
 
 
 def run(cfg: TrainConfig, out: Path, resume: bool = False) -> dict[str, Any]:

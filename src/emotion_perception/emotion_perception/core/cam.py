@@ -20,7 +20,7 @@ from typing import Any, Sequence
 import cv2
 import numpy as np
 
-from .preprocessing import crop_face, preprocess_faces, square_crop_box, to_gray
+from .preprocessing import preprocess_faces, square_crop_box, to_gray
 
 
 def _identity_layer_types() -> tuple[type, ...]:
@@ -254,7 +254,7 @@ def draw_face_cams(image_bgr: np.ndarray, boxes: Sequence[Sequence[float]],
         if w == 0 or h == 0:
             continue
         regions.append((x, y, w, h))
-        crops.append(crop_face(image, box, margin))
+        crops.append(image[y:y + h, x:x + w])  # what crop_face cuts, box computed once
         keep.append(int(label))
     if not crops:
         return out
