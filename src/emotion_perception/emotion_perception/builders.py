@@ -68,6 +68,7 @@ def build_classifier(values: dict[str, Any]) -> Any:
         kwargs["num_threads"] = values["threads"] or 2
     classifier = plugins.create("classifier", name, **kwargs)
     classifier.tta_mirror = bool(values["tta_mirror"])
+    classifier.tta_shift = int(values["tta_shift"])
     return classifier
 
 

@@ -13,6 +13,8 @@ from emotion_perception.core.classifiers.keras_classifier import KerasClassifier
 from emotion_perception.core.classifiers.tflite_classifier import TFLiteClassifier
 from emotion_perception.core.model_lookup import (
     DEFAULT_KERAS_MODEL, DEFAULT_TFLITE_MODEL, find_model)
+from emotion_perception.core.preprocessing import (merge_tta, preprocess_faces, tta_view_count,
+                                                   tta_views)
 
 keras = pytest.importorskip("keras")
 tf = pytest.importorskip("tensorflow")
@@ -248,3 +250,53 @@ def test_mirror_tta_averages_face_and_mirror(models: dict[str, Path]) -> None:
     np.testing.assert_allclose(tta, (plain + mirrored) / 2, atol=1e-5)
     tta_of_mirror, _ = clf.classify([c[:, ::-1] for c in crops])
     np.testing.assert_allclose(tta_of_mirror, tta, atol=1e-5)  # mirror-invariant by design
+
+
+def _shifted(a: np.ndarray, dy: int, dx: int) -> np.ndarray:
+    """(N, H, W, C) ``a`` moved so that out[y, x] = a[y + dy, x + dx], edges repeated."""
+    h, w = a.shape[1:3]
+    rows = np.clip(np.arange(h) + dy, 0, h - 1)
+    cols = np.clip(np.arange(w) + dx, 0, w - 1)
+    return a[:, rows][:, :, cols]
+
+
+def test_tta_views_are_the_mirrored_and_shifted_faces() -> None:
+    x = _batch(3, seed=7)
+    assert tta_view_count(False, 0) == 1 and tta_view_count(True, 0) == 2
+    assert tta_view_count(False, 2) == 5 and tta_view_count(True, 3) == 10
+    assert tta_views(x) is x
+    views = tta_views(x, mirror=True, shift=3)
+    assert views.shape == (30, 48, 48, 1) and views.flags["C_CONTIGUOUS"]
+    expected = [_shifted(base, dy, dx) for base in (x, x[:, :, ::-1])
+                for dy, dx in ((0, 0), (3, 0), (-3, 0), (0, 3), (0, -3))]
+    np.testing.assert_array_equal(views, np.concatenate(expected))
+    assert not np.array_equal(expected[1], x)  # the shifted views really differ
+    probs = np.arange(30 * 2, dtype=np.float32).reshape(30, 2)
+    merged = merge_tta(probs, 10)
+    np.testing.assert_allclose(merged, probs.reshape(10, 3, 2).mean(axis=0))
+    for bad in (-1, 24):
+        with pytest.raises(ValueError, match="shift"):
+            tta_views(x, shift=bad)
+    with pytest.raises(ValueError, match="views"):
+        merge_tta(probs[:29], 10)
+    with pytest.raises(ValueError, match="N, H, W, C"):
+        tta_views(x[0], mirror=True)
+
+
+def test_shift_tta_averages_all_views(models: dict[str, Path]) -> None:
+    clf = KerasClassifier(model_path=str(models["keras"]))
+    rng = np.random.default_rng(6)
+    crops = [rng.integers(0, 255, (60, 60), dtype=np.uint8) for _ in range(2)]
+    x = preprocess_faces(crops)
+    clf.tta_mirror, clf.tta_shift = True, 2
+    tta, valid = clf.classify(crops)
+    views = [_shifted(base, dy, dx) for base in (x, x[:, :, ::-1])
+             for dy, dx in ((0, 0), (2, 0), (-2, 0), (0, 2), (0, -2))]
+    expected = np.mean([clf.predict(v) for v in views], axis=0)
+    assert valid.all()
+    np.testing.assert_allclose(tta, expected / expected.sum(1, keepdims=True), atol=1e-5)
+    clf.tta_mirror = False
+    only_shift, _ = clf.classify(crops)
+    np.testing.assert_allclose(only_shift, np.mean([clf.predict(v) for v in views[:5]], 0),
+                               atol=1e-5)
+    assert np.abs(only_shift - tta).max() > 1e-4

@@ -1,13 +1,14 @@
 """Evaluation CLI: ``emotion-evaluate --model M.keras|M.tflite --data NPZ --out DIR``.
 
 Scores a Keras or TFLite classifier on one split of a dataset (PublicTest by default) with the
-shared preprocessing, optionally with mirror test-time augmentation (the mean of the
-probabilities of each face and its horizontal flip). The report holds accuracy, macro-F1,
-per-class precision / recall / F1 / error rate / support, the confusion matrix in counts and
-in row proportions, single-face latency (median and 95th percentile over about 200 faces) and
-the parameter count. It is written as ``report.json`` with ``confusion_counts.png``,
-``confusion_proportions.png``, ``per_class.png`` and, given a Keras ``history.csv``,
-``training_curves.png``; the tables are also printed.
+shared preprocessing, optionally with test-time augmentation: the mean of the probabilities of
+each face and its horizontal flip (``--tta-mirror``), and of each face moved a few pixels up,
+down, left and right (``--tta-shift``), as the runtime classifiers do. The report holds
+accuracy, macro-F1, per-class precision / recall / F1 / error rate / support, the confusion
+matrix in counts and in row proportions, single-face latency (median and 95th percentile over
+about 200 faces) and the parameter count. It is written as ``report.json`` with
+``confusion_counts.png``, ``confusion_proportions.png``, ``per_class.png`` and, given a Keras
+``history.csv``, ``training_curves.png``; the tables are also printed.
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ from typing import Any, Sequence
 import numpy as np
 
 from emotion_perception.core.classes import CLASS_NAMES, NUM_CLASSES
-from emotion_perception.core.preprocessing import preprocess_faces
+from emotion_perception.core.preprocessing import (merge_tta, preprocess_faces, tta_view_count,
+                                                   tta_views)
 
 KERAS_SUFFIXES = {".keras"}
 TFLITE_SUFFIXES = {".tflite"}
@@ -168,10 +170,13 @@ def load_predictor(model_path: str | Path, num_threads: int | None = None) -> Pr
 
 def predict_probabilities(predictor: Predictor, x: np.ndarray, tta_mirror: bool = False,
                           batch_size: int = 256, progress: bool = True,
-                          desc: str = "predicting") -> np.ndarray:
+                          desc: str = "predicting", tta_shift: int = 0) -> np.ndarray:
     """Return (N, classes) probabilities for preprocessed faces ``x`` (N, H, W, 1).
 
-    ``tta_mirror`` averages each face's probabilities with those of its horizontal flip.
+    ``tta_mirror`` averages each face's probabilities with those of its horizontal flip;
+    ``tta_shift`` > 0 also averages over the faces moved by that many pixels up, down, left
+    and right: the views of the runtime classifiers' ``tta_mirror`` / ``tta_shift``
+    (:func:`emotion_perception.core.preprocessing.tta_views`).
     """
     from tqdm import tqdm
 
@@ -180,14 +185,13 @@ def predict_probabilities(predictor: Predictor, x: np.ndarray, tta_mirror: bool 
     x = np.asarray(x, dtype=np.float32)
     if x.ndim != 4:
         raise ValueError(f"x must be (N, H, W, C), got {x.shape}")
+    n_views = tta_view_count(tta_mirror, tta_shift)
+    step = max(1, batch_size // n_views)
     out = []
-    steps = range(0, len(x), batch_size)
+    steps = range(0, len(x), step)
     for i in tqdm(steps, desc=desc, unit="batch", disable=not progress, leave=False):
-        xb = x[i:i + batch_size]
-        p = predictor.predict_batch(xb)
-        if tta_mirror:
-            p = 0.5 * (p + predictor.predict_batch(np.ascontiguousarray(xb[:, :, ::-1, :])))
-        out.append(p)
+        views = tta_views(x[i:i + step], tta_mirror, tta_shift)
+        out.append(merge_tta(predictor.predict_batch(views), n_views))
     if not out:
         return np.zeros((0, NUM_CLASSES), np.float32)
     return np.concatenate(out).astype(np.float32)
@@ -268,7 +272,7 @@ def measure_latency(predictor: Predictor, x: np.ndarray, n: int = 200, warmup: i
 def evaluate_model(model_path: str | Path, images_uint8: np.ndarray, labels: np.ndarray,
                    tta_mirror: bool = False, batch_size: int = 256, *,
                    latency_samples: int = 200, progress: bool = True,
-                   predictor: Predictor | None = None) -> dict[str, Any]:
+                   predictor: Predictor | None = None, tta_shift: int = 0) -> dict[str, Any]:
     """Evaluate a classifier on faces ``images_uint8`` (N, H, W) with true ``labels``.
 
     Faces go through the shared ``preprocess_faces``. Returns the report dict (see the module
@@ -283,14 +287,15 @@ def evaluate_model(model_path: str | Path, images_uint8: np.ndarray, labels: np.
     predictor = predictor or load_predictor(model_path)
     x = preprocess_faces(images_uint8, predictor.input_size)
     t0 = time.perf_counter()
-    probs = predict_probabilities(predictor, x, tta_mirror, batch_size, progress)
+    probs = predict_probabilities(predictor, x, tta_mirror, batch_size, progress,
+                                  tta_shift=tta_shift)
     seconds = time.perf_counter() - t0
     if probs.shape[1] != NUM_CLASSES:
         raise ValueError(f"model outputs {probs.shape[1]} classes, expected {NUM_CLASSES}")
     cm = confusion_matrix(labels, probs.argmax(axis=1))
     report: dict[str, Any] = {
         "model": str(model_path), "format": predictor.kind, "class_names": list(CLASS_NAMES),
-        "tta_mirror": bool(tta_mirror), "preprocessing":
+        "tta_mirror": bool(tta_mirror), "tta_shift": int(tta_shift), "preprocessing":
             "emotion_perception.core.preprocessing.preprocess_faces (48x48 gray, [0, 1])",
     }
     report.update(classification_metrics(cm))
@@ -308,7 +313,7 @@ def format_tables(report: dict[str, Any]) -> str:
     names = report["class_names"]
     width = max(9, max(len(n) for n in names) + 1)
     lines = [f"model: {report['model']} ({report['format']}), n = {report['n']}, "
-             f"mirror TTA: {report['tta_mirror']}",
+             f"mirror TTA: {report['tta_mirror']}, shift TTA: {report.get('tta_shift', 0)} px",
              f"accuracy {report['accuracy']:.4f}   macro-F1 {report['macro_f1']:.4f}"]
     lat = report.get("latency_batch1") or {}
     if lat.get("n"):
@@ -366,8 +371,9 @@ def write_report(report: dict[str, Any], out_dir: str | Path,
     return files
 
 
-def _default_out(model: Path, split: str, tta: bool) -> Path:
-    return model.parent / f"eval_{model.stem}_{split}{'_tta' if tta else ''}"
+def _default_out(model: Path, split: str, tta: bool, shift: int = 0) -> Path:
+    return (model.parent / f"eval_{model.stem}_{split}{'_tta' if tta else ''}"
+            f"{f'_shift{shift}' if shift else ''}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -379,6 +385,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--split", default="PublicTest", help="usage split to score (PublicTest)")
     p.add_argument("--tta-mirror", action="store_true",
                    help="average each face's prediction with its mirror image's")
+    p.add_argument("--tta-shift", type=int, default=0, metavar="PX",
+                   help="also average over the face moved PX pixels up, down, left and right "
+                        "(0 = off)")
     p.add_argument("--out", type=Path,
                    help="output folder (default: eval_<model>_<split> beside the model)")
     p.add_argument("--history", type=Path, help="training history.csv to plot")
@@ -397,13 +406,13 @@ def main(argv: list[str] | None = None) -> int:
         if a.limit:
             ds = ds.subset(np.arange(min(a.limit, len(ds))))
         report = evaluate_model(a.model, ds.images, ds.labels, a.tta_mirror, a.batch_size,
-                                latency_samples=a.latency_samples)
+                                latency_samples=a.latency_samples, tta_shift=a.tta_shift)
     except (ValueError, OSError) as exc:
         print(f"emotion-evaluate: {exc}", file=sys.stderr)
         return 2
     report["data"] = str(a.data)
     report["split"] = a.split
-    out = a.out or _default_out(a.model, a.split, a.tta_mirror)
+    out = a.out or _default_out(a.model, a.split, a.tta_mirror, a.tta_shift)
     files = write_report(report, out, a.history)
     print(format_tables(report))
     print("")

@@ -156,6 +156,9 @@ def _read_run(run_dir: Path | None, depth: int = 0) -> dict[str, Any]:
             cfg["init_weights"] = f"{parent.name}/{Path(init).name}"
             if depth < 5 and (parent / "config.yaml").is_file():
                 info["started_from"] = _read_run(parent, depth + 1)
+        if cfg.get("teacher"):  # a distilled model: name the teacher by folder and file
+            teacher = Path(str(cfg["teacher"]))
+            cfg["teacher"] = f"{teacher.parent.name}/{teacher.name}"
         info["config"] = cfg
     if (run_dir / "summary.json").is_file():
         info["summary"] = json.loads((run_dir / "summary.json").read_text())
@@ -344,8 +347,9 @@ def build_model_card(name: str, model: Any, formats: dict[str, Any],
 def _metrics_digest(report: dict[str, Any] | None) -> dict[str, Any] | None:
     if not report:
         return None
-    keep = ("model", "data", "split", "n", "tta_mirror", "accuracy", "macro_f1", "per_class",
-            "confusion_counts", "confusion_proportions", "latency_batch1", "param_count")
+    keep = ("model", "data", "split", "n", "tta_mirror", "tta_shift", "accuracy", "macro_f1",
+            "per_class", "confusion_counts", "confusion_proportions", "latency_batch1",
+            "param_count")
     return file_names({k: report[k] for k in keep if k in report}, ("model", "data"))
 
 
@@ -381,7 +385,8 @@ def render_model_card(card: dict[str, Any]) -> str:
     lines += ["## Metrics", ""]
     if m:
         lines += [f"Split {m.get('split', '?')} (n = {m.get('n')}), mirror TTA "
-                  f"{m.get('tta_mirror')}: accuracy **{_fmt(m.get('accuracy'))}**, macro-F1 "
+                  f"{m.get('tta_mirror')}, shift TTA {m.get('tta_shift', 0)} px: accuracy "
+                  f"**{_fmt(m.get('accuracy'))}**, macro-F1 "
                   f"**{_fmt(m.get('macro_f1'))}**.", "",
                   "| class | precision | recall | F1 | support |", "|---|---|---|---|---|"]
         for c, v in (m.get("per_class") or {}).items():

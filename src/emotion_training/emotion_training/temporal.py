@@ -157,6 +157,7 @@ class TemporalConfig:
     train_sequences: int = 300
     test_sequences: int = 100
     tta_mirror: bool = True   # classify frames as the live classifier does by default
+    tta_shift: int = 0        # the live classifier's tta_shift (pixels; 0 = off)
     sequences: SequenceConfig = field(default_factory=SequenceConfig)
     lstm: LstmConfig = field(default_factory=LstmConfig)
     bench: BenchConfig = field(default_factory=BenchConfig)
@@ -169,7 +170,9 @@ class TemporalConfig:
                 setattr(self, name, _from_mapping(cls, value, name))
         _raise_bad("config", self, {"train_sequences": self.train_sequences >= 2,
                                     "test_sequences": self.test_sequences >= 1,
-                                    "tta_mirror": isinstance(self.tta_mirror, bool)})
+                                    "tta_mirror": isinstance(self.tta_mirror, bool),
+                                    "tta_shift": (type(self.tta_shift) is int
+                                                  and 0 <= self.tta_shift <= 8)})
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> "TemporalConfig":
@@ -393,13 +396,14 @@ def _seed_keras(seed: int) -> None:
     keras.utils.set_random_seed(seed)
 
 
-def file_classifier(path: str | Path, batch_size: int = 512, tta_mirror: bool = False
-                    ) -> Classifier:
+def file_classifier(path: str | Path, batch_size: int = 512, tta_mirror: bool = False,
+                    tta_shift: int = 0) -> Classifier:
     """Load a classifier ``.keras`` or ``.tflite`` file; return batch -> (B, 7) probabilities.
 
     The shipped ``emotion_net_int8.tflite`` is what the live graph runs by default, so the LSTM
     best learns from its outputs. With ``tta_mirror`` each face's probabilities are averaged
-    with its mirror image's, as the live classifier's ``tta_mirror`` parameter does.
+    with its mirror image's, and with ``tta_shift`` with the face's shifted copies, as the live
+    classifier's ``tta_mirror`` and ``tta_shift`` parameters do.
     """
     from .evaluate import load_predictor, predict_probabilities
 
@@ -414,7 +418,7 @@ def file_classifier(path: str | Path, batch_size: int = 512, tta_mirror: bool = 
 
     def classify(batch: np.ndarray) -> np.ndarray:
         return predict_probabilities(predictor, batch, tta_mirror=tta_mirror,
-                                     batch_size=batch_size, progress=False)
+                                     batch_size=batch_size, progress=False, tta_shift=tta_shift)
     return classify
 
 
@@ -813,6 +817,7 @@ def _config(args: argparse.Namespace) -> TemporalConfig:
     # re-validate after the overrides
     return TemporalConfig(seed=cfg.seed, train_sequences=cfg.train_sequences,
                           test_sequences=cfg.test_sequences, tta_mirror=cfg.tta_mirror,
+                          tta_shift=cfg.tta_shift,
                           sequences=asdict(cfg.sequences), lstm=asdict(cfg.lstm),
                           bench=asdict(cfg.bench))
 
@@ -823,11 +828,12 @@ def cmd_make(args: argparse.Namespace, cfg: TemporalConfig) -> None:
     if not args.data or not args.classifier:
         raise ValueError("make needs --data and --classifier")
     splits = load_splits(args.data)
-    classifier = file_classifier(args.classifier, tta_mirror=cfg.tta_mirror)
+    classifier = file_classifier(args.classifier, tta_mirror=cfg.tta_mirror,
+                                 tta_shift=cfg.tta_shift)
     common = {"data": str(Path(args.data).resolve()), "data_sha256": sha256_of(args.data),
               "classifier": str(Path(args.classifier).resolve()),
               "classifier_sha256": sha256_of(args.classifier),
-              "classifier_tta_mirror": cfg.tta_mirror,
+              "classifier_tta_mirror": cfg.tta_mirror, "classifier_tta_shift": cfg.tta_shift,
               "cleaning": splits["cleaning"]}
     for split, n, seed, path in (("Training", cfg.train_sequences, cfg.seed, paths["train_seq"]),
                                  ("PublicTest", cfg.test_sequences, cfg.seed + 1,

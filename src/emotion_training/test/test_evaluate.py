@@ -95,6 +95,22 @@ def test_mirror_tta_averages_face_and_mirror(tiny_model_path: Path, make_faces) 
                                atol=1e-6)
 
 
+def test_shift_tta_is_the_runtime_views_mean_in_any_batch_size(tiny_model_path: Path,
+                                                               make_faces) -> None:
+    from emotion_perception.core.preprocessing import tta_views
+
+    pred = E.load_predictor(tiny_model_path)
+    images, _ = make_faces(7, seed=3)
+    x = preprocess_faces(images)
+    views = tta_views(x, mirror=True, shift=2)
+    expected = pred.predict_batch(views).reshape(10, 7, -1).mean(axis=0)
+    for batch_size in (1, 7, 25, 256):  # smaller than, equal to and beyond the view count
+        got = E.predict_probabilities(pred, x, True, batch_size, False, tta_shift=2)
+        np.testing.assert_allclose(got, expected, atol=1e-5)
+    mirror_only = E.predict_probabilities(pred, x, True, progress=False)
+    assert np.abs(mirror_only - expected).max() > 1e-4
+
+
 def _convert(model_path: Path, int8_io: bool, calib: np.ndarray) -> bytes:
     import keras
     import tensorflow as tf
@@ -140,5 +156,13 @@ def test_cli_writes_report(tiny_model_path: Path, synthetic_npz: Path, tmp_path:
     assert "accuracy" in capsys.readouterr().out
     report = json.loads((out / "report.json").read_text())
     assert report["split"] == "PublicTest" and report["tta_mirror"] is True
+    assert report["tta_shift"] == 0
     assert (out / "confusion_proportions.png").is_file()
+    assert E.main(["--model", str(tiny_model_path), "--data", str(synthetic_npz), "--out",
+                   str(tmp_path / "ev2"), "--latency-samples", "0", "--tta-shift", "2"]) == 0
+    assert json.loads((tmp_path / "ev2" / "report.json").read_text())["tta_shift"] == 2
+    assert "shift TTA: 2 px" in capsys.readouterr().out
+    assert E.main(["--model", str(tiny_model_path), "--data", str(synthetic_npz), "--out",
+                   str(tmp_path / "ev3"), "--tta-shift", "30"]) == 2
+    assert "shift must be in [0, 23]" in capsys.readouterr().err
     assert E.main(["--model", str(tmp_path / "nope.keras"), "--data", str(synthetic_npz)]) == 2

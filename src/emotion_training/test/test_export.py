@@ -145,7 +145,8 @@ def test_model_card_lists_every_stage_of_a_warm_started_model(tmp_path: Path) ->
     (stage1 / "history.csv").write_text("epoch,loss\n" + "".join(f"{i},1\n" for i in range(40)))
     (stage2 / "config.yaml").write_text(
         f"data: /elsewhere/fer.npz\nlabel_mode: fer\nepochs: 3\n"
-        f"init_weights: {stage1 / 'best.keras'}\n")
+        f"init_weights: {stage1 / 'best.keras'}\n"
+        f"teacher: {tmp_path / 'ens' / 'teacher.keras'}\nteacher_weight: 0.5\n")
     (stage2 / "history.csv").write_text("epoch,loss\n0,1\n1,1\n2,1\n")
     run = X._read_run(stage2)
     stages = X._training_stages(run)
@@ -155,6 +156,7 @@ def test_model_card_lists_every_stage_of_a_warm_started_model(tmp_path: Path) ->
     # local paths are cut to names
     assert stages[0]["config"]["data"] == "fer.npz"
     assert stages[1]["config"]["init_weights"] == "stage1/best.keras"
+    assert stages[1]["config"]["teacher"] == "ens/teacher.keras"
     assert str(tmp_path) not in json.dumps(run)
     # a single run is one stage
     assert [s["run_dir"] for s in X._training_stages(X._read_run(stage1))] == ["stage1"]

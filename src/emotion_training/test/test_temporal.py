@@ -142,6 +142,10 @@ def test_config_yaml_matches_the_dataclasses(tmp_path) -> None:
     assert cfg.tta_mirror is True  # as the live classifier's default
     with pytest.raises(ValueError, match="tta_mirror"):
         T.TemporalConfig(tta_mirror="yes")
+    assert cfg.tta_shift == 0
+    for bad in (True, -1, 9, 1.5):
+        with pytest.raises(ValueError, match="tta_shift"):
+            T.TemporalConfig(tta_shift=bad)
     (tmp_path / "bad.yaml").write_text("lstm: {windw: 3}\n")
     with pytest.raises(ValueError, match="windw"):
         T.TemporalConfig.from_yaml(tmp_path / "bad.yaml")
@@ -274,5 +278,9 @@ def test_file_classifier_runs_keras_and_tflite_and_mirror_tta(tmp_path) -> None:
     np.testing.assert_allclose(tta, 0.5 * (plain + mirrored), atol=1e-6)
     lite = T.file_classifier(tmp_path / "cnn.tflite", batch_size=2, tta_mirror=True)(faces)
     np.testing.assert_allclose(lite, tta, atol=1e-5)
+    shifted = T.file_classifier(tmp_path / "cnn.keras", tta_mirror=True, tta_shift=1)(faces)
+    from emotion_perception.core.preprocessing import tta_views
+    views = model.predict_on_batch(tta_views(faces, True, 1))
+    np.testing.assert_allclose(shifted, np.reshape(views, (10, 5, 7)).mean(0), atol=1e-5)
     with pytest.raises(FileNotFoundError, match="absent"):
         T.file_classifier(tmp_path / "absent.tflite")

@@ -68,6 +68,49 @@ def preprocess_faces(faces: Iterable[np.ndarray] | np.ndarray,
     return np.stack(crops)
 
 
+def tta_view_count(mirror: bool, shift: int) -> int:
+    """Return how many views :func:`tta_views` makes per face."""
+    return (2 if mirror else 1) * (5 if shift else 1)
+
+
+def tta_views(batch: np.ndarray, mirror: bool = False, shift: int = 0) -> np.ndarray:
+    """Return the test-time-augmentation views of a (N, H, W, C) batch, view-major.
+
+    Views: the face itself; with ``mirror`` also its horizontal flip; with ``shift`` > 0 each of
+    those moved by ``shift`` pixels up, down, left and right (borders repeat the edge pixels).
+    The result is (V * N, H, W, C) with view ``v`` of face ``i`` at row ``v * N + i``, so one
+    batched model call scores every view; :func:`merge_tta` averages them back.
+    """
+    batch = np.asarray(batch)
+    if batch.ndim != 4:
+        raise ValueError(f"batch must be (N, H, W, C), got shape {batch.shape}")
+    shift = int(shift)
+    if shift < 0 or (shift and 2 * shift >= min(batch.shape[1:3])):
+        raise ValueError(f"shift must be in [0, {(min(batch.shape[1:3]) - 1) // 2}], "
+                         f"got {shift}")
+    bases = [batch, batch[:, :, ::-1]] if mirror else [batch]
+    if not shift:
+        return np.ascontiguousarray(np.concatenate(bases)) if mirror else batch
+    h, w = batch.shape[1:3]
+    s = shift
+    views = []
+    for base in bases:
+        padded = np.pad(base, ((0, 0), (s, s), (s, s), (0, 0)), mode="edge")
+        for dy, dx in ((0, 0), (s, 0), (-s, 0), (0, s), (0, -s)):
+            views.append(padded[:, s + dy:s + dy + h, s + dx:s + dx + w])
+    return np.ascontiguousarray(np.concatenate(views))
+
+
+def merge_tta(probs: np.ndarray, n_views: int) -> np.ndarray:
+    """Average (V * N, K) view-major probabilities from :func:`tta_views` into (N, K)."""
+    probs = np.asarray(probs)
+    if n_views < 1 or len(probs) % n_views:
+        raise ValueError(f"{len(probs)} rows cannot be {n_views} views of the same faces")
+    if n_views == 1:
+        return probs
+    return probs.reshape(n_views, len(probs) // n_views, *probs.shape[1:]).mean(axis=0)
+
+
 def square_crop_box(box: Sequence[float], margin: float, image_shape: Sequence[int]
                     ) -> tuple[int, int, int, int]:
     """Grow a face box (x, y, w, h) to a square with a relative margin, clipped to the image.

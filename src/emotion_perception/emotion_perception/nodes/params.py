@@ -108,6 +108,9 @@ CLASSIFIER = (
     Param("tta_mirror", True, "Average each face with its mirror image (test-time "
           "augmentation): +1.6 points PublicTest accuracy with the shipped model for twice "
           "the inference work (about 0.1 ms more per face with int8).", read_only=True),
+    Param("tta_shift", 0, "Also average each face (and its mirror) moved this many pixels of "
+          "the model input up, down, left and right: 5x the inference work; 0 = off.", 0, 8,
+          read_only=True),
 )
 
 SMOOTHER = (
