@@ -153,12 +153,11 @@ def _read_run(run_dir: Path | None, depth: int = 0) -> dict[str, Any]:
         init = str(cfg.get("init_weights") or "")
         if init:
             parent = Path(init).parent
-            cfg["init_weights"] = f"{parent.name}/{Path(init).name}"
             if depth < 5 and (parent / "config.yaml").is_file():
                 info["started_from"] = _read_run(parent, depth + 1)
-        if cfg.get("teacher"):  # a distilled model: name the teacher by folder and file
-            teacher = Path(str(cfg["teacher"]))
-            cfg["teacher"] = f"{teacher.parent.name}/{teacher.name}"
+        for key in ("init_weights", "teacher"):  # models this run learned from: folder/file
+            if cfg.get(key):
+                cfg[key] = f"{Path(str(cfg[key])).parent.name}/{Path(str(cfg[key])).name}"
         info["config"] = cfg
     if (run_dir / "summary.json").is_file():
         info["summary"] = json.loads((run_dir / "summary.json").read_text())

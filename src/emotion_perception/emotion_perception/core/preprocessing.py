@@ -90,7 +90,7 @@ def tta_views(batch: np.ndarray, mirror: bool = False, shift: int = 0) -> np.nda
                          f"got {shift}")
     bases = [batch, batch[:, :, ::-1]] if mirror else [batch]
     if not shift:
-        return np.ascontiguousarray(np.concatenate(bases)) if mirror else batch
+        return np.concatenate(bases) if mirror else batch
     h, w = batch.shape[1:3]
     s = shift
     views = []
