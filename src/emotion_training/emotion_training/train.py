@@ -111,13 +111,17 @@ class _Checkpointer:
     """Keras callback factory saving best/last models and a resumable state file."""
 
     @staticmethod
-    def make(model, out: Path, cfg: TrainConfig, start_best: float):
+    def make(model, out: Path, cfg: TrainConfig, start_best: float, start_seconds: float = 0.0):
         keras = _keras()
 
         class Checkpointer(keras.callbacks.Callback):
             def __init__(self) -> None:
                 super().__init__()
                 self.best = start_best
+                self.t0 = 0.0
+
+            def on_train_begin(self, logs: dict | None = None) -> None:
+                self.t0 = time.time()
 
             def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
                 logs = logs or {}
@@ -126,7 +130,9 @@ class _Checkpointer:
                     self.best = acc
                     _save_atomically(model, out / "best.keras")
                 _save_atomically(self.model, out / "last_wrapper.keras")
+                # train_seconds adds up every process that trained this run (--resume)
                 state = {"epoch": epoch + 1, "best_val_accuracy": self.best,
+                         "train_seconds": round(start_seconds + time.time() - self.t0, 1),
                          "time": time.strftime("%Y-%m-%dT%H:%M:%S")}
                 tmp = out / "state.json.tmp"
                 tmp.write_text(json.dumps(state, indent=2))
@@ -181,7 +187,7 @@ def fit_one(cfg: TrainConfig, x_train: np.ndarray, y_train: np.ndarray, x_val: n
     out.mkdir(parents=True, exist_ok=True)
     set_seeds(cfg.seed)
     model, wrapper = build_trainer(cfg)
-    initial_epoch, best = 0, -1.0
+    initial_epoch, best, seconds_before = 0, -1.0, 0.0
     state_file = out / "state.json"
     if cfg.init_weights and not (resume and state_file.exists()):
         init_from(model, cfg.init_weights)
@@ -192,6 +198,7 @@ def fit_one(cfg: TrainConfig, x_train: np.ndarray, y_train: np.ndarray, x_val: n
         model = wrapper.layers[-1]
         initial_epoch, best = int(state["epoch"]), float(state["best_val_accuracy"])
         stopped_early = bool(state.get("stopped_early", False))
+        seconds_before = float(state.get("train_seconds", 0.0))
         print(f"resuming from epoch {initial_epoch} (best val accuracy {best:.4f})"
               + (": it had stopped early, nothing left to train" if stopped_early else ""),
               flush=True)
@@ -200,7 +207,7 @@ def fit_one(cfg: TrainConfig, x_train: np.ndarray, y_train: np.ndarray, x_val: n
     callbacks = [
         keras.callbacks.LearningRateScheduler(lr_schedule(cfg)),
         keras.callbacks.CSVLogger(str(out / "history.csv"), append=resume),
-        _Checkpointer.make(model, out, cfg, best),
+        _Checkpointer.make(model, out, cfg, best, seconds_before),
     ]
     stopper = keras.callbacks.EarlyStopping(monitor="val_accuracy", mode="max",
                                             patience=cfg.early_stopping_patience)
@@ -226,9 +233,12 @@ def fit_one(cfg: TrainConfig, x_train: np.ndarray, y_train: np.ndarray, x_val: n
     probs = best_model.predict(x_val, batch_size=256, verbose=0)
     acc = float((probs.argmax(1) == y_val.argmax(1)).mean())
     epochs_run, last_val = _history_digest(out)
+    # the sum over every process that trained this run, where the state file kept it
+    train_seconds = (json.loads(state_file.read_text()) if state_file.exists() else {}).get(
+        "train_seconds", round(time.time() - t0, 1))
     summary = {"val_accuracy": acc, "last_epoch_val_accuracy": last_val,
                "epochs_run": epochs_run,
-               "train_seconds": round(time.time() - t0, 1), "n_train": int(len(x_train)),
+               "train_seconds": train_seconds, "n_train": int(len(x_train)),
                "n_val": int(len(x_val))}
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     return summary

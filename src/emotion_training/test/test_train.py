@@ -46,10 +46,14 @@ def test_training_lowers_the_loss_writes_outputs_and_resumes(tmp_path: Path, npz
     assert TrainConfig.from_yaml(out / "config.yaml").model_args == {"width": 4, "dropout": 0.0}
 
     capsys.readouterr()
-    train.run(_config(npz, epochs=3), out, resume=True)
+    seconds_before = json.loads((out / "state.json").read_text())["train_seconds"]
+    resumed = train.run(_config(npz, epochs=3), out, resume=True)
     assert "resuming from epoch 2" in capsys.readouterr().out
     state = json.loads((out / "state.json").read_text())
     assert state["epoch"] == 3
+    # training time adds up over the processes, not only the one that resumed
+    assert state["train_seconds"] > seconds_before > 0
+    assert resumed["train_seconds"] == state["train_seconds"]
     hist = read_history(out / "history.csv")
     np.testing.assert_array_equal(hist["epoch"], [0, 1, 2])
 
