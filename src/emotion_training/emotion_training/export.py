@@ -71,6 +71,27 @@ def unwrap_classifier(model: Any) -> Any:
     return model
 
 
+def require_tensorflow_backend() -> None:
+    """Raise ``RuntimeError`` unless TensorFlow is importable and Keras runs on it.
+
+    The TFLite converter needs both. Training runs on any Keras backend (``KERAS_BACKEND=torch``
+    on a GPU machine with PyTorch only): its ``.keras`` files load unchanged on TensorFlow,
+    so a run trained elsewhere is exported where TensorFlow is installed.
+    """
+    try:
+        import tensorflow  # noqa: F401
+    except ImportError as exc:
+        raise RuntimeError("TFLite export needs TensorFlow (pip install tensorflow); train on "
+                           "any Keras backend, export where TensorFlow is installed: "
+                           ".keras files load across backends") from exc
+    import keras
+
+    if keras.backend.backend() != "tensorflow":
+        raise RuntimeError(f"TFLite export needs the TensorFlow Keras backend, this process "
+                           f"runs {keras.backend.backend()!r}: set KERAS_BACKEND=tensorflow "
+                           f"(the .keras file loads there unchanged)")
+
+
 def convert_to_tflite(model: Any, mode: str = "float32",
                       representative: np.ndarray | None = None) -> bytes:
     """Convert a Keras model to a TFLite flatbuffer.
@@ -79,17 +100,18 @@ def convert_to_tflite(model: Any, mode: str = "float32",
     (full-integer kernels, float32 input/output; needs ``representative``, preprocessed
     faces (N, H, W, 1) for calibration).
     """
-    import tensorflow as tf
-
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    if mode == "int8" and (representative is None or len(representative) == 0):
+        raise ValueError("int8 quantization needs representative (calibration) images")
+    require_tensorflow_backend()
+    import tensorflow as tf
+
     converter = tf.lite.TFLiteConverter.from_keras_model(model)
     if mode == "float16":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.target_spec.supported_types = [tf.float16]
     elif mode == "int8":
-        if representative is None or len(representative) == 0:
-            raise ValueError("int8 quantization needs representative (calibration) images")
         rep = np.asarray(representative, dtype=np.float32)
 
         def dataset() -> Any:
@@ -202,6 +224,7 @@ def export_model(model_path: str | Path, out_dir: str | Path, name: str,
     from .evaluate import (KerasPredictor, TFLitePredictor, measure_latency,
                            predict_probabilities)
 
+    require_tensorflow_backend()
     if keras_dtype not in ("float32", "float16"):
         raise ValueError(f"keras_dtype must be float32 or float16, got {keras_dtype!r}")
     if not name or any(c in name for c in "/\\ "):
@@ -486,6 +509,7 @@ def main(argv: list[str] | None = None) -> int:
     from . import data as D
 
     try:
+        require_tensorflow_backend()  # before the data is read, not after
         metrics = _load_json(a.metrics, "metrics report")
         for run in a.run or []:
             if not run.is_dir():
@@ -500,7 +524,7 @@ def main(argv: list[str] | None = None) -> int:
             None if ev is None else ev.labels, parity_samples=a.parity_samples,
             metrics=metrics, run_dir=a.run, data_source=Path(a.data).name, seed=a.seed,
             keras_dtype=a.keras_dtype)
-    except (ValueError, OSError) as exc:
+    except (ValueError, OSError, RuntimeError) as exc:
         print(f"emotion-export: {exc}", file=sys.stderr)
         return 2
     print(f"{'format':<8} {'bytes':>10} {'max|dp|':>10} {'top1 agr':>9} {'eval acc':>9} "

@@ -14,6 +14,21 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 N_CLASSES = 7
 
 
+@pytest.fixture(scope="session")
+def tflite_converter() -> None:
+    """Skip the requesting test where TFLite conversion cannot run (no TensorFlow backend).
+
+    Training and evaluation tests run on any Keras backend (``KERAS_BACKEND=torch`` on the
+    GPU machine); converting to TFLite needs TensorFlow, as ``emotion-export`` says.
+    """
+    from emotion_training.export import require_tensorflow_backend
+
+    try:
+        require_tensorflow_backend()
+    except RuntimeError as exc:
+        pytest.skip(str(exc))
+
+
 def pattern_faces(n: int, seed: int = 0, noise: float = 12.0
                   ) -> tuple[np.ndarray, np.ndarray]:
     """Return n uint8 48x48 'faces' whose class is the orientation of a sine grating.

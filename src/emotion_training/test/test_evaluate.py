@@ -128,7 +128,8 @@ def _convert(model_path: Path, int8_io: bool, calib: np.ndarray) -> bytes:
 
 @pytest.mark.parametrize("int8_io", [False, True], ids=["float32", "int8-io"])
 def test_tflite_models_are_evaluated_like_keras(tiny_model_path: Path, make_faces,
-                                                tmp_path: Path, int8_io: bool) -> None:
+                                                tmp_path: Path, int8_io: bool,
+                                                tflite_converter: None) -> None:
     calib, _ = make_faces(40, seed=14)
     path = tmp_path / "m.tflite"
     path.write_bytes(_convert(tiny_model_path, int8_io, preprocess_faces(calib)))

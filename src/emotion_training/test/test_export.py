@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import sys
+import types
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +23,8 @@ INT8_MIN_TOP1 = 0.8       # 8-bit weights and activations change some close call
 
 
 @pytest.fixture(scope="module")
-def exported(tiny_model_path: Path, synthetic_npz: Path, tmp_path_factory) -> Path:
+def exported(tiny_model_path: Path, synthetic_npz: Path, tmp_path_factory,
+             tflite_converter: None) -> Path:
     """Run the CLI once on the tiny model with a fake run folder and metrics report."""
     run = tmp_path_factory.mktemp("run")
     (run / "config.yaml").write_text("model: emotion_net\nmodel_args: {width: 4}\nepochs: 6\n")
@@ -108,6 +111,27 @@ def test_int8_needs_calibration_and_wrappers_are_unwrapped(tiny_model_path: Path
     assert X.unwrap_classifier(model) is model
 
 
+def test_export_without_tensorflow_backend_fails_clearly_before_reading_data(
+        tiny_model_path: Path, tmp_path: Path, monkeypatch, capsys) -> None:
+    model = keras.saving.load_model(tiny_model_path, compile=False)
+    out = tmp_path / "out"
+    args = ["--model", str(tiny_model_path), "--out", str(out), "--data",
+            str(tmp_path / "absent.npz")]
+    monkeypatch.setitem(sys.modules, "tensorflow", None)  # import tensorflow now fails
+    assert X.main(args) == 2
+    err = capsys.readouterr().err
+    assert "TFLite export needs TensorFlow" in err and "absent.npz" not in err
+    with pytest.raises(RuntimeError, match="needs TensorFlow"):
+        X.convert_to_tflite(model)
+    # TensorFlow importable, but Keras runs another backend (torch on the GPU machine)
+    monkeypatch.setitem(sys.modules, "tensorflow", types.ModuleType("tensorflow"))
+    monkeypatch.setattr(keras.backend, "backend", lambda: "torch")
+    assert X.main(args) == 2
+    err = capsys.readouterr().err
+    assert "KERAS_BACKEND=tensorflow" in err and "'torch'" in err
+    assert not out.exists()
+
+
 def test_parity_numbers() -> None:
     a = np.array([[0.7, 0.3], [0.4, 0.6]])
     b = np.array([[0.6, 0.4], [0.45, 0.55]])
@@ -131,8 +155,8 @@ def test_float16_keras_export_halves_weights_and_keeps_parity(tmp_path) -> None:
     path = tmp_path / "half.keras"
     half.save(path)
     loaded = keras.saving.load_model(path, compile=False, safe_mode=True)
-    got = np.asarray(loaded(x, training=False), dtype=np.float32)
-    want = np.asarray(model(x, training=False), dtype=np.float32)
+    got = np.asarray(loaded.predict_on_batch(x), dtype=np.float32)
+    want = np.asarray(model.predict_on_batch(x), dtype=np.float32)
     np.testing.assert_allclose(got, want, atol=2e-3)
 
 
@@ -162,7 +186,8 @@ def test_model_card_lists_every_stage_of_a_warm_started_model(tmp_path: Path) ->
     assert [s["run_dir"] for s in X._training_stages(X._read_run(stage1))] == ["stage1"]
 
 
-def test_an_ensemble_card_lists_each_members_training(tmp_path: Path) -> None:
+def test_an_ensemble_card_lists_each_members_training(tmp_path: Path,
+                                                      tflite_converter: None) -> None:
     import keras
 
     runs = []

@@ -49,7 +49,8 @@ def tiny_cnn(seed: int = 0):
 def test_sequences_shapes_switching_and_targets() -> None:
     images, labels = synthetic_faces()
     cfg = T.SequenceConfig(frames=20, min_segment=5, switch_prob=0.6)
-    seqs = T.make_sequences(images, labels, tiny_cnn(), 12, cfg, seed=3, chunk=5)
+    seqs = T.make_sequences(images, labels, tiny_cnn().predict_on_batch, 12, cfg, seed=3,
+                            chunk=5)
     assert seqs.probs.shape == (12, 20, NUM_CLASSES) and seqs.probs.dtype == np.float32
     assert seqs.labels.shape == seqs.stamps.shape == (12, 20)
     np.testing.assert_allclose(seqs.probs.sum(axis=-1), 1.0, atol=1e-5)
@@ -263,7 +264,8 @@ def test_cli_end_to_end(tmp_path) -> None:
     assert rc == 2
 
 
-def test_file_classifier_runs_keras_and_tflite_and_mirror_tta(tmp_path) -> None:
+def test_file_classifier_runs_keras_and_tflite_and_mirror_tta(tmp_path,
+                                                              tflite_converter: None) -> None:
     from emotion_training.export import convert_to_tflite
 
     model = tiny_cnn(seed=3)
