@@ -57,6 +57,7 @@ import numpy as np
 from emotion_perception.core.classes import CLASS_NAMES, NUM_CLASSES
 from emotion_perception.core.metrics import TABLE_COLUMNS, json_safe
 from emotion_perception.core.smoothing.lstm import sliding_windows
+from emotion_perception.nodes.params import CLASSIFIER, by_name
 
 from .export import file_names, sha256_of
 
@@ -149,6 +150,15 @@ class BenchConfig:
         _raise_bad("bench", self, checks)
 
 
+def _live_tta_shift_ok(value: Any) -> bool:
+    """Whether ``value`` is a ``tta_shift`` the live classifier node accepts (its declaration)."""
+    try:
+        by_name(CLASSIFIER)["tta_shift"].check(value)
+    except ValueError:
+        return False
+    return True
+
+
 @dataclass
 class TemporalConfig:
     """Everything the temporal pipeline depends on; saved beside its outputs."""
@@ -171,8 +181,7 @@ class TemporalConfig:
         _raise_bad("config", self, {"train_sequences": self.train_sequences >= 2,
                                     "test_sequences": self.test_sequences >= 1,
                                     "tta_mirror": isinstance(self.tta_mirror, bool),
-                                    "tta_shift": (type(self.tta_shift) is int
-                                                  and 0 <= self.tta_shift <= 8)})
+                                    "tta_shift": _live_tta_shift_ok(self.tta_shift)})
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> "TemporalConfig":
