@@ -217,7 +217,8 @@ def fit_one(cfg: TrainConfig, x_train: np.ndarray, y_train: np.ndarray, x_val: n
     if verbose is None:
         verbose = 1 if sys.stdout.isatty() else 2
     t0 = time.time()
-    if initial_epoch < cfg.epochs and not stopped_early:
+    trains = initial_epoch < cfg.epochs and not stopped_early
+    if trains:
         wrapper.fit(x_train, y_train, sample_weight=weights, batch_size=cfg.batch_size,
                     epochs=cfg.epochs, initial_epoch=initial_epoch,
                     validation_data=(x_val, y_val), callbacks=callbacks, shuffle=True,
@@ -227,15 +228,17 @@ def fit_one(cfg: TrainConfig, x_train: np.ndarray, y_train: np.ndarray, x_val: n
             state = json.loads(state_file.read_text())
             state["stopped_early"] = True
             state_file.write_text(json.dumps(state, indent=2))
-    model.save(out / "last.keras")
+    _save_atomically(model, out / "last.keras")
     best_model = keras.models.load_model(out / "best.keras") if (out / "best.keras").exists() \
         else model
     probs = best_model.predict(x_val, batch_size=256, verbose=0)
     acc = float((probs.argmax(1) == y_val.argmax(1)).mean())
     epochs_run, last_val = _history_digest(out)
-    # the sum over every process that trained this run, where the state file kept it
+    # the sum over every process that trained this run, where the state file kept it; a state
+    # file older than that counter gives None (unknown) when this process trained nothing,
+    # never the few seconds this process took to find that out
     train_seconds = (json.loads(state_file.read_text()) if state_file.exists() else {}).get(
-        "train_seconds", round(time.time() - t0, 1))
+        "train_seconds", round(time.time() - t0, 1) if trains else None)
     summary = {"val_accuracy": acc, "last_epoch_val_accuracy": last_val,
                "epochs_run": epochs_run,
                "train_seconds": train_seconds, "n_train": int(len(x_train)),

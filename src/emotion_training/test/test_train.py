@@ -75,6 +75,13 @@ def test_a_run_that_stopped_early_is_not_trained_on_by_resume(tmp_path: Path, np
     assert "stopped early" in capsys.readouterr().out
     np.testing.assert_array_equal(read_history(out / "history.csv")["epoch"], epochs)
     assert summary["epochs_run"] == len(epochs)
+    state = json.loads((out / "state.json").read_text())
+    assert summary["train_seconds"] == state["train_seconds"] > 0
+    # a state file written before train_seconds existed: the time is unknown, not this
+    # process's few seconds
+    del state["train_seconds"]
+    (out / "state.json").write_text(json.dumps(state))
+    assert train.run(cfg, out, resume=True)["train_seconds"] is None
 
 
 def test_cross_validation_reports_every_fold_and_public_test(tmp_path: Path, npz_writer) -> None:
