@@ -119,6 +119,8 @@ class _Checkpointer:
                 super().__init__()
                 self.best = start_best
                 self.t0 = 0.0
+                # adds up every process that trained this run (--resume)
+                self.seconds = start_seconds
 
             def on_train_begin(self, logs: dict | None = None) -> None:
                 self.t0 = time.time()
@@ -130,9 +132,9 @@ class _Checkpointer:
                     self.best = acc
                     _save_atomically(model, out / "best.keras")
                 _save_atomically(self.model, out / "last_wrapper.keras")
-                # train_seconds adds up every process that trained this run (--resume)
+                self.seconds = round(start_seconds + time.time() - self.t0, 1)
                 state = {"epoch": epoch + 1, "best_val_accuracy": self.best,
-                         "train_seconds": round(start_seconds + time.time() - self.t0, 1),
+                         "train_seconds": self.seconds,
                          "time": time.strftime("%Y-%m-%dT%H:%M:%S")}
                 tmp = out / "state.json.tmp"
                 tmp.write_text(json.dumps(state, indent=2))
@@ -187,7 +189,7 @@ def fit_one(cfg: TrainConfig, x_train: np.ndarray, y_train: np.ndarray, x_val: n
     out.mkdir(parents=True, exist_ok=True)
     set_seeds(cfg.seed)
     model, wrapper = build_trainer(cfg)
-    initial_epoch, best, seconds_before = 0, -1.0, 0.0
+    initial_epoch, best, seconds_before, state = 0, -1.0, 0.0, {}
     state_file = out / "state.json"
     if cfg.init_weights and not (resume and state_file.exists()):
         init_from(model, cfg.init_weights)
@@ -204,10 +206,11 @@ def fit_one(cfg: TrainConfig, x_train: np.ndarray, y_train: np.ndarray, x_val: n
               flush=True)
     labels = y_train.argmax(axis=1)
     weights = D.class_weights(labels, cfg.class_weight_power)[labels]
+    checkpointer = _Checkpointer.make(model, out, cfg, best, seconds_before)
     callbacks = [
         keras.callbacks.LearningRateScheduler(lr_schedule(cfg)),
         keras.callbacks.CSVLogger(str(out / "history.csv"), append=resume),
-        _Checkpointer.make(model, out, cfg, best, seconds_before),
+        checkpointer,
     ]
     stopper = keras.callbacks.EarlyStopping(monitor="val_accuracy", mode="max",
                                             patience=cfg.early_stopping_patience)
@@ -216,7 +219,6 @@ def fit_one(cfg: TrainConfig, x_train: np.ndarray, y_train: np.ndarray, x_val: n
         callbacks.append(keras.callbacks.TensorBoard(log_dir=str(out / "tensorboard")))
     if verbose is None:
         verbose = 1 if sys.stdout.isatty() else 2
-    t0 = time.time()
     trains = initial_epoch < cfg.epochs and not stopped_early
     if trains:
         wrapper.fit(x_train, y_train, sample_weight=weights, batch_size=cfg.batch_size,
@@ -234,11 +236,9 @@ def fit_one(cfg: TrainConfig, x_train: np.ndarray, y_train: np.ndarray, x_val: n
     probs = best_model.predict(x_val, batch_size=256, verbose=0)
     acc = float((probs.argmax(1) == y_val.argmax(1)).mean())
     epochs_run, last_val = _history_digest(out)
-    # the sum over every process that trained this run, where the state file kept it; a state
-    # file older than that counter gives None (unknown) when this process trained nothing,
-    # never the few seconds this process took to find that out
-    train_seconds = (json.loads(state_file.read_text()) if state_file.exists() else {}).get(
-        "train_seconds", round(time.time() - t0, 1) if trains else None)
+    # the sum over every process that trained this run; a run this process did not train keeps
+    # its state file's figure, None (unknown) where that file is older than the counter
+    train_seconds = checkpointer.seconds if trains else state.get("train_seconds")
     summary = {"val_accuracy": acc, "last_epoch_val_accuracy": last_val,
                "epochs_run": epochs_run,
                "train_seconds": train_seconds, "n_train": int(len(x_train)),
