@@ -300,3 +300,55 @@ def test_shift_tta_averages_all_views(models: dict[str, Path]) -> None:
     np.testing.assert_allclose(only_shift, np.mean([clf.predict(v) for v in views[:5]], 0),
                                atol=1e-5)
     assert np.abs(only_shift - tta).max() > 1e-4
+
+
+def _truncated_copies(src: Path, folder: Path) -> list[Path]:
+    """Copies of a .keras file cut at several points, emptied, and with a flipped byte."""
+    data = src.read_bytes()
+    out = []
+    for frac in (0.0, 0.1, 0.5, 0.99):
+        path = folder / f"cut_{int(frac * 100)}.keras"
+        path.write_bytes(data[:int(len(data) * frac)])
+        out.append(path)
+    flipped = bytearray(data)
+    # a byte inside the first archive member's data (after its local header): CRC mismatch
+    flipped[len(flipped) // 3] ^= 0xFF
+    out.append(folder / "flipped.keras")
+    out[-1].write_bytes(bytes(flipped))
+    return out
+
+
+def test_truncated_keras_files_are_named_as_truncated_not_missing(tiny_model_path: Path,
+                                                                  tmp_path: Path) -> None:
+    """Keras says "File not found" for a cut .keras archive; every loader says what is wrong."""
+    from emotion_perception.core.model_lookup import check_keras_archive, load_keras_model
+    from emotion_perception.core.smoothing.lstm import LstmSmoother
+    from emotion_perception.nodes.debug_image_node import load_cam_extractor
+
+    check_keras_archive(tiny_model_path)  # the intact file passes
+    assert load_keras_model(tiny_model_path) is not None
+    loaders = {"model_path": lambda p: KerasClassifier(model_path=str(p)),
+               "lstm.model_path": lambda p: LstmSmoother(model_path=str(p), window=8),
+               "cam_model_path": lambda p: load_cam_extractor(str(p))}
+    for path in _truncated_copies(tiny_model_path, tmp_path):
+        for parameter, load in loaders.items():
+            with pytest.raises((ModelError, ValueError)) as info:
+                load(path)
+            text = str(info.value)
+            assert str(path) in text and parameter in text, text
+            assert "not found" not in text.lower(), text
+            assert any(w in text for w in ("truncated", "corrupt", "empty")), text
+
+
+def test_non_zip_keras_file_says_what_it_is(tmp_path: Path) -> None:
+    from emotion_perception.core.model_lookup import check_keras_archive
+
+    h5 = tmp_path / "legacy.keras"
+    h5.write_bytes(b"\x89HDF\r\n\x1a\n" + b"\x00" * 64)
+    with pytest.raises(ValueError, match="HDF5"):
+        check_keras_archive(h5)
+    text = tmp_path / "notes.keras"
+    text.write_text("hello")
+    with pytest.raises(ValueError, match="not a zip archive"):
+        check_keras_archive(text)
+    check_keras_archive(tmp_path / "ignored.h5")  # other suffixes are left to Keras

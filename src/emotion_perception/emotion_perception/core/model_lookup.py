@@ -9,7 +9,10 @@ checkout that was never built).
 from __future__ import annotations
 
 import logging
+import zipfile
+import zlib
 from pathlib import Path
+from typing import Any
 
 _LOG = logging.getLogger(__name__)
 
@@ -82,3 +85,72 @@ def find_model(file_name: str, explicit: str = "", parameter: str = PARAMETER) -
         f"model file {file_name!r} not found; searched: {'; '.join(searched)}. Set the "
         f"parameter {parameter} to a model file, or train and export one into "
         f"src/{PACKAGE}/models/ (see the README)")
+
+
+#: what a Keras 3 ``.keras`` archive holds (``model.weights.h5`` only for models with weights)
+KERAS_ARCHIVE_MEMBERS = ("config.json", "metadata.json")
+
+
+def check_keras_archive(path: str | Path, parameter: str = PARAMETER) -> None:
+    """Raise ValueError naming ``path`` and ``parameter`` if the ``.keras`` file is unusable.
+
+    A ``.keras`` file is a zip archive. Keras itself reports a truncated, empty or non-zip file
+    as "File not found", which sends the user looking for a path that exists; this check says
+    what is wrong instead: empty, cut short (a zip whose central directory at the end is
+    missing), not a zip at all, a member failing its CRC, or members missing. Files with
+    another suffix (legacy ``.h5``) are not checked here.
+    """
+    path = Path(path)
+    if path.suffix.lower() != ".keras":
+        return
+    try:
+        size = path.stat().st_size
+        with path.open("rb") as f:
+            head = f.read(4)
+    except OSError as exc:
+        raise ValueError(f"{parameter} {str(path)!r}: cannot read the file: {exc}") from exc
+    where = f"{parameter} {str(path)!r}"
+    if size == 0:
+        raise ValueError(f"{where} is empty (0 bytes): the file was truncated or never "
+                         "written completely; export or copy the model again")
+    try:
+        with zipfile.ZipFile(path) as archive:
+            bad = archive.testzip()
+            names = set(archive.namelist())
+    except zipfile.BadZipFile as exc:
+        if head == b"PK\x03\x04":
+            raise ValueError(f"{where} is truncated or corrupt ({size} bytes): it starts like "
+                             "the zip archive a .keras file is, but its end (the zip central "
+                             "directory) is missing or damaged; export or copy the model "
+                             "again") from exc
+        kind = "an HDF5 file (save it as .h5, or re-save it as .keras)" \
+            if head == b"\x89HDF" else f"not a zip archive (first bytes {head!r})"
+        raise ValueError(f"{where} is {kind}; a .keras model file is a zip archive") from exc
+    except (OSError, EOFError, RuntimeError, ValueError, zlib.error) as exc:  # cut short
+        raise ValueError(f"{where} is truncated or corrupt ({size} bytes): "
+                         f"{type(exc).__name__}: {exc}") from exc
+    if bad is not None:
+        raise ValueError(f"{where} is corrupt: archive member {bad!r} fails its CRC check; "
+                         "export or copy the model again")
+    missing = [m for m in KERAS_ARCHIVE_MEMBERS if m not in names]
+    if missing:
+        raise ValueError(f"{where} is not a complete Keras model archive: it lacks "
+                         f"{', '.join(missing)}")
+
+
+def load_keras_model(path: str | Path, parameter: str = PARAMETER, what: str = "Keras model"
+                     ) -> Any:
+    """Load a Keras model file (``compile=False``, ``safe_mode``), naming file and parameter.
+
+    The archive is checked first (:func:`check_keras_archive`), so a truncated or corrupt file
+    is reported as such rather than as Keras's misleading "File not found". Raises ValueError;
+    callers wrap it in their own error type.
+    """
+    import keras
+
+    check_keras_archive(path, parameter)
+    try:
+        return keras.saving.load_model(str(path), compile=False, safe_mode=True)
+    except Exception as exc:  # BadZipFile, ValueError, OSError, ... on a broken file
+        raise ValueError(f"cannot load {what} {str(path)!r} (parameter {parameter}): "
+                         f"{type(exc).__name__}: {exc}") from exc

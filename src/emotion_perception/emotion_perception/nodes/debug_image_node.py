@@ -94,15 +94,15 @@ class DebugImageNode(PerceptionNode):
 def load_cam_extractor(model_path: str):
     """Load the Keras model for class activation maps; raise naming the parameter if unusable."""
     from ..core.cam import cam_extractor
-    from ..core.model_lookup import DEFAULT_KERAS_MODEL, find_model
+    from ..core.model_lookup import DEFAULT_KERAS_MODEL, find_model, load_keras_model
 
     try:
-        import keras
+        import keras  # noqa: F401 (only checks that Keras is importable)
     except ImportError as exc:
         raise RuntimeError(f"parameter 'cam' needs Keras, which is not importable: {exc}") \
             from exc
     path = find_model(DEFAULT_KERAS_MODEL, model_path, "cam_model_path")
-    model = keras.saving.load_model(str(path), compile=False, safe_mode=True)
+    model = load_keras_model(path, "cam_model_path")  # names a truncated/corrupt file
     classes = int(model.output_shape[-1])
     if classes != len(CLASS_NAMES):
         raise ValueError(f"cam_model_path {path} has {classes} outputs, expected "

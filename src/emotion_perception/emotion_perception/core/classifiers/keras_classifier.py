@@ -16,7 +16,7 @@ from typing import Any, Callable
 import numpy as np
 
 from ..classes import NUM_CLASSES
-from ..model_lookup import DEFAULT_KERAS_MODEL, find_model
+from ..model_lookup import DEFAULT_KERAS_MODEL, find_model, load_keras_model
 from .base import EmotionClassifier, ModelError
 from .tflite_classifier import check_batch, check_io_shapes
 
@@ -61,11 +61,10 @@ class KerasClassifier(EmotionClassifier):
         except ImportError as exc:
             raise ModelError(f"the keras classifier needs Keras 3 with TensorFlow to load "
                              f"{self.path}: {exc}") from exc
-        try:
-            model = keras.saving.load_model(str(self.path), compile=False, safe_mode=True)
-        except Exception as exc:  # BadZipFile, ValueError, OSError, ... on a broken file
-            raise ModelError(f"cannot load Keras model {self.path} (parameter model_path): "
-                             f"{type(exc).__name__}: {exc}") from exc
+        try:  # a truncated or corrupt file is reported as such, naming it
+            model = load_keras_model(self.path, "model_path")
+        except ValueError as exc:
+            raise ModelError(str(exc)) from exc
         try:
             inputs, outputs = list(model.inputs), list(model.outputs)
         except (AttributeError, ValueError) as exc:

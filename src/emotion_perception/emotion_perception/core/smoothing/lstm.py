@@ -184,12 +184,12 @@ def _probe(window: int) -> np.ndarray:
 
 def _load(path: Path, window: int) -> Any:
     """Load and shape-check the Keras model at ``path``."""
-    import keras
+    from ..model_lookup import load_keras_model
 
-    try:
-        model = keras.saving.load_model(str(path), compile=False, safe_mode=True)
-    except Exception as exc:
-        raise ModelError(f"cannot load temporal model {path}: {exc}") from exc
+    try:  # a truncated or corrupt file is reported as such, naming it
+        model = load_keras_model(path, "lstm.model_path", "temporal model")
+    except ValueError as exc:
+        raise ModelError(str(exc)) from exc
     inputs = getattr(model, "inputs", None) or []
     if len(inputs) != 1:
         raise ModelError(f"temporal model {path} must have exactly one input, has {len(inputs)}")
