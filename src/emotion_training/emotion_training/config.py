@@ -27,6 +27,9 @@ class TrainConfig:
     learning_rate: float = 1e-3
     warmup_epochs: int = 2
     weight_decay: float = 1e-4
+    optimizer: str = "adamw"           # adamw | sgd (SGD with Nesterov momentum)
+    momentum: float = 0.9              # sgd only
+    label_smoothing: float = 0.0       # cross-entropy label smoothing
     early_stopping_patience: int = 12
     folds: int = 0                     # 0 = train on Training, validate on PublicTest
     seed: int = 1234
@@ -49,6 +52,9 @@ class TrainConfig:
             "label_mode": self.label_mode in {"fer", "ferplus", "majority", "mixed"},
             "warmup_epochs": self.warmup_epochs >= 0, "limit": self.limit >= 0,
             "weight_decay": self.weight_decay >= 0,
+            "optimizer": self.optimizer in {"adamw", "sgd"},
+            "momentum": 0.0 <= self.momentum < 1.0,
+            "label_smoothing": 0.0 <= self.label_smoothing < 1.0,
             "teacher_weight": 0.0 <= self.teacher_weight <= 1.0,
             # the teacher saw all of Training: its outputs would carry each fold's validation
             # images into the targets
@@ -73,5 +79,11 @@ class TrainConfig:
         return cls(**raw)
 
     def to_dict(self) -> dict[str, Any]:
-        """Return a YAML-serialisable dict."""
-        return asdict(self)
+        """Return a YAML-serialisable dict (pairs as lists: safe YAML has no tuples)."""
+        def plain(value: Any) -> Any:
+            if isinstance(value, dict):
+                return {k: plain(v) for k, v in value.items()}
+            if isinstance(value, (list, tuple)):
+                return [plain(v) for v in value]
+            return value
+        return plain(asdict(self))

@@ -152,8 +152,14 @@ def build_trainer(cfg: TrainConfig):
     model = build_model(cfg.model, **cfg.model_args)
     wrapper = keras.Sequential([keras.Input(INPUT_SHAPE), build_augmenter(cfg.augment, cfg.seed),
                                 model], name="trainer")
-    opt = keras.optimizers.AdamW(learning_rate=cfg.learning_rate, weight_decay=cfg.weight_decay)
-    wrapper.compile(optimizer=opt, loss=keras.losses.CategoricalCrossentropy(),
+    if cfg.optimizer == "sgd":
+        opt = keras.optimizers.SGD(learning_rate=cfg.learning_rate, momentum=cfg.momentum,
+                                   nesterov=True, weight_decay=cfg.weight_decay or None)
+    else:
+        opt = keras.optimizers.AdamW(learning_rate=cfg.learning_rate,
+                                     weight_decay=cfg.weight_decay)
+    loss = keras.losses.CategoricalCrossentropy(label_smoothing=cfg.label_smoothing)
+    wrapper.compile(optimizer=opt, loss=loss,
                     metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")])
     return model, wrapper
 
