@@ -132,6 +132,112 @@ def test_demo_source_has_the_requested_size():
     assert src.read().shape == (240, 320, 3)
 
 
+def _write_noise_video(path: Path, n: int, size: tuple[int, int] = (64, 96)) -> Path:
+    """An MJPG clip of ``n`` distinct noise frames (large enough to truncate mid-stream)."""
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 30.0,
+                             (size[1], size[0]))
+    assert writer.isOpened()
+    for i in range(n):
+        writer.write(np.random.default_rng(i).integers(0, 256, (*size, 3), dtype=np.uint8))
+    writer.release()
+    return path
+
+
+def _truncate(path: Path, fraction: float) -> None:
+    with open(path, "r+b") as f:
+        f.truncate(int(path.stat().st_size * fraction))
+
+
+@pytest.mark.parametrize("loop", [True, False])
+def test_video_file_truncated_while_playing_raises_instead_of_looping_garbage(tmp_path, loop):
+    video = _write_noise_video(tmp_path / "cut_live.avi", 60)
+    src = open_source(str(video), loop=loop)
+    for _ in range(10):
+        assert src.read() is not None
+    _truncate(video, 0.3)
+    with pytest.raises(SourceError, match="cut_live.avi.*changed size") as info:
+        src.read()
+    assert src.failure == str(info.value)
+    with pytest.raises(SourceError):  # it stays failed: no frozen or corrupt frames follow
+        src.read()
+    src.close()
+
+
+def test_video_file_truncated_before_opening_stops_where_decoding_stops(tmp_path):
+    video = _write_noise_video(tmp_path / "cut_before.avi", 60)
+    _truncate(video, 0.5)
+    src = open_source(str(video), loop=True)
+    frames = 0
+    with pytest.raises(SourceError, match=r"cut_before.avi.*stopped decoding at frame \d+ of 60"):
+        for _ in range(200):  # a silent loop over the readable half would never raise
+            assert src.read() is not None
+            frames += 1
+    assert 0 < frames < 60 and "truncated" in src.failure
+    src.close()
+    # an intact clip of the same kind loops without a false alarm
+    whole = _write_noise_video(tmp_path / "whole.avi", 20)
+    src = open_source(str(whole), loop=True)
+    assert all(src.read() is not None for _ in range(70)) and not src.failure
+    src.close()
+
+
+def test_video_file_whose_position_stops_advancing_is_stuck(tmp_path):
+    class _StuckCap:
+        def __init__(self, cap):
+            self.cap = cap
+
+        def read(self):
+            return True, np.zeros((8, 8, 3), np.uint8)
+
+        def get(self, prop):
+            return 5.0 if prop == cv2.CAP_PROP_POS_FRAMES else self.cap.get(prop)
+
+        def release(self):
+            self.cap.release()
+
+    src = open_source(str(_write_noise_video(tmp_path / "stuck.avi", 10)))
+    src.cap = _StuckCap(src.cap)
+    src.read()  # position 5: advanced from 0
+    with pytest.raises(SourceError, match="stuck at frame 5"):
+        for _ in range(CaptureSource.STUCK_READS + 1):
+            src.read()
+    src.close()
+
+
+_FFMPEG_NOISE = """
+import sys
+import cv2
+import emotion_perception.core.sources  # noqa: F401  (sets the FFmpeg log level on import)
+cap = cv2.VideoCapture(sys.argv[1])
+for _ in range(60):  # what the old camera did with a truncated clip: read, rewind, read
+    ok, _frame = cap.read()
+    if not ok:
+        cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
+cap.release()
+"""
+
+
+@pytest.mark.parametrize("level,noisy", [(None, False), ("16", True)], ids=["default", "errors"])
+def test_ffmpeg_decoding_errors_are_not_printed_unless_asked(tmp_path, level, noisy):
+    import os
+    import subprocess
+    import sys
+
+    video = _write_noise_video(tmp_path / "noisy.avi", 40)
+    _truncate(video, 0.05)
+    env = {k: v for k, v in os.environ.items() if k != "OPENCV_FFMPEG_LOGLEVEL"}
+    if level is not None:
+        env["OPENCV_FFMPEG_LOGLEVEL"] = level
+    out = subprocess.run([sys.executable, "-c", _FFMPEG_NOISE, str(video)], env=env,
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    # FFmpeg's default logger writes "[mjpeg @ 0x...] ..." to stderr; with a level set,
+    # OpenCV's own logger writes "[OPENCV:FFMPEG:16] ..." to stdout
+    text = out.stderr + out.stdout
+    lines = [ln for ln in text.splitlines() if "@ 0x" in ln or "OPENCV:FFMPEG" in ln]
+    assert (len(lines) >= 10) == noisy, (len(lines), text[-2000:])
+
+
 class _HangingSource(FrameSource):
     def __init__(self) -> None:
         self.release = threading.Event()
@@ -430,6 +536,34 @@ def test_video_file_ends_without_loop(camera, tmp_path):
     assert wait_for(lambda: len(probe.images) >= 5, 5)
     got = probe.indices()
     assert got == sorted(got) and _is_subsequence(got, list(range(6))), got
+
+
+@pytest.mark.parametrize("loop", [False, True], ids=["stops", "reopens"])
+def test_video_file_truncated_while_the_camera_plays_is_reported(camera, tmp_path, loop):
+    video = _write_noise_video(tmp_path / "cut_cam.avi", 600)
+    node, probe = camera(source=str(video), width=0, height=0, loop=loop, fps=30.0,
+                         reconnect_initial_delay=0.2, reconnect_max_delay=0.4)
+    assert wait_for(lambda: node.published >= 5, 15), node.source_state
+    _truncate(video, 0.2)
+    published = node.published
+    if not loop:
+        assert wait_for(lambda: node.source_state == "failed", 15), node.source_state
+        assert node.published <= published + 1  # at most the frame read before the cut
+    else:  # reopened with backoff: the shortened file plays until it stops decoding again
+        assert wait_for(lambda: node.reconnects >= 2, 20), (node.source_state, node.reconnects)
+    assert node.stats.snapshot()["errors"] >= 1
+    assert "cut_cam.avi" in node.stats.last_error
+    assert any(w in node.stats.last_error for w in ("changed size", "stopped decoding"))
+    status = None
+
+    def warned() -> bool:
+        nonlocal status
+        status = probe.status_of(node.get_name())
+        return bool(status) and status["_level"] == 1 and "cut_cam.avi" in status["_message"]
+
+    assert wait_for(warned, 10), status
+    if not loop:
+        assert wait_for(lambda: probe.status_of(node.get_name())["source_state"] == "failed", 10)
 
 
 def test_image_folder_in_name_order_resized_with_frame_id_and_stamps(camera, tmp_path):

@@ -4,10 +4,16 @@ Each source has ``read() -> np.ndarray | None`` (BGR uint8, None when no frame i
 now) and ``close()``; ``open_source(spec, ...)`` picks one from the ``source`` parameter.
 ``None`` from a live source means "failed or stalled": the caller reopens with backoff.
 :class:`TimedReader` reads on a helper thread, so a read that hangs is detected as a stall too.
+
+A video file that stops decoding (truncated or rewritten while playing, cut short before, or
+stuck) makes :meth:`CaptureSource.read` raise :class:`SourceError` saying so, and the source
+keeps the message in ``failure``: the camera reports it and reopens with backoff (``loop``) or
+stops in state ``failed``. FFmpeg's own log is silenced (see :func:`quiet_ffmpeg_log`).
 """
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from pathlib import Path
@@ -17,6 +23,26 @@ import cv2
 import numpy as np
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".pgm", ".ppm", ".tif", ".tiff", ".webp"}
+
+#: AV_LOG_QUIET: FFmpeg prints nothing
+FFMPEG_QUIET = "-8"
+
+
+def quiet_ffmpeg_log() -> None:
+    """Silence FFmpeg's own log unless the user chose a level (``OPENCV_FFMPEG_LOGLEVEL``).
+
+    A damaged video makes FFmpeg print every decoding error to stderr, unthrottled (hundreds
+    per second when a truncated clip loops), bypassing ROS logging. OpenCV's FFmpeg backend
+    reads ``OPENCV_FFMPEG_LOGLEVEL`` (an av_log level: -8 quiet ... 48 debug) when it first
+    opens a capture in the process, so this must run before that; it runs on import of this
+    module. The camera reports a file that stops decoding itself, rate-limited (see
+    :class:`CaptureSource`). To see FFmpeg's messages, start with
+    ``OPENCV_FFMPEG_LOGLEVEL=16`` (errors) or ``24`` (warnings).
+    """
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", FFMPEG_QUIET)
+
+
+quiet_ffmpeg_log()
 
 
 class SourceError(RuntimeError):
@@ -98,7 +124,20 @@ class FolderSource(FrameSource):
 
 
 class CaptureSource(FrameSource):
-    """OpenCV VideoCapture: a device index, a video file or a stream URL."""
+    """OpenCV VideoCapture: a device index, a video file or a stream URL.
+
+    A video file is watched while it plays, because FFmpeg turns damage into missing or
+    repeated frames, not errors: ``read()`` raises :class:`SourceError` (and sets
+    ``failure``) when the file changed size, inode or vanished since it was opened (truncated,
+    rewritten, still being written), when reading fails before the frame count in its header
+    (cut short before it was opened; a shortfall of up to 1 % or 2 frames is taken for a
+    container's estimate), or when the decoder's position stops advancing for
+    ``STUCK_READS`` reads. Identical consecutive frames alone are not taken as a failure: a
+    static scene (or a test clip of uniform frames) has them legitimately.
+    """
+
+    #: successful reads in a row without the frame position advancing that count as stuck
+    STUCK_READS = 3
 
     def __init__(self, spec: str, width: int = 0, height: int = 0, fps: float = 0.0,
                  loop: bool = True) -> None:
@@ -108,12 +147,20 @@ class CaptureSource(FrameSource):
         self.finite = self.is_file
         self.paced = not self.is_file
         self.width, self.height, self.loop = width, height, loop
+        self.failure = ""
+        self._identity = self._file_identity() if self.is_file else None
         target: int | str = int(spec) if self.is_device else spec
         self.cap = cv2.VideoCapture(target)
         if not self.cap.isOpened():
             what = "camera device" if self.is_device else "video file" if self.is_file \
                 else "video file or stream"
-            raise SourceError(f"cannot open {what} {spec!r}")
+            why = " (not a video OpenCV can decode, or truncated/corrupt)" if self.is_file \
+                else ""
+            raise SourceError(f"cannot open {what} {spec!r}{why}")
+        count = self.cap.get(cv2.CAP_PROP_FRAME_COUNT) if self.is_file else 0.0
+        self.frame_count = int(count) if count and count > 0 and count == count else 0
+        self._last_pos = 0.0
+        self._stuck = 0
         if self.is_device:
             if width:
                 self.cap.set(cv2.CAP_PROP_FRAME_WIDTH, width)
@@ -122,14 +169,67 @@ class CaptureSource(FrameSource):
             if fps:
                 self.cap.set(cv2.CAP_PROP_FPS, fps)
 
+    def _file_identity(self) -> tuple[int, int]:
+        st = os.stat(self.spec)
+        return st.st_size, st.st_ino
+
+    def _fail(self, message: str) -> None:
+        self.failure = message
+        raise SourceError(message)
+
+    def _check_file(self) -> None:
+        try:
+            now = self._file_identity()
+        except OSError as exc:
+            self._fail(f"video file {self.spec!r} vanished while playing ({exc})")
+        if now != self._identity:
+            before = self._identity[0] if self._identity else 0
+            what = "was replaced" if self._identity and now[1] != self._identity[1] \
+                else f"changed size ({before} -> {now[0]} bytes)"
+            self._fail(f"video file {self.spec!r} {what} while playing: truncated, rewritten "
+                       "or still being written")
+
+    def _early_end(self) -> str:
+        """Return why a failed read of the file is not its regular end ("" when it is)."""
+        pos = self.cap.get(cv2.CAP_PROP_POS_FRAMES)
+        if self.frame_count and pos + max(2, 0.01 * self.frame_count) < self.frame_count:
+            return (f"video file {self.spec!r} stopped decoding at frame {int(pos)} of "
+                    f"{self.frame_count}: truncated or corrupt")
+        return ""
+
+    def _advanced(self) -> None:
+        pos = self.cap.get(cv2.CAP_PROP_POS_FRAMES)
+        if pos <= self._last_pos:
+            self._stuck += 1
+            if self._stuck >= self.STUCK_READS:
+                self._fail(f"video file {self.spec!r} is stuck at frame {int(pos)} (the "
+                           f"position did not advance for {self._stuck} reads): corrupt")
+        else:
+            self._stuck = 0
+        self._last_pos = pos
+
     def read(self) -> np.ndarray | None:
-        """Return the next frame; a file loops at its end when asked to."""
+        """Return the next frame; a file loops at its end when asked to.
+
+        Raises SourceError (also kept in ``failure``) when a video file stops decoding.
+        """
+        if self.failure:
+            raise SourceError(self.failure)
+        if self.is_file:
+            self._check_file()
         ok, frame = self.cap.read()
-        if not ok and self.is_file and self.loop:
-            self.cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
-            ok, frame = self.cap.read()
+        if not ok and self.is_file:
+            early = self._early_end()
+            if early:
+                self._fail(early)
+            if self.loop:
+                self.cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
+                self._last_pos, self._stuck = 0.0, 0
+                ok, frame = self.cap.read()
         if not ok or frame is None:
             return None
+        if self.is_file:
+            self._advanced()
         return _fit(frame, self.width, self.height)
 
     def close(self) -> None:

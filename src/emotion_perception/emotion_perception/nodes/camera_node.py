@@ -120,8 +120,12 @@ class CameraNode(PerceptionNode):
                         break
                     continue
                 if answered and src.finite and not cfg["loop"]:
-                    self.get_logger().info("source ended")
-                    self.source_state = "ended"
+                    if getattr(src, "failure", ""):  # a truncated/corrupt file is no end
+                        self.source_state = "failed"
+                        self.get_logger().error(f"source failed: {src.failure}")
+                    else:
+                        self.get_logger().info("source ended")
+                        self.source_state = "ended"
                     break
                 if now - last_frame_t < cfg["stall_timeout"] and not (answered and src.finite):
                     if answered:  # a live source without a frame right now: poll gently
