@@ -32,6 +32,7 @@ setup(
             "emotion-augment-preview = emotion_training.preview:main",
             "emotion-ensemble = emotion_training.ensemble:main",
             "emotion-temporal = emotion_training.temporal:main",
+            "emotion-robustness = emotion_training.robustness:main",
         ],
     },
 )

@@ -4,8 +4,8 @@ The geometric layers reproduce what Keras' old ``ImageDataGenerator`` did for th
 system (horizontal flip, rotation, zoom, shift) plus brightness and contrast jitter. The
 degradations model what a robot's camera path does to a face and what the held-out test showed
 the shipped model to be weak against: JPEG compression of the face (``jpeg``), low resolution
-(``low_res``: down- then up-sampled), Gaussian blur (``blur``), and random erasing (``erase``,
-occlusion). Each degradation has a probability per face; 0 disables it.
+(``low_res``: down- then up-sampled), Gaussian blur (``blur``), sensor noise (``noise``) and
+random erasing (``erase``, occlusion). Each degradation has a probability per face; 0 disables it.
 
 They are active only in training: the pipeline wraps the classifier as
 ``Sequential([augmenter, model])`` for ``fit`` and saves the bare classifier, so nothing is
@@ -38,8 +38,10 @@ class AugmentConfig:
     blur_sigma: float = 1.0
     erase: float = 0.0                # probability per face of erasing a random rectangle
     erase_scale: tuple[float, float] = (0.02, 0.2)
+    noise: float = 0.0                # probability per face of additive Gaussian noise
+    noise_sigma: float = 0.04         # its largest standard deviation ([0, 1] pixel scale)
 
-    _PROBABILITIES = ("jpeg", "low_res", "blur", "erase")
+    _PROBABILITIES = ("jpeg", "low_res", "blur", "erase", "noise")
 
     def __post_init__(self) -> None:
         for name in ("jpeg_quality", "low_res_side", "erase_scale"):
@@ -47,7 +49,8 @@ class AugmentConfig:
             if not (isinstance(value, (list, tuple)) and len(value) == 2):
                 raise ValueError(f"augmentation {name} must be a pair (low, high), got {value!r}")
             setattr(self, name, tuple(value))
-        for name in ("rotation_deg", "zoom", "shift", "brightness", "contrast", "blur_sigma"):
+        for name in ("rotation_deg", "zoom", "shift", "brightness", "contrast", "blur_sigma",
+                     "noise_sigma"):
             v = getattr(self, name)
             if v < 0:
                 raise ValueError(f"augmentation {name} must be >= 0, got {v}")
@@ -96,6 +99,8 @@ def build_augmenter(cfg: AugmentConfig | None = None, seed: int = 0) -> keras.Se
                                                value_range=(0.0, 1.0), seed=seed + 7))
     if cfg.jpeg:
         steps.append(RandomJpeg(cfg.jpeg, cfg.jpeg_quality, seed=seed + 8))
+    if cfg.noise:
+        steps.append(RandomNoise(cfg.noise, cfg.noise_sigma, seed=seed + 10))
     if cfg.erase:
         steps.append(layers.RandomErasing(factor=(cfg.erase, cfg.erase), scale=cfg.erase_scale,
                                           fill_value=None, value_range=(0.0, 1.0),
@@ -142,6 +147,40 @@ class RandomLowResolution(layers.Layer):
     def get_config(self) -> dict:
         """Return the layer config (the wrapper is saved for --resume)."""
         return {**super().get_config(), "rate": self.rate, "side": list(self.side),
+                "seed": self.seed}
+
+
+@keras.saving.register_keras_serializable(package="emotion_training")
+class RandomNoise(layers.Layer):
+    """Add Gaussian noise to each face with probability ``rate``, std uniform in (0, sigma].
+
+    The result is clipped to [0, 1]. Identity outside training.
+    """
+
+    def __init__(self, rate: float, sigma: float = 0.04, seed: int = 0, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.rate, self.sigma, self.seed = float(rate), float(sigma), int(seed)
+        self._gen = keras.random.SeedGenerator(seed)
+
+    def call(self, images, training=None):
+        """Return the batch with the noisy faces replaced."""
+        if not training:
+            return images
+        ops = keras.ops
+        n = ops.shape(images)[0]
+        std = keras.random.uniform((n, 1, 1, 1), 0.0, self.sigma, seed=self._gen)
+        noisy = ops.clip(images + std * keras.random.normal(ops.shape(images), seed=self._gen),
+                         0.0, 1.0)
+        mask = keras.random.uniform((n, 1, 1, 1), seed=self._gen) < self.rate
+        return ops.where(mask, noisy, images)
+
+    def compute_output_shape(self, input_shape):
+        """Return the input shape: the layer keeps it."""
+        return input_shape
+
+    def get_config(self) -> dict:
+        """Return the layer config (the wrapper is saved for --resume)."""
+        return {**super().get_config(), "rate": self.rate, "sigma": self.sigma,
                 "seed": self.seed}
 
 

@@ -22,7 +22,7 @@ def _faces(make_faces, n: int = 8) -> np.ndarray:
     return (faces.astype(np.float32) / 255.0)[..., None]
 
 
-@pytest.mark.parametrize("name", ["jpeg", "low_res", "blur", "erase"])
+@pytest.mark.parametrize("name", ["jpeg", "low_res", "blur", "erase", "noise"])
 def test_each_degradation_acts_in_training_only_and_stays_in_range(make_faces, name) -> None:
     x = _faces(make_faces)
     aug = build_augmenter(AugmentConfig(**ONLY_GEOMETRY_OFF, **{name: 1.0}), seed=3)
