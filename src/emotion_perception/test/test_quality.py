@@ -24,7 +24,18 @@ ROS_MODULES = {"rclpy": "rclpy", "std_msgs": "std_msgs", "sensor_msgs": "sensor_
                "rcl_interfaces": "rcl_interfaces", "builtin_interfaces": "builtin_interfaces",
                "emotion_msgs": "emotion_msgs", "ament_index_python": "ament_index_python",
                "launch": "launch", "launch_ros": "launch_ros", "emotion_perception":
-               "emotion_perception", "cv_bridge": "cv_bridge"}
+               "emotion_perception", "emotion_training": "emotion_training",
+               "cv_bridge": "cv_bridge", "hri_msgs": "hri_msgs"}
+# ROS packages imported only inside try/except, with a fallback when absent
+OPTIONAL_ROS = {"cv_bridge", "hri_msgs"}
+# Third-party Python modules -> their rosdep key (declared in package.xml) ...
+ROSDEP_KEYS = {"numpy": "python3-numpy", "cv2": "python3-opencv", "yaml": "python3-yaml",
+               "tqdm": "python3-tqdm", "matplotlib": "python3-matplotlib",
+               "psutil": "python3-psutil", "skimage": "python3-skimage",
+               "scipy": "python3-scipy"}
+# ... or, where rosdep has no key, the pip requirement that must be in requirements/python.txt
+PIP_ONLY = {"tensorflow": "tensorflow", "keras": "keras", "ai_edge_litert": "ai-edge-litert",
+            "rosbags": "rosbags", "mediapipe": "mediapipe"}
 
 
 def _run(args: list[str]) -> subprocess.CompletedProcess:
@@ -64,15 +75,43 @@ def _declared(package_xml: Path) -> set[str]:
     return {el.text.strip() for tag in tags for el in root.iter(tag)}
 
 
-@pytest.mark.parametrize("pkg", PY_PACKAGES, ids=lambda p: p.name)
-def test_package_xml_declares_ros_imports(pkg: Path):
-    files = [p for p in pkg.rglob("*.py") if "test" not in p.parts]
+def _runtime_files(pkg: Path) -> list[Path]:
+    files = [p for p in pkg.rglob("*.py")
+             if "test" not in p.parts and "build" not in p.parts and p.name != "setup.py"]
     if pkg.name == "emotion_perception":
         files += sorted((REPO_ROOT / "launch").glob("*.py"))
-    optional = {"cv_bridge"}  # imported inside try/except; our own conversion otherwise
-    used = {ROS_MODULES[m] for m in _imports(files) if m in ROS_MODULES} - {pkg.name} - optional
-    missing = used - _declared(pkg / "package.xml")
+    return files
+
+
+@pytest.mark.parametrize("pkg", PY_PACKAGES, ids=lambda p: p.name)
+def test_package_xml_declares_ros_imports(pkg: Path):
+    used = {ROS_MODULES[m] for m in _imports(_runtime_files(pkg)) if m in ROS_MODULES}
+    missing = used - {pkg.name} - OPTIONAL_ROS - _declared(pkg / "package.xml")
     assert not missing, f"{pkg.name}/package.xml lacks <depend> for {sorted(missing)}"
+
+
+@pytest.mark.parametrize("pkg", PY_PACKAGES, ids=lambda p: p.name)
+def test_every_third_party_import_is_declared(pkg: Path):
+    """Derived from the imports: each one has a rosdep key in package.xml or a pip line."""
+    third_party = {m for m in _imports(_runtime_files(pkg))
+                   if m not in sys.stdlib_module_names and m not in ROS_MODULES}
+    unknown = third_party - set(ROSDEP_KEYS) - set(PIP_ONLY)
+    assert not unknown, (f"{pkg.name} imports {sorted(unknown)}: add each to ROSDEP_KEYS (and "
+                         "package.xml) or PIP_ONLY (and requirements/python.txt)")
+    declared = _declared(pkg / "package.xml")
+    missing = {ROSDEP_KEYS[m] for m in third_party & set(ROSDEP_KEYS)} - declared
+    assert not missing, f"{pkg.name}/package.xml lacks <exec_depend> for {sorted(missing)}"
+    req = (REPO_ROOT / "requirements" / "python.txt").read_text().lower()
+    listed = {line.split("#")[0].strip().split("=")[0].split("<")[0].split(">")[0].strip()
+              for line in req.splitlines()}
+    unlisted = {PIP_ONLY[m] for m in third_party & set(PIP_ONLY)} - listed
+    assert not unlisted, f"requirements/python.txt lacks {sorted(unlisted)} ({pkg.name} imports)"
+
+
+def test_the_import_scan_sees_what_it_must():
+    """The scan itself: a file importing an undeclared module is caught."""
+    imports = _imports([Path(__file__)])
+    assert {"ast", "pytest", "subprocess"} <= imports
 
 
 @pytest.mark.parametrize("xml", sorted(SRC.glob("*/package.xml")), ids=lambda p: p.parent.name)
