@@ -5,6 +5,13 @@ machines without ``ros2 launch`` and as the README's main command. It prints wha
 writes an annotated video. With no camera (``source: auto``) it runs on the embedded demo clip.
 
 Example: ``ros2 run emotion_perception live --frames 150 --video out.mp4``
+
+The video has one frame size, the first annotated image's: a later image of another size
+(a camera whose ``width``/``height`` changed at runtime, an image folder of mixed sizes) is
+letterboxed into it (scaled to fit, aspect kept, black bars), so one playable file holds every
+frame; the summary counts the frames in the finished file and how many were letterboxed. A
+camera source that cannot exist (a missing file or folder) stops ``live`` at once, and a run in
+which no /emotion message arrived exits with status 1 and the camera's state and last error.
 """
 
 from __future__ import annotations
@@ -111,8 +118,11 @@ class Monitor:
         self.fps = fps
         self.video_path = video
         self.writer = None
+        self.video_size: tuple[int, int] | None = None  # (width, height) of the video
         self.frames = 0
         self.video_frames = 0
+        self.letterboxed = 0
+        self.file_frames = -1  # frames in the finished file, read back after close (-1: none)
         self.faces = 0
         self.labels: Counter[str] = Counter()
         self.ids: set[int] = set()
@@ -168,16 +178,54 @@ class Monitor:
                     self.video_path = None
                     return
                 self.writer = writer
+                self.video_size = (frame.shape[1], frame.shape[0])
+            if (frame.shape[1], frame.shape[0]) != self.video_size:
+                # OpenCV drops a frame of another size with only a warning: fit it instead
+                frame = letterbox(frame, self.video_size)
+                self.letterboxed += 1
             self.writer.write(frame)
             self.video_frames += 1
 
     def close(self) -> None:
-        """Finish the video file so it is complete and playable."""
+        """Finish the video file so it is complete and playable; count its frames."""
         with self._lock:
             self.closed = True
             if self.writer is not None:
                 self.writer.release()
                 self.writer = None
+                self.file_frames = count_video_frames(self.video_path)
+
+
+def letterbox(frame, size: tuple[int, int]):
+    """Return ``frame`` scaled to fit ``size`` (width, height), aspect kept, black bars."""
+    import cv2
+    import numpy as np
+
+    w, h = size
+    fh, fw = frame.shape[:2]
+    scale = min(w / fw, h / fh)
+    nw, nh = max(1, min(w, round(fw * scale))), max(1, min(h, round(fh * scale)))
+    out = np.zeros((h, w, 3), np.uint8)
+    x, y = (w - nw) // 2, (h - nh) // 2
+    out[y:y + nh, x:x + nw] = cv2.resize(frame, (nw, nh), interpolation=cv2.INTER_AREA)
+    return out
+
+
+def count_video_frames(path: Path | None) -> int:
+    """Return the frame count a finished video file declares, -1 if it cannot be opened.
+
+    The count comes from the container's index (exact for the MP4 written here), so a long
+    recording is not decoded again at exit.
+    """
+    import cv2
+
+    if path is None or not Path(path).is_file():
+        return -1
+    cap = cv2.VideoCapture(str(path))
+    try:
+        return int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) if cap.isOpened() else -1
+    finally:
+        cap.release()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -193,8 +241,17 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     cam = params.get("camera", {})
     source = str(cam.get("source", "auto"))
+    if not args.image_topic:
+        from .core.sources import SourceError, check_source
+        try:  # a missing file would only be retried for ever, with no frame ever
+            check_source(source)
+        except SourceError as exc:
+            print(f"live: camera: {exc}", file=sys.stderr)
+            return 2
     demo = source == "demo" or (source == "auto" and not Path("/dev/video0").exists())
     limit = args.frames or (150 if demo and not args.duration else 0)
+    if not args.image_topic:  # started once the graph listens (_start_camera), not before
+        params.setdefault("camera", {})["autostart"] = False
 
     import rclpy
 
@@ -204,6 +261,8 @@ def main(argv: list[str] | None = None) -> int:
     nodes: list = []
     monitor = None
     spin = None
+    interrupted = False
+    failed = ""
     t0 = time.monotonic()
     try:
         try:
@@ -217,16 +276,17 @@ def main(argv: list[str] | None = None) -> int:
         monitor.limit = limit
         nodes.append(mon_node)
         spin = BackgroundSpin(nodes, name="live_spin")
+        failed = _start_camera(nodes)
         print(f"live: {len(specs)} nodes running (source {source!r}{', demo clip' if demo else ''}"
               f"); {'stopping after ' + str(limit) + ' frames' if limit else 'Ctrl-C to stop'}",
               flush=True)
-        failed = _wait(nodes, monitor, args.duration, spin)
-        if failed:
-            print(f"live: {failed}", file=sys.stderr)
-            return 1
+        failed = failed or _wait(nodes, monitor, args.duration, spin)
     except KeyboardInterrupt:
+        interrupted = True
         print("\nlive: interrupted", flush=True)
     finally:
+        interrupted = interrupted or not rclpy.ok()  # rclpy's own signal handler
+        no_output = "" if monitor is None or monitor.frames else _why_no_output(nodes)
         if monitor is not None:
             monitor.close()
         if spin is not None:
@@ -234,13 +294,70 @@ def main(argv: list[str] | None = None) -> int:
         else:
             shutdown_nodes(nodes)
     _summary(monitor, time.monotonic() - t0)
+    if failed:
+        print(f"live: {failed}", file=sys.stderr)
+        return 1
+    if monitor is not None and not monitor.frames:
+        print(f"live: no /emotion message arrived{' before the interrupt' if interrupted else ''}"
+              f"; {no_output}", file=sys.stderr)
+        return 1
     return 0
+
+
+def _why_no_output(nodes: list) -> str:
+    """Say what the camera (if ours) and the nodes report, for a run without any result."""
+    parts = []
+    for n in nodes:
+        state = getattr(n, "source_state", "not started")
+        stats = getattr(n, "stats", None)
+        if n is _camera_of(nodes):
+            parts.append(f"camera source {n.get_parameter('source').value!r} is {state!r}, "
+                         f"{getattr(n, 'published', 0)} frames published")
+        if stats is not None and stats.last_error:
+            parts.append(f"{n.get_name()}: last error: {stats.last_error}")
+    return "; ".join(parts) or "no node reported an error (is the image topic published?)"
+
+
+def _camera_of(nodes: list):
+    """Return our camera node among ``nodes``, or None (``--image-topic``)."""
+    return next((n for n in nodes if getattr(n, "NODE_NAME", "") == "camera"), None)
+
+
+def _start_camera(nodes: list, timeout: float = 300.0) -> str:
+    """Activate our camera once every other node subscribes; return an error or "".
+
+    Under autostart the camera would publish while the detector is still loading its model,
+    and a short clip or folder would be over before anything listens. Returns the first
+    configure error instead if a node fails to start.
+    """
+    import rclpy
+
+    camera = _camera_of(nodes)
+    if camera is None:
+        return ""
+    others = [n for n in nodes if n is not camera]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and rclpy.ok():
+        for n in others:
+            err = getattr(n, "configure_error", "")
+            if err:
+                return f"node {n.get_name()} failed to start: {err}"
+        if all(list(n.subscriptions) for n in others):
+            break
+        time.sleep(0.05)
+    camera.trigger_configure()
+    if camera.configure_error:
+        return f"node {camera.get_name()} failed to start: {camera.configure_error}"
+    camera.trigger_activate()
+    return ""
 
 
 def _wait(nodes: list, monitor: Monitor, duration: float, spin=None) -> str:
     import rclpy
 
     start = time.monotonic()
+    camera = _camera_of(nodes)
+    last_count, quiet_since = -1, time.monotonic()
     while not monitor.done.wait(0.2):
         if not rclpy.ok():  # rclpy's SIGINT/SIGTERM handler shut the context down: stop cleanly
             print("\nlive: interrupted", flush=True)
@@ -252,6 +369,18 @@ def _wait(nodes: list, monitor: Monitor, duration: float, spin=None) -> str:
             if err:
                 return f"node {n.get_name()} failed to start: {err}"
         if duration and time.monotonic() - start >= duration:
+            break
+        if monitor.frames != last_count:
+            last_count, quiet_since = monitor.frames, time.monotonic()
+        state = getattr(camera, "source_state", "")
+        if state in ("ended", "failed", "max_frames reached") \
+                and time.monotonic() - quiet_since >= 2.0:
+            # the camera stopped for good and the graph has drained: nothing more will come
+            # (a parameter change may restart it, but live has no way to ask for one)
+            if state == "failed":
+                return (f"camera source {camera.get_parameter('source').value!r} failed: "
+                        f"{camera.stats.last_error}")
+            print(f"live: camera source {state}", flush=True)
             break
     # let the debug image of the last frames reach the video before it is closed
     deadline = time.monotonic() + 2.0
@@ -275,7 +404,14 @@ def _summary(monitor: Monitor | None, elapsed: float) -> None:
         print(f"live: latency image stamp -> /emotion: median {np.median(lat):.1f} ms, "
               f"p95 {np.percentile(lat, 95):.1f} ms")
     if monitor.video_frames:
-        print(f"live: annotated video {monitor.video_path} ({monitor.video_frames} frames)")
+        boxed = f", {monitor.letterboxed} of them letterboxed into " \
+            f"{monitor.video_size[0]}x{monitor.video_size[1]}" if monitor.letterboxed else ""
+        if monitor.file_frames >= 0:
+            print(f"live: annotated video {monitor.video_path} ({monitor.file_frames} frames"
+                  f"{boxed})")
+        if monitor.file_frames != monitor.video_frames:
+            print(f"live: warning: {monitor.video_frames} frames were handed to the video "
+                  f"writer but the file holds {max(0, monitor.file_frames)}", file=sys.stderr)
 
 
 if __name__ == "__main__":

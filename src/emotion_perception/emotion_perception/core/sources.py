@@ -237,13 +237,30 @@ class CaptureSource(FrameSource):
         self.cap.release()
 
 
-def open_source(spec: str, width: int = 0, height: int = 0, fps: float = 15.0,
-                loop: bool = True, demo_faces: int = 1) -> FrameSource:
-    """Open the source named by the camera node's ``source`` parameter."""
+def check_source(spec: str) -> str:
+    """Return the stripped ``source`` spec; raise SourceError if it can never open.
+
+    An empty spec and a path that does not exist are refused here without opening anything
+    (a device index, URL, 'demo' or 'auto' can only be tried by opening it). Used by
+    :func:`open_source` and by runners that should fail at once instead of retrying.
+    """
     spec = spec.strip()
     if not spec:
         raise SourceError("parameter 'source' is empty: give a device index, a file, a URL, "
                           "an image folder or 'demo'")
+    path = Path(spec).expanduser()
+    if spec not in ("demo", "auto") and not spec.isdigit() and "://" not in spec \
+            and not path.exists():
+        raise SourceError(f"source {spec!r}: no such file or folder ({path} does not exist); "
+                          "parameter 'source' takes a device index, an existing file or "
+                          "folder, a URL, 'demo' or 'auto'")
+    return spec
+
+
+def open_source(spec: str, width: int = 0, height: int = 0, fps: float = 15.0,
+                loop: bool = True, demo_faces: int = 1) -> FrameSource:
+    """Open the source named by the camera node's ``source`` parameter."""
+    spec = check_source(spec)
     if spec == "auto":
         spec = "0" if Path("/dev/video0").exists() else "demo"
         if spec == "0":
@@ -256,10 +273,6 @@ def open_source(spec: str, width: int = 0, height: int = 0, fps: float = 15.0,
     path = Path(spec).expanduser()
     if path.is_dir():
         return FolderSource(path, width, height, loop)
-    if not spec.isdigit() and "://" not in spec and not path.exists():
-        raise SourceError(f"source {spec!r}: no such file or folder ({path} does not exist); "
-                          "parameter 'source' takes a device index, an existing file or "
-                          "folder, a URL, 'demo' or 'auto'")
     return CaptureSource(str(path) if path.exists() else spec, width, height, fps, loop)
 
 
