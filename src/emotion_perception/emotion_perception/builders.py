@@ -18,6 +18,8 @@ from .core.types import EmotionEstimate
 from .nodes.params import prefixed
 
 BUILTIN_DETECTORS = ("haar", "yunet")
+#: smoothers that read the parameters prefixed with their name (ema.tau, lstm.window ...)
+BUILTIN_SMOOTHERS = ("ema", "hysteresis", "lstm")
 
 
 def detector_kwargs(values: dict[str, Any]) -> dict[str, Any]:
@@ -37,10 +39,20 @@ def detector_kwargs(values: dict[str, Any]) -> dict[str, Any]:
     return extra
 
 
+def build_detector(detector_values: dict[str, Any]) -> Any:
+    """Create the detector plugin from face_detector parameters."""
+    return plugins.create("detector", detector_values["detector"],
+                          **detector_kwargs(detector_values))
+
+
+def param_prefix(name: str, builtin: Sequence[str]) -> str:
+    """Return the parameter prefix a built-in plugin reads (``haar``, ``ema`` ...), or ""."""
+    return name if name in builtin else ""
+
+
 def build_pipeline(detector_values: dict[str, Any], classifier: Any = None) -> FramePipeline:
     """Build detector + tracker (+ an optional classifier) from face_detector parameters."""
-    detector = plugins.create("detector", detector_values["detector"],
-                              **detector_kwargs(detector_values))
+    detector = build_detector(detector_values)
     tracker = FaceTracker(**prefixed(detector_values, "tracking"))
     return FramePipeline(detector, classifier, tracker,
                          crop_margin=detector_values["crop_margin"],
@@ -76,7 +88,7 @@ def build_smoother(values: dict[str, Any]) -> Any:
     """Create the smoother plugin from emotion_smoother parameters."""
     name = values["smoother"]
     kwargs: dict[str, Any] = {"max_gap": values["max_gap"], "max_tracks": values["max_tracks"]}
-    if name in ("ema", "hysteresis", "lstm"):
+    if name in BUILTIN_SMOOTHERS:
         kwargs.update(prefixed(values, name))
     return plugins.create("smoother", name, **kwargs)
 

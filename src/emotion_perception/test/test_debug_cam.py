@@ -11,6 +11,8 @@ from emotion_perception.core.cam import (cam_extractor, draw_face_cams,  # noqa:
                                          overlay)
 from emotion_perception.core.preprocessing import crop_face, square_crop_box  # noqa: E402
 
+from conftest import wait_for  # noqa: E402
+
 
 @pytest.fixture(scope="module")
 def extractor(tiny_model_path):
@@ -80,7 +82,7 @@ def _draw_once(node, frame: np.ndarray, box, probs) -> np.ndarray:
                       roi=RegionOfInterest(x_offset=x, y_offset=y, width=w, height=h))
     node._on_emotion(EmotionArray(header=header, emotions=[emotion]))
     node._on_image(array_to_image(frame, "bgr8", header))
-    assert len(out) == 1
+    assert wait_for(lambda: len(out) == 1, 60), "the drawing worker published nothing"
     return image_to_numpy(out[0], 10_000_000)
 
 

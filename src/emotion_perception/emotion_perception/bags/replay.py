@@ -626,6 +626,9 @@ def graph_params(image_topic: str, params_file: str | Path | None,
     specs = graph_spec(image_topic, smoothing=smoothing, debug_image=False)
     params = load_params_file(params_file or default_params_file())
     known = {s.name for s in specs}
+    for spec in specs:  # a bag's stamps are the recording's, whatever their age: every frame
+        # counts (a lockstep replay slower than the recording would otherwise go stale)
+        params.setdefault(spec.name, {})["max_age"] = 0.0
     for node, values in overrides.items():
         if node not in known:
             raise ValueError(f"no node {node!r} in this graph; nodes: {sorted(known)}")

@@ -3,10 +3,14 @@
 Each face gets its box in the colour of its top class, a caption with face id, label and
 confidence, and a small bar chart of all seven class probabilities beside the box. Sizes are
 chosen to stay readable on 640x480 frames; the input image is never modified.
+
+Boxes are clipped to the image before anything is drawn (a box wholly outside it is skipped),
+so no box, however absurd its coordinates, reaches OpenCV's int32 drawing calls unclipped.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Sequence
 
 import cv2
@@ -111,9 +115,13 @@ def draw_annotations(image_bgr: np.ndarray, estimates: Sequence[EmotionEstimate]
         out = image.copy()
     else:
         raise ValueError(f"image_bgr must be (H, W), (H, W, 3) or (H, W, 4), got {image.shape}")
+    height, width = out.shape[:2]
     for est in estimates:
+        b = est.box.clipped(width, height)
+        if b.w <= 0 or b.h <= 0 or np.asarray(est.probabilities).size == 0:
+            continue  # outside the image, or nothing to show
+        est = replace(est, box=b)
         color = CLASS_COLORS[est.label % len(CLASS_COLORS)]
-        b = est.box
         cv2.rectangle(out, (b.x, b.y), (b.x + b.w - 1, b.y + b.h - 1), color, 2)
         _bars(out, est, class_names)
         _caption(out, est, class_names, color)

@@ -39,12 +39,23 @@ def build_estimates(faces: Sequence[TrackedFace], probabilities: np.ndarray,
 
 
 def classify_crops(classifier: EmotionClassifier, crops: Sequence[np.ndarray],
-                   faces: Sequence[TrackedFace], stamp: float
+                   faces: Sequence[TrackedFace], stamp: float, chunk: int = 0
                    ) -> tuple[list[EmotionEstimate], int]:
-    """Classify ``crops`` (one per face) in one batch; return (estimates, invalid count)."""
+    """Classify ``crops`` (one per face); return (estimates, invalid count).
+
+    All crops go in one batch, or with ``chunk`` > 0 in batches of at most ``chunk`` crops,
+    which bounds the memory one call needs (preprocessed views, TTA copies, activations)
+    whatever the number of faces; the results are the same.
+    """
     if len(crops) != len(faces):
         raise ValueError(f"got {len(crops)} crops for {len(faces)} faces")
-    probs, valid = classifier.classify(list(crops))
+    crops = list(crops)
+    if chunk <= 0 or len(crops) <= chunk:
+        probs, valid = classifier.classify(crops)
+    else:
+        parts = [classifier.classify(crops[i:i + chunk]) for i in range(0, len(crops), chunk)]
+        probs = np.concatenate([np.asarray(p) for p, _ in parts])
+        valid = np.concatenate([np.asarray(v, dtype=bool) for _, v in parts])
     return build_estimates(faces, probs, valid, stamp)
 
 

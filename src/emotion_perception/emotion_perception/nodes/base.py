@@ -5,10 +5,26 @@ loads models in ``configure`` (a failure leaves the node unconfigured with a cle
 never runs wrong), creates I/O in ``activate``, and publishes diagnostics. With the parameter
 ``autostart`` (default true) the node walks itself to *active*, so plain ``ros2 run`` and
 launch files without lifecycle management work too.
+
+Parameters at runtime: a parameter declared ``read_only`` (nodes/params.py) is refused by rclpy
+with its reason. Every other one is applied while the node runs, in three steps inside the
+set-parameters callback, so a change is either in effect when ``ros2 param set`` answers
+"successful" or refused with the reason (and the old objects are kept):
+
+1. ``check_params`` validates the combination (e.g. ``reconnect_max_delay >=
+   reconnect_initial_delay``, or a parameter of a plugin other than the running one);
+2. ``prepare_params`` builds what the change needs (a new detector, a new smoother: loading a
+   model here is how a bad value is found before it is accepted);
+3. ``apply_params`` swaps the prepared objects in while the node's worker is between two
+   inputs (the state lock), and must not fail.
+
+Inputs are screened for their age: see :meth:`PerceptionNode.admit` (``max_age``,
+``max_clock_offset``).
 """
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 from collections import deque
@@ -20,6 +36,7 @@ from rcl_interfaces.msg import (FloatingPointRange, IntegerRange, ParameterDescr
                                 SetParametersResult)
 from rclpy.lifecycle import LifecycleNode, State, TransitionCallbackReturn
 from rclpy.publisher import Publisher
+from rclpy.subscription import Subscription
 from rclpy.qos import QoSProfile, ReliabilityPolicy, HistoryPolicy, qos_profile_sensor_data
 
 from .params import NODE_PARAMS, Param, by_name
@@ -69,7 +86,7 @@ class StageStats:
     def __init__(self, window: int = 300) -> None:
         self._lock = threading.Lock()
         self.counters: dict[str, int] = {"received": 0, "processed": 0, "dropped": 0,
-                                         "rejected": 0, "errors": 0}
+                                         "rejected": 0, "errors": 0, "published": 0}
         self._latency: deque[float] = deque(maxlen=window)
         self._proc: deque[float] = deque(maxlen=window)
         self._times: deque[float] = deque(maxlen=window)
@@ -80,11 +97,15 @@ class StageStats:
         with self._lock:
             self.counters[key] = self.counters.get(key, 0) + n
 
-    def processed(self, latency_s: float, processing_s: float) -> None:
-        """Record one processed item with its end-to-end and processing times."""
+    def processed(self, latency_s: float | None, processing_s: float) -> None:
+        """Record one processed item with its end-to-end and processing times.
+
+        ``latency_s`` None (a stamp of another clock) leaves the latency percentiles alone.
+        """
         with self._lock:
             self.counters["processed"] += 1
-            self._latency.append(latency_s)
+            if latency_s is not None:
+                self._latency.append(latency_s)
             self._proc.append(processing_s)
             self._times.append(time.monotonic())
 
@@ -189,6 +210,8 @@ class PerceptionNode(LifecycleNode):
 
     #: key into params.NODE_PARAMS, and the default node name
     NODE_NAME = ""
+    #: node-specific counters shown in diagnostics from the start (besides StageStats')
+    EXTRA_COUNTERS: tuple[str, ...] = ()
 
     def __init__(self, node_name: str | None = None, **kwargs: Any) -> None:
         super().__init__(node_name or self.NODE_NAME, **kwargs)
@@ -201,8 +224,14 @@ class PerceptionNode(LifecycleNode):
         values = self.param_values()
         for name, value in values.items():
             self._specs[name].check(value)  # raises ValueError naming the parameter
-        self.add_on_set_parameters_callback(self._on_set_parameters)
         self.stats = StageStats()
+        for key in self.EXTRA_COUNTERS:
+            self.stats.count(key, 0)  # listed in diagnostics from the start
+        if "max_age" in self._specs:
+            self.stats.count("stale", 0)
+            self.stats.count("foreign_stamps", 0)
+        if "max_faces" in self._specs and self.NODE_NAME != "face_detector":
+            self.stats.count("faces_dropped", 0)
         self.warn_limited = RateLimitedLog(self.get_logger().warning)
         self._diag_pub = None
         self._diag_timer = None
@@ -211,6 +240,12 @@ class PerceptionNode(LifecycleNode):
         self._worker: LatestWorker | None = None
         self.params_changed = threading.Event()
         self.configure_error = ""
+        #: the parameter values the node runs with (set by configure, changed by apply_params)
+        self.values: dict[str, Any] = values
+        #: held by the worker while it processes one input and by apply_params while it swaps
+        self.state_lock = threading.RLock()
+        self._configured = False
+        self.add_on_set_parameters_callback(self._on_set_parameters)
         if values["autostart"]:
             self._autostart_timer = self.create_timer(0.0, self._autostart)
 
@@ -220,6 +255,11 @@ class PerceptionNode(LifecycleNode):
         return {name: self.get_parameter(name).value for name in self._specs}
 
     def _on_set_parameters(self, params: list) -> SetParametersResult:
+        """Validate, prepare and apply a change at once, or refuse it with the reason.
+
+        Read-only parameters never get here (rclpy refuses them first).
+        """
+        new: dict[str, Any] = {}
         for prm in params:
             spec = self._specs.get(prm.name)
             if spec is None:
@@ -228,8 +268,48 @@ class PerceptionNode(LifecycleNode):
                 spec.check(prm.value)
             except ValueError as exc:
                 return SetParametersResult(successful=False, reason=str(exc))
+            new[prm.name] = prm.value
+        current = self.param_values()
+        changed = {k for k, v in new.items() if current[k] != v}
+        if not changed:
+            return SetParametersResult(successful=True)
+        values = {**current, **new}
+        try:
+            self.check_params(values, changed)
+            prepared = self.prepare_params(values, changed) if self._configured else None
+        except Exception as exc:  # refused: the running objects stay as they are
+            reason = str(exc) if isinstance(exc, ValueError) else f"{type(exc).__name__}: {exc}"
+            self.get_logger().warning(f"refused setting {', '.join(sorted(changed))}: {reason}")
+            return SetParametersResult(successful=False, reason=reason)
+        with self.state_lock:
+            if self._configured:
+                self.values = values
+                self.apply_params(values, changed, prepared)
+        if "diagnostics_period" in changed and self._diag_timer is not None:
+            self.destroy_timer(self._diag_timer)
+            self._diag_timer = self.create_timer(float(values["diagnostics_period"]),
+                                                 self.publish_diagnostics)
         self.params_changed.set()
         return SetParametersResult(successful=True)
+
+    def check_params(self, values: dict[str, Any], changed: set[str] | None) -> None:
+        """Raise ValueError when ``values`` cannot work together.
+
+        ``changed`` is the set of parameters being set at runtime, or None at configure (all
+        values from the start-up configuration). Subclasses extend this.
+        """
+
+    def prepare_params(self, values: dict[str, Any], changed: set[str]) -> Any:
+        """Build what a runtime change needs; raise to refuse it (the old objects stay)."""
+        return None
+
+    def apply_params(self, values: dict[str, Any], changed: set[str], prepared: Any) -> None:
+        """Put a validated change into effect (``self.values`` is already ``values``).
+
+        Called with ``state_lock`` held, so never in the middle of an input. The base applies
+        ``diagnostics_period``; parameters read from ``self.values`` on each input
+        (``max_image_pixels``, ``max_faces``, ``max_age`` ...) need nothing more.
+        """
 
     # --- lifecycle --------------------------------------------------------------------------
     def _autostart(self) -> None:
@@ -244,7 +324,12 @@ class PerceptionNode(LifecycleNode):
         """Validate parameters and load models; fail with a clear message."""
         try:
             self.configure_error = ""
-            self.setup(self.param_values())
+            values = self.param_values()
+            with self.state_lock:
+                self.check_params(values, None)
+                self.values = values
+                self.setup(values)
+                self._configured = True
         except Exception as exc:
             self.configure_error = f"{type(exc).__name__}: {exc}"
             self.get_logger().error(f"configure failed: {self.configure_error}")
@@ -270,11 +355,13 @@ class PerceptionNode(LifecycleNode):
 
     def on_cleanup(self, state: State) -> TransitionCallbackReturn:
         """Release models."""
+        self._configured = False
         self.teardown()
         return TransitionCallbackReturn.SUCCESS
 
     def on_shutdown(self, state: State) -> TransitionCallbackReturn:
         """Stop everything."""
+        self._configured = False
         self._close_all()
         self.teardown()
         return TransitionCallbackReturn.SUCCESS
@@ -323,16 +410,106 @@ class PerceptionNode(LifecycleNode):
 
     def add_subscription(self, msg_type: Any, topic: str, callback: Callable[[Any], None],
                          qos: QoSProfile) -> Any:
-        """Create a subscription that close_io destroys."""
-        sub = self.create_subscription(msg_type, topic, callback, qos)
+        """Create a subscription that close_io destroys.
+
+        The callback is guarded: an exception is counted as an error and logged (rate
+        limited), never raised into the executor, where it would stop every node it spins.
+        """
+        sub = self.create_subscription(msg_type, topic, self.guarded(callback), qos)
         self._io.append(sub)
         return sub
 
     def add_worker(self, fn: Callable[[Any], None]) -> LatestWorker:
-        """Start a newest-item worker thread that close_io stops."""
-        worker = LatestWorker(fn, self.stats, self.NODE_NAME)
+        """Start a newest-item worker thread that close_io stops.
+
+        ``fn`` runs with ``state_lock`` held, so a parameter change never lands mid-input.
+        """
+        def locked(item: Any) -> None:
+            with self.state_lock:
+                fn(item)
+
+        worker = LatestWorker(locked, self.stats, self.NODE_NAME)
         self._io.append(worker)
         return worker
+
+    def guarded(self, callback: Callable[[Any], None]) -> Callable[[Any], None]:
+        """Wrap an executor callback so that an exception is counted and logged, not raised."""
+        @functools.wraps(callback)
+        def run(msg: Any) -> None:
+            try:
+                callback(msg)
+            except Exception as exc:  # the node (and the graph's executor) must survive
+                text = f"{type(exc).__name__}: {exc}"
+                self.stats.error(text)
+                self.warn_limited(f"callback {callback.__name__}",
+                                  f"{callback.__name__} failed: {text}")
+        return run
+
+    def reject(self, key: str, message: str, n: int = 1) -> None:
+        """Count ``n`` rejected inputs and log ``message`` (rate limited per ``key``)."""
+        self.stats.count("rejected", n)
+        self.stats.last_error = message
+        self.warn_limited(key, message)
+
+    def limit_faces(self, items: list) -> list:
+        """Return the first ``max_faces`` items; the rest are counted as faces_dropped."""
+        limit = int(self.values["max_faces"])
+        if len(items) <= limit:
+            return items
+        extra = len(items) - limit
+        self.stats.count("faces_dropped", extra)
+        self.warn_limited("max_faces", f"message with {len(items)} faces: kept the first "
+                          f"{limit} (parameter max_faces), dropped {extra}")
+        return items[:limit]
+
+    def stamp_age(self, stamp: Any) -> float | None:
+        """Return the age (s) of a header stamp on this node's clock, None for a foreign stamp.
+
+        A stamp further than ``max_clock_offset`` from the node clock (either way) is from
+        another clock domain: a replayed bag's recorded time, another machine's unsynchronised
+        clock, an unset (zero) stamp. Its "age" means nothing, so it is neither used for
+        ``max_age`` nor recorded as latency.
+        """
+        age = self.get_clock().now().nanoseconds * 1e-9 - stamp_seconds(stamp)
+        limit = self.values.get("max_clock_offset")
+        if limit is not None and abs(age) > float(limit):
+            return None
+        return age
+
+    def admit(self, stamp: Any) -> bool:
+        """Return False for an input too old to process (counted as dropped and stale).
+
+        Called when the input's turn comes (on the worker), so an input that waited through a
+        stall (SIGSTOP, a long model load) is dropped instead of published late. Foreign stamps
+        (see :meth:`stamp_age`) are counted as foreign_stamps and always admitted: bags
+        replayed with their recorded stamps work unchanged (with ``use_sim_time`` and the
+        bag's /clock the stamps are of the node clock again and ``max_age`` applies).
+        """
+        age = self.stamp_age(stamp)
+        if age is None:
+            self.stats.count("foreign_stamps")
+            return True
+        max_age = float(self.values.get("max_age", 0.0))
+        if max_age > 0.0 and age > max_age:
+            self.stats.count("dropped")
+            self.stats.count("stale")
+            self.warn_limited("stale", f"dropped an input {age:.2f} s old (parameter max_age "
+                              f"{max_age:g} s)")
+            return False
+        return True
+
+    def record(self, stamp: Any, started: float) -> None:
+        """Count one processed input; its latency only when the stamp is of this clock."""
+        self.stats.processed(self.stamp_age(stamp), time.monotonic() - started)
+
+    def publish_output(self, msg: Any) -> bool:
+        """Publish on the node's output, counting it as published; False when closed."""
+        pub = self._pub
+        if pub is None:
+            return False
+        pub.publish(msg)
+        self.stats.count("published")
+        return True
 
     def enqueue(self, msg: Any) -> None:
         """Count an input and hand it to the node's worker (newest wins)."""
@@ -350,6 +527,10 @@ class PerceptionNode(LifecycleNode):
         if self._diag_pub is None:
             return
         snap = self.stats.snapshot()
+        subs = [obj for obj in self._io if isinstance(obj, Subscription)]
+        if subs:  # with one publisher per input, its "published" minus our "received" is
+            # what the transport lost (see the README, Reliability)
+            snap["input_publishers"] = sum(sub.get_publisher_count() for sub in subs)
         snap.update(self.diagnostics_extra())
         status = DiagnosticStatus(name=f"emotion_perception: {self.get_fully_qualified_name()}",
                                   hardware_id=self.get_name())

@@ -3,6 +3,13 @@
 A reader thread opens the source, paces files/folders/the demo at ``fps``, and reopens a
 failed, unplugged or stalled source with exponential backoff (never a busy loop), reporting
 reconnects on /diagnostics.
+
+Every parameter but ``source`` can be set while the camera runs. The reader takes the new
+configuration at its next frame: ``fps`` (pacing), ``loop``, ``frame_id``, ``stall_timeout``,
+``max_frames`` and the reconnect delays take effect there; ``width``, ``height`` and
+``demo_faces`` (and ``fps`` of a device or stream, which is requested when opening) reopen the
+source, which makes a video file start over. ``reconnect_max_delay`` below
+``reconnect_initial_delay`` is refused, at start-up and at runtime.
 """
 
 from __future__ import annotations
@@ -23,13 +30,34 @@ class CameraNode(PerceptionNode):
 
     NODE_NAME = "camera"
 
-    def setup(self, values: dict[str, Any]) -> None:
-        """Remember the configuration; the source is opened by the reader thread."""
+    #: parameters the source is opened with: a change reopens it
+    REOPEN_KEYS = ("width", "height", "demo_faces")
+
+    def check_params(self, values: dict[str, Any], changed: set[str] | None) -> None:
+        """Refuse a reconnect delay pair whose maximum is below its initial delay."""
         if values["reconnect_max_delay"] < values["reconnect_initial_delay"]:
             raise ValueError(f"parameter 'reconnect_max_delay' ({values['reconnect_max_delay']}"
                              " s) must be >= parameter 'reconnect_initial_delay' "
                              f"({values['reconnect_initial_delay']} s)")
+
+    def apply_params(self, values: dict[str, Any], changed: set[str], prepared: Any) -> None:
+        """Hand the new configuration to the reader thread (it applies it at its next frame).
+
+        A reader that had finished (source ended, ``max_frames`` reached, failed) is started
+        again with it, so e.g. ``loop: true`` or a larger ``max_frames`` takes effect too.
+        """
         self.cfg = values
+        thread = getattr(self, "_thread", None)
+        done = values["max_frames"] and self.published >= values["max_frames"]
+        if self._pub is not None and thread is not None and not thread.is_alive() \
+                and not done:
+            self._start_reader()
+
+    def setup(self, values: dict[str, Any]) -> None:
+        """Remember the configuration; the source is opened by the reader thread."""
+        self.cfg = values
+        #: what the reader runs with now: pacing period (s), backoff delays, frame size
+        self.reader_config: dict[str, Any] = {}
         self.published = 0
         self.reconnects = 0
         self.source_state = "closed"
@@ -40,7 +68,10 @@ class CameraNode(PerceptionNode):
     def open_io(self) -> None:
         """Create the publisher and start the reader thread."""
         self._pub = self.add_publisher(Image, "image_raw", IMAGE_PUB_QOS)
-        # a fresh event per activation: a reader thread that outlived a deactivate (stuck in a
+        self._start_reader()
+
+    def _start_reader(self) -> None:
+        # a fresh event per start: a reader thread that outlived a deactivate (stuck in a
         # driver call) must not be revived by clearing a shared flag
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, args=(self._stop,), name="camera",
@@ -94,15 +125,44 @@ class CameraNode(PerceptionNode):
             self.stats.error(f"{type(exc).__name__}: {exc}")
             self.get_logger().error(f"camera reader stopped: {type(exc).__name__}: {exc}")
 
+    def _reconfigure(self, applied: dict[str, Any], reader: TimedReader | None,
+                     backoff: Backoff) -> tuple[Backoff, bool]:
+        """Compare the configuration with the one the loop ran with.
+
+        Return (backoff to use, whether the source must be reopened).
+        """
+        cfg = self.cfg
+        if (cfg["reconnect_initial_delay"], cfg["reconnect_max_delay"]) != \
+                (applied["reconnect_initial_delay"], applied["reconnect_max_delay"]):
+            backoff = Backoff(cfg["reconnect_initial_delay"], cfg["reconnect_max_delay"])
+        reopen = any(cfg[k] != applied[k] for k in self.REOPEN_KEYS)
+        if cfg["fps"] != applied["fps"] and reader is not None and reader.source.paced:
+            reopen = True  # devices and streams are asked for their rate when opened
+        self.reader_config = {"period": 1.0 / cfg["fps"], "width": cfg["width"],
+                              "height": cfg["height"], "demo_faces": cfg["demo_faces"],
+                              "stall_timeout": cfg["stall_timeout"],
+                              "reconnect": (backoff.initial, backoff.maximum)}
+        return backoff, reopen
+
     def _loop(self, stop: threading.Event) -> None:
         cfg = self.cfg
         backoff = Backoff(cfg["reconnect_initial_delay"], cfg["reconnect_max_delay"])
-        period = 1.0 / cfg["fps"]
-        poll = min(0.1, cfg["stall_timeout"])
+        backoff, _ = self._reconfigure(cfg, None, backoff)
         reader = self._open(backoff, stop)
         next_t = last_frame_t = time.monotonic()
         try:
             while reader is not None and not stop.is_set():
+                if self.cfg is not cfg:  # parameters changed: take them over
+                    backoff, reopen = self._reconfigure(cfg, reader, backoff)
+                    cfg = self.cfg
+                    if reopen:
+                        self.get_logger().info("parameters changed: reopening the source")
+                        reader.close()
+                        reader = self._open(backoff, stop)
+                        next_t = last_frame_t = time.monotonic()
+                        continue
+                period = 1.0 / cfg["fps"]
+                poll = min(0.1, cfg["stall_timeout"])
                 answered, frame = reader.read(poll)
                 now = time.monotonic()
                 src = reader.source

@@ -7,6 +7,7 @@ map of its estimated emotion (``core.cam``): where the classifier found the evid
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import OrderedDict
 from typing import Any
@@ -18,7 +19,8 @@ from ..core.annotate import draw_annotations
 from ..core.classes import CLASS_NAMES
 from ..core.image_conversion import ImageConversionError, to_bgr8
 from .base import IMAGE_PUB_QOS, RESULT_QOS, PerceptionNode, image_sub_qos, stamp_seconds
-from .convert import array_to_image, image_to_numpy, msg_to_estimate
+from .convert import (array_to_image, check_image_msg, emotion_problem, image_to_numpy,
+                      msg_to_estimate)
 
 
 def _key(header) -> tuple[int, int, str]:
@@ -26,13 +28,20 @@ def _key(header) -> tuple[int, int, str]:
 
 
 class DebugImageNode(PerceptionNode):
-    """Draws each frame's emotions onto it."""
+    """Draws each frame's emotions onto it.
+
+    The callbacks only validate (images: fields, sizes, data length, ``max_image_pixels``;
+    emotions: at most ``max_faces``, usable numbers) and pair image and emotions by stamp;
+    a pair goes to the newest-wins worker, which converts, paints the class activation maps
+    and draws. An exception there is counted as an error and the node goes on.
+    """
 
     NODE_NAME = "emotion_debug_image"
 
     def setup(self, values: dict[str, Any]) -> None:
         """Prepare the pairing caches."""
         self.values = values
+        self._pair_lock = threading.Lock()
         self._images: OrderedDict = OrderedDict()
         self._emotions: OrderedDict = OrderedDict()
         self._cam = load_cam_extractor(values["cam_model_path"]) if values["cam"] else None
@@ -41,40 +50,82 @@ class DebugImageNode(PerceptionNode):
         """Release the CAM model."""
         self._cam = None
 
+    def check_params(self, values: dict[str, Any], changed: set[str] | None) -> None:
+        """Refuse a runtime change of a map parameter while no maps are drawn."""
+        if changed is None or values["cam"]:
+            return
+        for key in sorted(changed & {"cam_alpha", "crop_margin"}):
+            raise ValueError(f"parameter '{key}' has no effect with cam: false (parameter "
+                             "'cam' is read-only)")
+
+    def apply_params(self, values: dict[str, Any], changed: set[str], prepared: Any) -> None:
+        """Trim the pairing caches to a smaller ``history``."""
+        if "history" in changed:
+            with self._pair_lock:
+                for cache in (self._images, self._emotions):
+                    self._trim(cache)
+
     def open_io(self) -> None:
         """Subscribe to ``image`` and ``emotion``; publish ``debug_image``."""
         self._pub = self.add_publisher(Image, "debug_image", IMAGE_PUB_QOS)
+        self._worker = self.add_worker(self._draw_pair)
         self.add_subscription(Image, "image", self._on_image,
                               image_sub_qos(self.values["image_qos"]))
         self.add_subscription(EmotionArray, "emotion", self._on_emotion, RESULT_QOS)
 
-    def _remember(self, cache: OrderedDict, key, value) -> None:
-        cache[key] = value
+    def _trim(self, cache: OrderedDict) -> None:
         while len(cache) > self.values["history"]:
             cache.popitem(last=False)
 
+    def _pair(self, key, mine: OrderedDict, theirs: OrderedDict, value) -> Any:
+        """Return the partner waiting in ``theirs``, or remember ``value`` in ``mine``."""
+        with self._pair_lock:
+            partner = theirs.pop(key, None)
+            if partner is None:
+                mine[key] = value
+                self._trim(mine)
+            return partner
+
+    def _submit(self, image: Image, emotions: EmotionArray) -> None:
+        worker = self._worker
+        if worker is not None:
+            worker.submit((image, emotions))
+
     def _on_image(self, msg: Image) -> None:
         self.stats.count("received")
-        key = _key(msg.header)
-        if key in self._emotions:
-            self._draw(msg, self._emotions.pop(key))
-        else:
-            self._remember(self._images, key, msg)
+        try:
+            check_image_msg(msg, self.values["max_image_pixels"])
+        except ImageConversionError as exc:
+            self.reject("image", f"rejected image: {exc}")
+            return
+        emotions = self._pair(_key(msg.header), self._images, self._emotions, msg)
+        if emotions is not None:
+            self._submit(msg, emotions)
 
     def _on_emotion(self, msg: EmotionArray) -> None:
-        key = _key(msg.header)
-        if key in self._images:
-            self._draw(self._images.pop(key), msg)
-        else:
-            self._remember(self._emotions, key, msg)
+        good = []
+        for e in self.limit_faces(list(msg.emotions)):
+            problem = emotion_problem(e)
+            if problem:
+                self.reject("emotion", f"not drawing the emotion of face {e.face_id}: {problem}")
+            else:
+                good.append(e)
+        msg.emotions = good
+        image = self._pair(_key(msg.header), self._emotions, self._images, msg)
+        if image is not None:
+            self._submit(image, msg)
+
+    def _draw_pair(self, pair: tuple[Image, EmotionArray]) -> None:
+        self._draw(*pair)
 
     def _draw(self, image: Image, emotions: EmotionArray) -> None:
         t0 = time.monotonic()
+        if not self.admit(image.header.stamp):
+            return
         try:
             bgr = to_bgr8(image_to_numpy(image, self.values["max_image_pixels"]), image.encoding)
         except ImageConversionError as exc:
-            self.stats.count("rejected")
-            self.warn_limited("image", f"rejected image: {exc}")
+            self.reject("image", f"rejected image: {exc}")
             return
         stamp = stamp_seconds(image.header.stamp)
         estimates = [msg_to_estimate(e, stamp) for e in emotions.emotions]
@@ -85,10 +136,8 @@ class DebugImageNode(PerceptionNode):
                                  [e.label for e in estimates], self._cam,
                                  self.values["crop_margin"], self.values["cam_alpha"])
         canvas = draw_annotations(bgr, estimates)
-        if self._pub is not None:
-            self._pub.publish(array_to_image(canvas, "bgr8", image.header))
-        now = self.get_clock().now().nanoseconds * 1e-9
-        self.stats.processed(now - stamp, time.monotonic() - t0)
+        self.publish_output(array_to_image(canvas, "bgr8", image.header))
+        self.record(image.header.stamp, t0)
 
 
 def load_cam_extractor(model_path: str):

@@ -1,4 +1,11 @@
-"""Face detector node: ``image`` -> ``faces`` (emotion_msgs/FaceArray with tracked crops)."""
+"""Face detector node: ``image`` -> ``faces`` (emotion_msgs/FaceArray with tracked crops).
+
+Images are validated cheaply in the subscription callback (fields, sizes, step, data length,
+``max_image_pixels``) before they reach the newest-wins slot, so a flood of malformed images
+never displaces a good frame. Detector parameters changed at runtime build a new detector
+before the change is accepted (a value the detector refuses is refused with its reason, the
+old one keeps running); the tracker is kept across every change, so face ids do not jump.
+"""
 
 from __future__ import annotations
 
@@ -8,10 +15,12 @@ from typing import Any
 from emotion_msgs.msg import FaceArray
 from sensor_msgs.msg import Image
 
-from ..builders import build_pipeline
+from ..builders import BUILTIN_DETECTORS, build_detector, build_pipeline, param_prefix
 from ..core.image_conversion import ImageConversionError, to_bgr8
-from .base import RESULT_QOS, PerceptionNode, image_sub_qos, stamp_seconds
-from .convert import faces_to_msg, image_to_numpy
+from ..core.tracking import FaceTracker
+from .base import RESULT_QOS, PerceptionNode, image_sub_qos
+from .convert import check_image_msg, faces_to_msg, image_to_numpy
+from .params import prefixed
 
 
 class FaceDetectorNode(PerceptionNode):
@@ -29,40 +38,81 @@ class FaceDetectorNode(PerceptionNode):
         """Drop the detector."""
         self.pipeline = None
 
+    def check_params(self, values: dict[str, Any], changed: set[str] | None) -> None:
+        """Refuse a runtime change of a parameter the running detector does not read."""
+        if changed is None:
+            return
+        prefix = param_prefix(values["detector"], BUILTIN_DETECTORS)
+        for key in sorted(changed):
+            head = key.split(".", 1)[0]
+            foreign = head in BUILTIN_DETECTORS and head != prefix
+            if foreign or (key == "max_side" and not prefix):
+                raise ValueError(f"parameter '{key}' has no effect with detector "
+                                 f"'{values['detector']}' (parameter 'detector' is read-only)")
+
+    def prepare_params(self, values: dict[str, Any], changed: set[str]) -> Any:
+        """Build the new detector (when one of its parameters changed); check the tracker's."""
+        prefix = param_prefix(values["detector"], BUILTIN_DETECTORS)
+        prepared: dict[str, Any] = {}
+        if any(k == "max_side" or (prefix and k.startswith(prefix + ".")) for k in changed):
+            prepared["detector"] = build_detector(values)
+        if any(k.startswith("tracking.") for k in changed):
+            FaceTracker(**prefixed(values, "tracking"))  # raises for a combination it refuses
+        return prepared
+
+    def apply_params(self, values: dict[str, Any], changed: set[str], prepared: Any) -> None:
+        """Swap the detector in; update crop margin, face limit and tracker in place."""
+        pipeline = self.pipeline
+        if pipeline is None:
+            return
+        if "detector" in prepared:
+            pipeline.detector = prepared["detector"]
+        for key in ("crop_margin", "crop_offset", "crop_align", "max_faces"):
+            if key in values and hasattr(pipeline, key):  # crop geometry and limit: in place
+                setattr(pipeline, key, type(getattr(pipeline, key))(values[key]))
+        if pipeline.tracker is not None:  # the same tracker: its tracks and ids go on
+            for key, value in prefixed(values, "tracking").items():
+                setattr(pipeline.tracker, key, type(getattr(pipeline.tracker, key))(value))
+
     def open_io(self) -> None:
         """Subscribe to ``image`` and publish ``faces``."""
         self._pub = self.add_publisher(FaceArray, "faces", RESULT_QOS)
         self._worker = self.add_worker(self._process)
-        self.add_subscription(Image, "image", self.enqueue,
+        self.add_subscription(Image, "image", self._on_image,
                               image_sub_qos(self.values["image_qos"]))
 
     def diagnostics_extra(self) -> dict[str, Any]:
         """Add the detector name and face count."""
         return {"detector": self.values["detector"], "faces_published": self.faces_published}
 
+    def _on_image(self, msg: Image) -> None:
+        """Validate the image's fields, then hand it to the worker (newest wins)."""
+        self.stats.count("received")
+        try:
+            check_image_msg(msg, self.values["max_image_pixels"])
+        except ImageConversionError as exc:
+            self.reject("image", f"rejected image: {exc}")
+            return
+        worker = self._worker
+        if worker is not None:
+            worker.submit(msg)
+
     def _process(self, msg: Image) -> None:
         t0 = time.monotonic()
-        if self.params_changed.is_set():
-            self.params_changed.clear()
-            self.values = self.param_values()
-            self.pipeline = build_pipeline(self.values)
+        if not self.admit(msg.header.stamp):
+            return
         try:
             image = image_to_numpy(msg, self.values["max_image_pixels"])
             bgr = to_bgr8(image, msg.encoding)
         except ImageConversionError as exc:
-            self.stats.count("rejected")
-            self.stats.last_error = str(exc)
-            self.warn_limited("image", f"rejected image: {exc}")
+            self.reject("image", f"rejected image: {exc}")
             return
         faces = self.pipeline.detect(bgr)
         crops = self.pipeline.crops(image, faces)
         out = faces_to_msg(msg.header, image, msg.encoding, faces, crops)
-        pub = self._pub
-        if pub is not None:
-            pub.publish(out)
+        if self.publish_output(out):
             self.faces_published += len(faces)
-        now = self.get_clock().now().nanoseconds * 1e-9
-        self.stats.processed(now - stamp_seconds(msg.header.stamp), time.monotonic() - t0)
+        self.record(msg.header.stamp, t0)
 
 
 def main(args: list[str] | None = None) -> None:

@@ -48,9 +48,30 @@ COMMON = (
           "connects to any camera) or reliable.", choices=("sensor_data", "reliable"),
           read_only=True),
     Param("diagnostics_period", 1.0, "Seconds between /diagnostics messages.", 0.1, 60.0),
-    Param("max_image_pixels", 16_777_216, "Images with more pixels are rejected (with a "
-          "warning and a diagnostics counter).", 1, 268_435_456),
 )
+
+# Every node with an input: how old an input may be, and which stamps are of this clock.
+STAMPS = (
+    Param("max_age", 2.0, "Inputs whose header stamp is older than this (s) when their turn "
+          "comes are dropped (counted as dropped and stale), so a node resumed after a stall "
+          "never publishes old results; 0 = off. Applies only to stamps within "
+          "max_clock_offset of the node clock (replayed bags keep their recorded stamps).",
+          0.0, 3600.0),
+    Param("max_clock_offset", 300.0, "Stamps further than this (s) from the node clock, either "
+          "way, are from another clock (a bag, another machine, an unset stamp): max_age does "
+          "not apply to them and their latency is not recorded (counted as foreign_stamps).",
+          0.1, 1e9),
+)
+
+MAX_IMAGE_PIXELS = Param("max_image_pixels", 16_777_216, "Images (and face crops) with more "
+                         "pixels are rejected (with a warning and a diagnostics counter).",
+                         1, 268_435_456)
+
+# Consumers of face lists: the work per message is bounded.
+MAX_FACES = Param("max_faces", 100, "At most this many faces of one message are used (the "
+                  "first ones; the detector sends the largest first); the rest are dropped "
+                  "and counted as faces_dropped, so one huge message cannot stall the node.",
+                  1, 10000)
 
 CAMERA = (
     Param("source", "auto", "Camera source: a device index ('0'), a video file, a stream URL, "
@@ -91,9 +112,9 @@ DETECTOR = (
     Param("crop_margin", 0.1, "Face crops are squares enlarged by this fraction per side.",
           0.0, 1.0),
     Param("max_faces", 10, "At most this many faces per frame (largest first).", 1, 100),
-    Param("tracking.min_iou", 0.3, "Tracker: overlap needed to continue a track.", 0.0, 1.0),
+    Param("tracking.min_iou", 0.3, "Tracker: overlap needed to continue a track.", 0.01, 1.0),
     Param("tracking.min_hits", 2, "Tracker: detections before a track is confirmed.", 1, 100),
-    Param("tracking.max_misses", 5, "Tracker: missed frames before a track is retired.", 0, 1000),
+    Param("tracking.max_misses", 5, "Tracker: missed frames before a track is retired.", 1, 1000),
 )
 
 CLASSIFIER = (
@@ -138,12 +159,14 @@ DEBUG_IMAGE = (
           "classifier saw.", 0.0, 1.0),
 )
 
+#: Every parameter not declared ``read_only`` is applied by its node while it runs (see
+#: ``PerceptionNode.prepare_params`` / ``apply_params``; test_live_params checks each one).
 NODE_PARAMS: dict[str, tuple[Param, ...]] = {
     "camera": COMMON + CAMERA,
-    "face_detector": COMMON + DETECTOR,
-    "emotion_classifier": COMMON + CLASSIFIER,
-    "emotion_smoother": COMMON + SMOOTHER,
-    "emotion_debug_image": COMMON + DEBUG_IMAGE,
+    "face_detector": COMMON + (MAX_IMAGE_PIXELS,) + STAMPS + DETECTOR,
+    "emotion_classifier": COMMON + (MAX_IMAGE_PIXELS, MAX_FACES) + STAMPS + CLASSIFIER,
+    "emotion_smoother": COMMON + (MAX_FACES,) + STAMPS + SMOOTHER,
+    "emotion_debug_image": COMMON + (MAX_IMAGE_PIXELS, MAX_FACES) + STAMPS + DEBUG_IMAGE,
 }
 
 

@@ -3,6 +3,14 @@
 Every output message says whether its values are smoothed (``smoothed``, ``smoother``); the
 per-frame stream stays available on ``emotion_raw``. Smoothing uses header stamps, so replayed
 bags smooth exactly like live data.
+
+The subscription callback only screens a message (at most ``max_faces`` entries; entries with
+NaN, negative or unnormalised probabilities, a bad score or ROI are rejected and counted) and
+hands it to the newest-wins worker: the smoothing itself (for ``lstm`` a model forward pass)
+never runs on the executor thread, so it cannot block the other nodes of an in-process graph.
+A smoother parameter changed at runtime builds a new smoother before the change is accepted
+(e.g. an ``lstm.window`` the model cannot take is refused with the reason; the running
+smoother stays). The new smoother starts without history.
 """
 
 from __future__ import annotations
@@ -12,9 +20,9 @@ from typing import Any
 
 from emotion_msgs.msg import EmotionArray
 
-from ..builders import build_smoother, smooth_estimates
+from ..builders import BUILTIN_SMOOTHERS, build_smoother, param_prefix, smooth_estimates
 from .base import RESULT_QOS, PerceptionNode, stamp_seconds
-from .convert import estimate_to_msg, is_finite_emotion, msg_to_estimate
+from .convert import emotion_problem, estimate_to_msg, is_finite_emotion, msg_to_estimate
 
 
 def smooth_array(smoother, name: str, msg: EmotionArray) -> EmotionArray:
@@ -34,6 +42,7 @@ class EmotionSmootherNode(PerceptionNode):
     """Smooths each face's probabilities over time."""
 
     NODE_NAME = "emotion_smoother"
+    EXTRA_COUNTERS = ("invalid_outputs",)
 
     def setup(self, values: dict[str, Any]) -> None:
         """Create the smoother (loads the LSTM model for ``lstm``)."""
@@ -44,9 +53,37 @@ class EmotionSmootherNode(PerceptionNode):
         """Drop all state."""
         self.smoother = None
 
+    def _reads(self, values: dict[str, Any], key: str) -> bool:
+        """Return True when the configured smoother is built with parameter ``key``."""
+        if key in ("max_gap", "max_tracks"):
+            return True
+        prefix = param_prefix(values["smoother"], BUILTIN_SMOOTHERS)
+        return bool(prefix) and key.startswith(prefix + ".")
+
+    def check_params(self, values: dict[str, Any], changed: set[str] | None) -> None:
+        """Refuse a runtime change of another smoother's parameter (it would do nothing)."""
+        if changed is None:
+            return
+        for key in sorted(changed):
+            if key.split(".", 1)[0] in BUILTIN_SMOOTHERS and not self._reads(values, key):
+                raise ValueError(f"parameter '{key}' has no effect with smoother "
+                                 f"'{values['smoother']}' (parameter 'smoother' is read-only)")
+
+    def prepare_params(self, values: dict[str, Any], changed: set[str]) -> Any:
+        """Build the new smoother when one of its parameters changed (raises when refused)."""
+        if any(self._reads(values, key) for key in changed):
+            return build_smoother(values)
+        return None
+
+    def apply_params(self, values: dict[str, Any], changed: set[str], prepared: Any) -> None:
+        """Swap the new smoother in."""
+        if prepared is not None:
+            self.smoother = prepared
+
     def open_io(self) -> None:
         """Subscribe to ``emotion_raw``; publish ``emotion``."""
         self._pub = self.add_publisher(EmotionArray, "emotion", RESULT_QOS)
+        self._worker = self.add_worker(self._process)
         self.add_subscription(EmotionArray, "emotion_raw", self._on_raw, RESULT_QOS)
 
     def diagnostics_extra(self) -> dict[str, Any]:
@@ -54,22 +91,40 @@ class EmotionSmootherNode(PerceptionNode):
         return {"smoother": self.values["smoother"]}
 
     def _on_raw(self, msg: EmotionArray) -> None:
-        t0 = time.monotonic()
         self.stats.count("received")
-        if self.params_changed.is_set():
-            self.params_changed.clear()
-            self.values = self.param_values()
-            self.smoother = build_smoother(self.values)
+        msg = self.screen(msg)
+        worker = self._worker
+        if worker is not None:
+            worker.submit(msg)
+
+    def screen(self, msg: EmotionArray) -> EmotionArray:
+        """Return ``msg`` with at most ``max_faces`` entries, the unusable ones rejected."""
+        good = []
+        for e in self.limit_faces(list(msg.emotions)):
+            problem = emotion_problem(e)
+            if problem:
+                self.reject("emotion", f"rejected emotion of face {e.face_id}: {problem}")
+            else:
+                good.append(e)
+        msg.emotions = good
+        return msg
+
+    def _process(self, msg: EmotionArray) -> None:
+        t0 = time.monotonic()
+        if not self.admit(msg.header.stamp):
+            return
         try:
             out = smooth_array(self.smoother, self.values["smoother"], msg)
         except Exception as exc:  # keep running; report
             self.stats.error(f"{type(exc).__name__}: {exc}")
             self.warn_limited("smooth", f"smoothing failed: {exc}")
             return
-        if self._pub is not None:
-            self._pub.publish(out)
-        now = self.get_clock().now().nanoseconds * 1e-9
-        self.stats.processed(now - stamp_seconds(msg.header.stamp), time.monotonic() - t0)
+        lost = len(msg.emotions) - len(out.emotions)
+        if lost:  # the smoother produced non-finite values for these: dropped, counted
+            self.stats.count("invalid_outputs", lost)
+            self.warn_limited("nan", f"smoother returned non-finite values for {lost} face(s)")
+        self.publish_output(out)
+        self.record(msg.header.stamp, t0)
 
 
 def main(args: list[str] | None = None) -> None:
