@@ -376,6 +376,29 @@ def test_ten_thousand_faces_are_bounded_and_batched_in_chunks(rclpy_session, spi
     assert max(counting.batches) <= INFERENCE_CHUNK and sum(counting.batches) == 100
 
 
+@settings(max_examples=30, deadline=None)
+@given(n=st.integers(0, 70), chunk=st.integers(0, 40), seed=st.integers(0, 1000))
+def test_chunked_inference_gives_the_same_estimates(n, chunk, seed):
+    from emotion_perception.core.pipeline import classify_crops
+    from emotion_perception.core.types import Box, TrackedFace
+
+    class ByMean:
+        def classify(self, crops):
+            means = np.array([c.mean() for c in crops], np.float32).reshape(-1, 1)
+            logits = means * np.arange(1, 8, dtype=np.float32) / 255.0
+            p = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+            return p, means[:, 0] % 2 < 1.5  # some rows invalid, as a NaN model's would be
+
+    rng = np.random.default_rng(seed)
+    crops = [rng.integers(0, 256, (8, 8, 3), dtype=np.uint8) for _ in range(n)]
+    faces = [TrackedFace(i + 1, Box(0, 0, 8, 8), 1.0, True) for i in range(n)]
+    whole, bad_whole = classify_crops(ByMean(), crops, faces, 0.0)
+    parts, bad_parts = classify_crops(ByMean(), crops, faces, 0.0, chunk)
+    assert bad_whole == bad_parts and [e.face_id for e in whole] == [e.face_id for e in parts]
+    for a, b in zip(whole, parts):
+        np.testing.assert_array_equal(a.probabilities, b.probabilities)
+
+
 @HYPOTHESIS
 @given(n=st.integers(0, 300), limit=st.integers(1, 120))
 def test_face_limit_holds_for_any_count(active_classifier, n, limit):

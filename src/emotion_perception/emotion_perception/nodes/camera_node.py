@@ -9,7 +9,8 @@ configuration at its next frame: ``fps`` (pacing), ``loop``, ``frame_id``, ``sta
 ``max_frames`` and the reconnect delays take effect there; ``width``, ``height`` and
 ``demo_faces`` (and ``fps`` of a device or stream, which is requested when opening) reopen the
 source, which makes a video file start over. ``reconnect_max_delay`` below
-``reconnect_initial_delay`` is refused, at start-up and at runtime.
+``reconnect_initial_delay`` is refused, at start-up and at runtime (move both past each other
+in one atomic set, ``set_parameters_atomically``, since each set is checked on its own).
 """
 
 from __future__ import annotations
