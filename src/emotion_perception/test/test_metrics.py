@@ -1,4 +1,5 @@
-"""Unit tests of the temporal-stability metrics on hand-made sequences with known answers."""
+"""Unit tests of the metrics: temporal stability on hand-made sequences with known answers,
+classification against scikit-learn."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import given, settings, strategies as st
 
 from emotion_perception.core.metrics import (
     accuracy, flicker_counts, flicker_rate, format_table, frame_durations,
@@ -145,3 +147,36 @@ def test_format_table_is_aligned() -> None:
     assert len({len(line) for line in lines}) == 1      # every line equally wide
     assert lines[3].startswith("hysteresis") and "n/a" in lines[3]
     assert "flicker/s" in lines[0]
+
+
+# --- classification metrics: the one implementation, checked against scikit-learn -----------
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 6), st.integers(0, 6)), min_size=1, max_size=80))
+def test_classification_metrics_equal_scikit_learn(pairs) -> None:
+    sk = pytest.importorskip("sklearn.metrics")
+    from emotion_perception.core.metrics import classification_metrics, confusion_matrix
+
+    y_true = np.array([a for a, _ in pairs])
+    y_pred = np.array([b for _, b in pairs])
+    m = classification_metrics(confusion_matrix(y_true, y_pred))
+    assert m["accuracy"] == pytest.approx(sk.accuracy_score(y_true, y_pred))
+    assert m["macro_f1"] == pytest.approx(sk.f1_score(y_true, y_pred, average="macro",
+                                                      zero_division=0))
+    labels = list(range(7))
+    p, r, f, s = sk.precision_recall_fscore_support(y_true, y_pred, labels=labels,
+                                                    zero_division=0)
+    for i, name in enumerate(m["per_class"]):
+        got = m["per_class"][name]
+        assert (got["precision"], got["recall"], got["f1"], got["support"]) == pytest.approx(
+            (p[i], r[i], f[i], s[i]))
+    np.testing.assert_array_equal(m["confusion_counts"],
+                                  sk.confusion_matrix(y_true, y_pred, labels=labels))
+
+
+def test_bag_and_training_evaluation_use_the_same_metrics() -> None:
+    from emotion_perception.bags import evaluate as bag_eval
+    from emotion_perception.core import metrics
+
+    assert bag_eval.metrics.classification_metrics is metrics.classification_metrics
+    training = pytest.importorskip("emotion_training.evaluate")
+    assert training.classification_metrics is metrics.classification_metrics

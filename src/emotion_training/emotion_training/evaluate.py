@@ -19,11 +19,13 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
 from emotion_perception.core.classes import CLASS_NAMES, NUM_CLASSES
+# one classification-metrics implementation for training and bag evaluation (re-exported here)
+from emotion_perception.core.metrics import classification_metrics, confusion_matrix  # noqa: F401
 from emotion_perception.core.preprocessing import (merge_tta, preprocess_faces, tta_view_count,
                                                    tta_views)
 
@@ -195,58 +197,6 @@ def predict_probabilities(predictor: Predictor, x: np.ndarray, tta_mirror: bool 
     if not out:
         return np.zeros((0, NUM_CLASSES), np.float32)
     return np.concatenate(out).astype(np.float32)
-
-
-def confusion_matrix(labels: np.ndarray, predictions: np.ndarray,
-                     num_classes: int = NUM_CLASSES) -> np.ndarray:
-    """Return the (classes, classes) count matrix; rows are true classes, columns predictions."""
-    labels = np.asarray(labels, dtype=np.int64)
-    predictions = np.asarray(predictions, dtype=np.int64)
-    if labels.shape != predictions.shape:
-        raise ValueError(f"labels {labels.shape} and predictions {predictions.shape} differ")
-    for name, v in (("labels", labels), ("predictions", predictions)):
-        if v.size and (v.min() < 0 or v.max() >= num_classes):
-            raise ValueError(f"{name} must be in [0, {num_classes - 1}]")
-    cm = np.zeros((num_classes, num_classes), np.int64)
-    np.add.at(cm, (labels, predictions), 1)
-    return cm
-
-
-def classification_metrics(cm: np.ndarray, class_names: Sequence[str] = CLASS_NAMES
-                           ) -> dict[str, Any]:
-    """Derive accuracy, macro-F1 and per-class metrics from a count confusion matrix.
-
-    Per class: precision, recall, F1, ``error_rate`` = 1 - recall (share of that class's faces
-    classified as something else; None without support) and support. A class without
-    predictions has precision 0.
-    Macro-F1 averages F1 over the classes that occur in the labels or the predictions.
-    """
-    cm = np.asarray(cm, dtype=np.float64)
-    total = cm.sum()
-    tp = np.diag(cm)
-    support = cm.sum(axis=1)
-    predicted = cm.sum(axis=0)
-    precision = np.divide(tp, predicted, out=np.zeros_like(tp), where=predicted > 0)
-    recall = np.divide(tp, support, out=np.zeros_like(tp), where=support > 0)
-    denom = precision + recall
-    f1 = np.divide(2 * precision * recall, denom, out=np.zeros_like(tp), where=denom > 0)
-    present = (support > 0) | (predicted > 0)
-    per_class = {
-        name: {"precision": float(precision[i]), "recall": float(recall[i]),
-               "f1": float(f1[i]),
-               "error_rate": float(1.0 - recall[i]) if support[i] > 0 else None,
-               "support": int(support[i])}
-        for i, name in enumerate(class_names)}
-    rows = cm.sum(axis=1, keepdims=True)
-    proportions = np.divide(cm, rows, out=np.zeros_like(cm), where=rows > 0)
-    return {
-        "n": int(total),
-        "accuracy": float(tp.sum() / total) if total else float("nan"),
-        "macro_f1": float(f1[present].mean()) if present.any() else float("nan"),
-        "per_class": per_class,
-        "confusion_counts": cm.astype(np.int64).tolist(),
-        "confusion_proportions": np.round(proportions, 6).tolist(),
-    }
 
 
 def measure_latency(predictor: Predictor, x: np.ndarray, n: int = 200, warmup: int = 5

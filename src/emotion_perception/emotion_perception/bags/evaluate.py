@@ -377,23 +377,17 @@ def score_predictions(frames: Sequence[FrameResult], which: str, hold: int = 3,
     detected = int(conf.sum())
     labelled = detected + int(missed.sum())
     correct = int(np.trace(conf))
+    # the one classification-metrics implementation (core.metrics, scikit-learn's macro-F1)
+    cls = metrics.classification_metrics(conf)
     per_class = {}
-    recalls = []
-    f1s = []
     for c, name in enumerate(CLASS_NAMES):
-        support = int(conf[c].sum())
-        predicted = int(conf[:, c].sum())
-        tp = int(conf[c, c])
-        precision = tp / predicted if predicted else math.nan
-        recall = tp / support if support else math.nan
-        f1 = (2 * precision * recall / (precision + recall)
-              if support and predicted and precision + recall > 0 else
-              (0.0 if support or predicted else math.nan))
-        per_class[name] = {"precision": precision, "recall": recall, "f1": f1,
-                           "support": support, "missed": int(missed[c]), "predicted": predicted}
-        if support:
-            recalls.append(recall)
-            f1s.append(f1)
+        entry = dict(cls["per_class"][name])
+        entry.pop("error_rate")
+        entry.update(missed=int(missed[c]), predicted=int(conf[:, c].sum()))
+        if not entry["support"]:
+            entry["recall"] = math.nan  # undefined without faces of that class
+        per_class[name] = entry
+    recalls = [per_class[name]["recall"] for name in CLASS_NAMES if per_class[name]["support"]]
     out = {
         "labelled_frames": labelled,
         "scored_frames": detected,
@@ -401,7 +395,7 @@ def score_predictions(frames: Sequence[FrameResult], which: str, hold: int = 3,
         "end_to_end_accuracy": correct / labelled if labelled else math.nan,
         "detection_rate": detected / labelled if labelled else math.nan,
         "balanced_accuracy": float(np.mean(recalls)) if recalls else math.nan,
-        "macro_f1": float(np.mean(f1s)) if f1s else math.nan,
+        "macro_f1": cls["macro_f1"] if detected else math.nan,
         "labelled_frames_without_output": int(no_output),
         "per_class": per_class,
         "confusion": conf.tolist(),

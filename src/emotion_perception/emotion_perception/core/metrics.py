@@ -1,4 +1,11 @@
-"""Temporal-stability metrics of per-frame emotion labels (pure NumPy).
+"""Metrics of emotion labels (pure NumPy): classification and temporal stability.
+
+**Classification** (:func:`confusion_matrix`, :func:`classification_metrics`): the one
+implementation used by training-side evaluation and bag evaluation. Macro-F1 is scikit-learn's
+``f1_score(average="macro")``: the mean F1 over the classes that occur in the labels or the
+predictions; a class never predicted has precision 0 (a test checks it against scikit-learn).
+
+**Temporal stability**:
 
 Definitions, for one sequence of ``T`` frames with predicted labels ``y``, true labels ``g``
 and stamps ``t`` (seconds, increasing):
@@ -33,6 +40,60 @@ import math
 from typing import Any, Mapping, Sequence
 
 import numpy as np
+
+from .classes import CLASS_NAMES, NUM_CLASSES
+
+
+def confusion_matrix(labels: np.ndarray, predictions: np.ndarray,
+                     num_classes: int = NUM_CLASSES) -> np.ndarray:
+    """Return the (classes, classes) count matrix; rows are true classes, columns predictions."""
+    labels = np.asarray(labels, dtype=np.int64)
+    predictions = np.asarray(predictions, dtype=np.int64)
+    if labels.shape != predictions.shape:
+        raise ValueError(f"labels {labels.shape} and predictions {predictions.shape} differ")
+    for name, v in (("labels", labels), ("predictions", predictions)):
+        if v.size and (v.min() < 0 or v.max() >= num_classes):
+            raise ValueError(f"{name} must be in [0, {num_classes - 1}]")
+    cm = np.zeros((num_classes, num_classes), np.int64)
+    np.add.at(cm, (labels, predictions), 1)
+    return cm
+
+
+def classification_metrics(cm: np.ndarray, class_names: Sequence[str] = CLASS_NAMES
+                           ) -> dict[str, Any]:
+    """Derive accuracy, macro-F1 and per-class metrics from a count confusion matrix.
+
+    Per class: precision, recall, F1, ``error_rate`` = 1 - recall (share of that class's faces
+    classified as something else; None without support) and support. A class without
+    predictions has precision 0.
+    Macro-F1 averages F1 over the classes that occur in the labels or the predictions.
+    """
+    cm = np.asarray(cm, dtype=np.float64)
+    total = cm.sum()
+    tp = np.diag(cm)
+    support = cm.sum(axis=1)
+    predicted = cm.sum(axis=0)
+    precision = np.divide(tp, predicted, out=np.zeros_like(tp), where=predicted > 0)
+    recall = np.divide(tp, support, out=np.zeros_like(tp), where=support > 0)
+    denom = precision + recall
+    f1 = np.divide(2 * precision * recall, denom, out=np.zeros_like(tp), where=denom > 0)
+    present = (support > 0) | (predicted > 0)
+    per_class = {
+        name: {"precision": float(precision[i]), "recall": float(recall[i]),
+               "f1": float(f1[i]),
+               "error_rate": float(1.0 - recall[i]) if support[i] > 0 else None,
+               "support": int(support[i])}
+        for i, name in enumerate(class_names)}
+    rows = cm.sum(axis=1, keepdims=True)
+    proportions = np.divide(cm, rows, out=np.zeros_like(cm), where=rows > 0)
+    return {
+        "n": int(total),
+        "accuracy": float(tp.sum() / total) if total else float("nan"),
+        "macro_f1": float(f1[present].mean()) if present.any() else float("nan"),
+        "per_class": per_class,
+        "confusion_counts": cm.astype(np.int64).tolist(),
+        "confusion_proportions": np.round(proportions, 6).tolist(),
+    }
 
 
 def _labels(x: np.ndarray | Sequence[int], name: str) -> np.ndarray:
