@@ -3,6 +3,7 @@
     ros2 launch emotion_perception live.launch.py [source:=0] [image_topic:=/my/camera/image]
         [detector:=haar] [classifier:=keras] [model_path:=...] [smoothing:=true]
         [smoother:=ema] [debug_image:=true] [namespace:=robot1] [params_file:=...]
+        [hri:=true] [hri_input:=true]
 
 The node set comes from emotion_perception.graph.graph_spec, the same function the in-process
 runner (``ros2 run emotion_perception live``) uses, so both run the same graph.
@@ -29,6 +30,11 @@ ARGUMENTS = {
     "smoothing": ("true", "run the temporal smoother between classifier and /emotion"),
     "smoother": ("ema", "smoother plugin: none, ema, hysteresis, lstm"),
     "debug_image": ("true", "publish the annotated debug image"),
+    "hri": ("false", "also publish ROS4HRI faces: /humans/faces/tracked and "
+            "/humans/faces/<id>/{expression,roi,cropped} (needs hri_msgs)"),
+    "hri_input": ("false", "classify the faces of a running ROS4HRI detector (/humans/faces) "
+                  "instead of starting camera and detector; expressions go back under its "
+                  "ids (needs hri_msgs)"),
     "namespace": ("", "namespace of all nodes and topics"),
     "params_file": (os.path.join(get_package_share_directory("emotion_perception"), "config",
                                  "emotion_perception.yaml"), "parameter YAML for all nodes"),
@@ -50,7 +56,8 @@ def _nodes(context):
     }
     actions = []
     for spec in graph_spec(arg["image_topic"], smoothing=_truthy(arg["smoothing"]),
-                           debug_image=_truthy(arg["debug_image"])):
+                           debug_image=_truthy(arg["debug_image"]), hri=_truthy(arg["hri"]),
+                           hri_input=_truthy(arg["hri_input"])):
         actions.append(Node(
             package="emotion_perception", executable=spec.executable, name=spec.name,
             namespace=arg["namespace"], output="screen",

@@ -33,6 +33,8 @@ setup(
             "emotion_classifier_node = emotion_perception.nodes.classifier_node:main",
             "emotion_smoother_node = emotion_perception.nodes.smoother_node:main",
             "debug_image_node = emotion_perception.nodes.debug_image_node:main",
+            "hri_bridge_node = emotion_perception.nodes.hri_bridge_node:main",
+            "hri_input_node = emotion_perception.nodes.hri_input_node:main",
             "live = emotion_perception.live:main",
             "bench = emotion_perception.bench:main",
             "soak = emotion_perception.soak:main",

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from emotion_perception.core.classes import CLASS_NAMES, NUM_CLASSES
+from emotion_perception.core.classifiers.base import sanitize_probabilities
 # one classification-metrics implementation for training and bag evaluation (re-exported here)
 from emotion_perception.core.metrics import classification_metrics, confusion_matrix  # noqa: F401
 from emotion_perception.core.preprocessing import (merge_tta, preprocess_faces, tta_view_count,
@@ -34,124 +35,76 @@ TFLITE_SUFFIXES = {".tflite"}
 
 
 class Predictor:
-    """A loaded classifier: maps preprocessed (N, H, W, 1) float32 faces to probabilities."""
+    """A loaded classifier: maps preprocessed (N, H, W, 1) float32 faces to probabilities.
+
+    A thin wrapper over the runtime classifier classes
+    (:class:`~emotion_perception.core.classifiers.keras_classifier.KerasClassifier`,
+    :class:`~emotion_perception.core.classifiers.tflite_classifier.TFLiteClassifier`): the
+    figures this module reports come from the code the robot runs, not from a copy of it.
+    """
 
     kind: str = "?"
 
-    def __init__(self, path: Path | None, input_size: tuple[int, int],
-                 param_count: int | None) -> None:
+    def __init__(self, classifier: Any, path: Path | None, param_count: int | None) -> None:
+        self.classifier = classifier
         self.path = path
-        self.input_size = input_size
+        self.input_size = tuple(classifier.input_size)
         self.param_count = param_count
 
     def predict_batch(self, x: np.ndarray) -> np.ndarray:
         """Return (N, classes) float32 probabilities for one batch."""
-        raise NotImplementedError
+        return self.classifier.predict(x)
 
 
 class KerasPredictor(Predictor):
-    """A Keras 3 model run with ``predict_on_batch`` (a compiled graph, fast for batch 1)."""
+    """A Keras 3 model run by the runtime ``KerasClassifier`` (a compiled graph)."""
 
     kind = "keras"
 
     def __init__(self, model: Any, path: Path | None = None) -> None:
+        from emotion_perception.core.classifiers.keras_classifier import KerasClassifier
+
         shape = tuple(model.input_shape)
         if len(shape) != 4 or shape[-1] != 1:
             raise ValueError(f"model input must be (N, H, W, 1), got {shape}")
-        super().__init__(path, (int(shape[1]), int(shape[2])), int(model.count_params()))
+        clf = KerasClassifier(str(path) if path else "", max_batch=256, model=model)
+        super().__init__(clf, path, int(model.count_params()))
         self.model = model
-
-    def predict_batch(self, x: np.ndarray) -> np.ndarray:
-        """Return (N, classes) float32 probabilities for one batch."""
-        return np.asarray(self.model.predict_on_batch(x), dtype=np.float32)
 
 
 class TFLitePredictor(Predictor):
-    """A LiteRT interpreter; quantizes int8/uint8/float16 inputs and dequantizes outputs."""
+    """A TFLite flatbuffer run by the runtime ``TFLiteClassifier`` (LiteRT)."""
 
     kind = "tflite"
 
     def __init__(self, path: Path | None = None, model_content: bytes | None = None,
                  num_threads: int | None = None) -> None:
-        from ai_edge_litert.interpreter import Interpreter
+        from emotion_perception.core.classifiers.tflite_classifier import TFLiteClassifier
 
         if (path is None) == (model_content is None):
             raise ValueError("give exactly one of path and model_content")
-        self.interpreter = Interpreter(model_path=None if path is None else str(path),
-                                       model_content=model_content, num_threads=num_threads)
-        self.interpreter.allocate_tensors()
-        self._in = self.interpreter.get_input_details()[0]
-        self._out = self.interpreter.get_output_details()[0]
-        shape = tuple(int(v) for v in self._in["shape"])
-        if len(shape) != 4 or shape[-1] != 1:
-            raise ValueError(f"TFLite model input must be (N, H, W, 1), got {shape}")
-        signature = self._in.get("shape_signature", self._in["shape"])
-        self.dynamic_batch = int(signature[0]) == -1
-        self._batch = shape[0]
-        super().__init__(path, (shape[1], shape[2]), self._count_constants())
+        clf = TFLiteClassifier(str(path) if path is not None else "",
+                               num_threads=num_threads or 0, model_content=model_content)
+        super().__init__(clf, path, _count_constants(clf.interpreter))
 
     @property
     def input_dtype(self) -> type:
         """Return the numpy dtype the interpreter's input tensor takes."""
-        return self._in["dtype"]
+        return self.classifier.input_dtype
 
-    def _count_constants(self) -> int | None:
-        """Count the elements of constant tensors (weights after batch-norm folding)."""
-        try:
-            ops = self.interpreter._get_ops_details()  # no public API lists operator inputs
-        except AttributeError:
-            return None
-        produced = {int(t) for op in ops for t in op["outputs"]}
-        used = {int(t) for op in ops for t in op["inputs"] if t >= 0}
-        inputs = {int(d["index"]) for d in self.interpreter.get_input_details()}
-        details = {d["index"]: d for d in self.interpreter.get_tensor_details()}
-        return int(sum(int(np.prod(details[t]["shape"])) for t in used - produced - inputs
-                       if t in details))
 
-    def _set_batch(self, n: int) -> None:
-        if n != self._batch:
-            h, w = self.input_size
-            self.interpreter.resize_tensor_input(self._in["index"], [n, h, w, 1])
-            self.interpreter.allocate_tensors()
-            self._in = self.interpreter.get_input_details()[0]
-            self._out = self.interpreter.get_output_details()[0]
-            self._batch = n
-
-    def _quantize(self, x: np.ndarray) -> np.ndarray:
-        dtype = self._in["dtype"]
-        if dtype in (np.int8, np.uint8):
-            scale, zero = self._in["quantization"]
-            info = np.iinfo(dtype)
-            return np.clip(np.round(x / scale + zero), info.min, info.max).astype(dtype)
-        return x.astype(dtype)
-
-    def _dequantize(self, y: np.ndarray) -> np.ndarray:
-        if self._out["dtype"] in (np.int8, np.uint8):
-            scale, zero = self._out["quantization"]
-            return (y.astype(np.float32) - zero) * scale
-        return y.astype(np.float32)
-
-    def _invoke(self, x: np.ndarray) -> np.ndarray:
-        self.interpreter.set_tensor(self._in["index"], self._quantize(x))
-        self.interpreter.invoke()
-        return self._dequantize(self.interpreter.get_tensor(self._out["index"]))
-
-    def predict_batch(self, x: np.ndarray) -> np.ndarray:
-        """Return (N, classes) float32 probabilities for one batch."""
-        if len(x) == 0:
-            return np.zeros((0, int(self._out["shape"][-1])), np.float32)
-        if self.dynamic_batch:
-            self._set_batch(len(x))
-            return self._invoke(x)
-        fixed = self._batch
-        parts = []
-        for i in range(0, len(x), fixed):
-            chunk = x[i:i + fixed]
-            pad = fixed - len(chunk)
-            if pad:
-                chunk = np.concatenate([chunk, np.repeat(chunk[-1:], pad, axis=0)])
-            parts.append(self._invoke(chunk)[:fixed - pad])
-        return np.concatenate(parts)
+def _count_constants(interpreter: Any) -> int | None:
+    """Count the elements of constant tensors (weights after batch-norm folding)."""
+    try:
+        ops = interpreter._get_ops_details()  # no public API lists operator inputs
+    except AttributeError:
+        return None
+    produced = {int(t) for op in ops for t in op["outputs"]}
+    used = {int(t) for op in ops for t in op["inputs"] if t >= 0}
+    inputs = {int(d["index"]) for d in interpreter.get_input_details()}
+    details = {d["index"]: d for d in interpreter.get_tensor_details()}
+    return int(sum(int(np.prod(details[t]["shape"])) for t in used - produced - inputs
+                   if t in details))
 
 
 def load_predictor(model_path: str | Path, num_threads: int | None = None) -> Predictor:
@@ -161,9 +114,9 @@ def load_predictor(model_path: str | Path, num_threads: int | None = None) -> Pr
         raise FileNotFoundError(f"model file not found: {path}")
     suffix = path.suffix.lower()
     if suffix in KERAS_SUFFIXES:
-        import keras
+        from emotion_perception.core.model_lookup import load_keras_model
 
-        model = keras.saving.load_model(path, compile=False, safe_mode=True)
+        model = load_keras_model(path, "--model")
         return KerasPredictor(model, path)
     if suffix in TFLITE_SUFFIXES:
         return TFLitePredictor(path, num_threads=num_threads)
@@ -196,7 +149,11 @@ def predict_probabilities(predictor: Predictor, x: np.ndarray, tta_mirror: bool 
         out.append(merge_tta(predictor.predict_batch(views), n_views))
     if not out:
         return np.zeros((0, NUM_CLASSES), np.float32)
-    return np.concatenate(out).astype(np.float32)
+    raw = np.concatenate(out).astype(np.float32)
+    # rows renormalised as the runtime publishes them (int8 outputs do not sum to exactly 1);
+    # a row the runtime would drop (non-finite, negative) is returned as the model gave it
+    published, valid = sanitize_probabilities(raw)
+    return np.where(valid[:, None], published, raw)
 
 
 def measure_latency(predictor: Predictor, x: np.ndarray, n: int = 200, warmup: int = 5

@@ -167,3 +167,27 @@ def test_cli_writes_report(tiny_model_path: Path, synthetic_npz: Path, tmp_path:
                    str(tmp_path / "ev3"), "--tta-shift", "30"]) == 2
     assert "shift must be in [0, 23]" in capsys.readouterr().err
     assert E.main(["--model", str(tmp_path / "nope.keras"), "--data", str(synthetic_npz)]) == 2
+
+
+@pytest.mark.parametrize("fmt", ["keras", "int8"])
+def test_evaluation_scores_what_the_runtime_classifier_publishes(
+        tiny_model_path: Path, make_faces, tmp_path: Path, fmt: str) -> None:
+    """Training-side figures come from the runtime classes: same faces, same probabilities."""
+    from emotion_perception.core.classifiers.keras_classifier import KerasClassifier
+    from emotion_perception.core.classifiers.tflite_classifier import TFLiteClassifier
+
+    images, _ = make_faces(12, seed=21)
+    path = tiny_model_path
+    if fmt == "int8":
+        pytest.importorskip("tensorflow")
+        path = tmp_path / "m.tflite"
+        path.write_bytes(_convert(tiny_model_path, True, preprocess_faces(images)))
+    runtime = (KerasClassifier if fmt == "keras" else TFLiteClassifier)(str(path))
+    runtime.tta_mirror = True
+    live, valid = runtime.classify(list(images))
+    assert valid.all()
+    pred = E.load_predictor(path)
+    assert isinstance(pred.classifier, type(runtime))
+    offline = E.predict_probabilities(pred, preprocess_faces(images), tta_mirror=True,
+                                      batch_size=7, progress=False)
+    np.testing.assert_allclose(offline, live, atol=1e-6)

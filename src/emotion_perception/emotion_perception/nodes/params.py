@@ -159,6 +159,44 @@ DEBUG_IMAGE = (
           "classifier saw.", 0.0, 1.0),
 )
 
+# ROS4HRI (REP-155) output and input nodes (nodes/hri_bridge_node.py, nodes/hri_input_node.py)
+HRI_TRACKED = Param("max_tracked", 256, "At most this many faces are live at once (each has "
+                    "its per-face topics); beyond it the face seen longest ago goes first.",
+                    1, 100000, read_only=True)
+
+HRI_BRIDGE = (
+    Param("id_prefix", "f", "ROS4HRI face id = this prefix + our track id (f17): a letter or "
+          "'_' first, as topic-name tokens must not start with a digit.", read_only=True),
+    Param("grace", 0.5, "A face absent from 'faces' keeps its id and per-face topics this "
+          "long (s) before it leaves /humans/faces/tracked (our detector publishes only the "
+          "faces matched in a frame).", 0.0, 3600.0),
+    HRI_TRACKED,
+    Param("publish_roi", True, "Publish /humans/faces/<id>/roi "
+          "(hri_msgs/NormalizedRegionOfInterest2D).", read_only=True),
+    Param("publish_cropped", True, "Publish /humans/faces/<id>/cropped (the detector's face "
+          "crop, sensor_msgs/Image).", read_only=True),
+)
+
+HRI_INPUT = (
+    Param("image", "cropped", "Which per-face image of the ROS4HRI detector to classify: "
+          "/humans/faces/<id>/cropped or /aligned.", read_only=True,
+          choices=("cropped", "aligned")),
+    Param("image_width", 640, "Width (px) of the detector's source image: its normalized "
+          "ROIs are scaled by it into the pixel ROIs of our FaceArray.", 1, 65535),
+    Param("image_height", 480, "Height (px) of the detector's source image (see "
+          "image_width).", 1, 65535),
+    Param("max_wait", 0.1, "A tracked list waits at most this long (s) for its faces' images "
+          "before its FaceArray is published with the faces that came.", 0.0, 10.0),
+    Param("history", 30, "Stamps whose lists or images wait at most (older ones dropped).",
+          1, 1000, read_only=True),
+    HRI_TRACKED,
+    Param("tracked_timeout", 2.0, "With no /humans/faces/tracked message for this long (s) "
+          "every face is forgotten (its subscriptions removed).", 0.1, 3600.0),
+    Param("publish_expression", True, "Publish our emotions back as "
+          "/humans/faces/<detector's id>/expression (hri_msgs/Expression), from 'emotion'.",
+          read_only=True),
+)
+
 #: Every parameter not declared ``read_only`` is applied by its node while it runs (see
 #: ``PerceptionNode.prepare_params`` / ``apply_params``; test_live_params checks each one).
 NODE_PARAMS: dict[str, tuple[Param, ...]] = {
@@ -167,6 +205,8 @@ NODE_PARAMS: dict[str, tuple[Param, ...]] = {
     "emotion_classifier": COMMON + (MAX_IMAGE_PIXELS, MAX_FACES) + STAMPS + CLASSIFIER,
     "emotion_smoother": COMMON + (MAX_FACES,) + STAMPS + SMOOTHER,
     "emotion_debug_image": COMMON + (MAX_IMAGE_PIXELS, MAX_FACES) + STAMPS + DEBUG_IMAGE,
+    "hri_bridge": COMMON + (MAX_FACES,) + HRI_BRIDGE,
+    "hri_input": COMMON + (MAX_IMAGE_PIXELS, MAX_FACES) + HRI_INPUT,
 }
 
 

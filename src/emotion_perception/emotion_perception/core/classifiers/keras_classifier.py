@@ -11,6 +11,7 @@ next power of two so that only a handful of shapes are ever compiled.
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
@@ -47,24 +48,35 @@ class KerasClassifier(EmotionClassifier):
 
     name = "keras"
 
-    def __init__(self, model_path: str = "", threads: int = 0, max_batch: int = 16) -> None:
+    def __init__(self, model_path: str = "", threads: int = 0, max_batch: int = 16,
+                 model: Any = None) -> None:
+        """Load ``model_path`` (empty: the shipped model), or wrap an in-memory ``model``.
+
+        ``model`` is a Keras model already loaded or just trained (training-side evaluation
+        and export run it through this class, so they score what the runtime runs); the path
+        is then only a name for messages.
+        """
         if int(threads) != threads or threads < 0:
             raise ValueError(f"threads must be an integer >= 0 (0 = library default), got "
                              f"{threads}")
         if int(max_batch) != max_batch or max_batch < 1:
             raise ValueError(f"max_batch must be an integer >= 1, got {max_batch}")
         self.max_batch = int(max_batch)
-        self.path = find_model(DEFAULT_KERAS_MODEL, model_path)
+        if model is None:
+            self.path = find_model(DEFAULT_KERAS_MODEL, model_path)
+        else:
+            self.path = Path(model_path or f"<in-memory Keras model {model.name}>")
         _set_threads(int(threads))
         try:
             import keras
         except ImportError as exc:
             raise ModelError(f"the keras classifier needs Keras 3 with TensorFlow to load "
                              f"{self.path}: {exc}") from exc
-        try:  # a truncated or corrupt file is reported as such, naming it
-            model = load_keras_model(self.path, "model_path")
-        except ValueError as exc:
-            raise ModelError(str(exc)) from exc
+        if model is None:
+            try:  # a truncated or corrupt file is reported as such, naming it
+                model = load_keras_model(self.path, "model_path")
+            except ValueError as exc:
+                raise ModelError(str(exc)) from exc
         try:
             inputs, outputs = list(model.inputs), list(model.outputs)
         except (AttributeError, ValueError) as exc:

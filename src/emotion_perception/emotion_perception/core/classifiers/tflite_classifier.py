@@ -78,15 +78,25 @@ class TFLiteClassifier(EmotionClassifier):
 
     name = "tflite"
 
-    def __init__(self, model_path: str = "", num_threads: int = 2) -> None:
+    def __init__(self, model_path: str = "", num_threads: int = 2,
+                 model_content: bytes | None = None) -> None:
+        """Load ``model_path`` (empty: the shipped model), or ``model_content`` (in-memory).
+
+        ``model_content`` is a flatbuffer just converted (``emotion-export``'s parity check);
+        the path is then only a name for messages.
+        """
         if int(num_threads) != num_threads or num_threads < 0:
             raise ValueError(f"num_threads must be an integer >= 0 (0 = library default), "
                              f"got {num_threads}")
-        self.path = find_model(DEFAULT_TFLITE_MODEL, model_path)
+        if model_content is None:
+            self.path = find_model(DEFAULT_TFLITE_MODEL, model_path)
+        else:
+            self.path = Path(model_path or "<in-memory TFLite model>")
         interpreter_cls = _interpreter_class()
         try:
-            self._interp = interpreter_cls(model_path=str(self.path),
-                                           num_threads=int(num_threads) or None)
+            source = ({"model_path": str(self.path)} if model_content is None
+                      else {"model_content": model_content})
+            self._interp = interpreter_cls(**source, num_threads=int(num_threads) or None)
             self._interp.allocate_tensors()
         except Exception as exc:  # ValueError / RuntimeError on garbage or truncated files
             raise ModelError(f"cannot load TFLite model {self.path} (parameter model_path): "
@@ -111,6 +121,16 @@ class TFLiteClassifier(EmotionClassifier):
         self._batch = int(self._in["shape"][0])
         self._per_row = False  # set when the model cannot be resized to other batch sizes
         self._lock = threading.Lock()
+
+    @property
+    def interpreter(self) -> Any:
+        """Return the underlying interpreter (for tools that inspect the model's tensors)."""
+        return self._interp
+
+    @property
+    def input_dtype(self) -> np.dtype:
+        """Return the dtype of the model's input tensor (float32, float16, int8 or uint8)."""
+        return self._in_dtype
 
     def _quantize(self, batch: np.ndarray) -> np.ndarray:
         if self._in_dtype.kind == "f":
