@@ -2,8 +2,9 @@
 
     ros2 launch emotion_perception replay.launch.py bag:=/data/fer_test
         [record:=/data/fer_test_out] [player:=ours|ros2] [lockstep:=true] [rate:=1.0]
-        [image_topic:=...] [detector:=haar] [classifier:=keras] [model_path:=...]
-        [smoothing:=true] [smoother:=ema] [params_file:=...]
+        [image_topic:=...] [detector:=haar] [yunet_model:=...] [classifier:=keras]
+        [model_path:=...] [smoothing:=true] [smoother:=ema] [params_file:=...]
+        [dds_profile:=auto|none|FILE]
 
 Then score the recording: ``emotion-eval-bag /data/fer_test --predictions-bag
 /data/fer_test_out``.
@@ -16,6 +17,11 @@ dropped; the face detector then subscribes to images reliably. ``player:=ros2`` 
 ``ros2 bag play`` after ``start_delay`` seconds instead (timed playback: a slow machine drops
 frames, which the report counts as frames without output). When the player finishes, the launch
 shuts down after ``grace`` seconds; the recorder closes its bag cleanly on that SIGINT.
+
+Graph nodes, player and recorder start as the real executables (launch_ros ``Node``), never
+through a ``ros2 run`` wrapper: launch's SIGINT must reach the recorder itself, or the bag is
+left unfinished. A node, player or recorder that exits non-zero stops the launch with exit code
+1; so does a missing ``params_file``.
 """
 
 import os
@@ -32,6 +38,10 @@ from launch_ros.actions import Node
 from emotion_perception.bags.io import BagReader
 from emotion_perception.bags.typestore import LABEL_TOPIC
 from emotion_perception.graph import graph_spec
+from emotion_perception.launch_support import (COMMON_ARGUMENTS, PROFILE_FILE,
+                                               check_params_file, detector_overrides,
+                                               dds_profile_actions, graph_nodes, share_file,
+                                               stop_on_failure, truthy)
 
 ARGUMENTS = {
     "bag": ("", "the bag to replay (rosbag2 directory, .mcap or .db3); required"),
@@ -44,6 +54,7 @@ ARGUMENTS = {
     "grace": ("2.0", "seconds between the end of playback and shutdown"),
     "image_topic": ("", "the bag's image topic (empty: its only image topic)"),
     "detector": ("haar", "face detector plugin: haar, yunet or a third-party name"),
+    "yunet_model": COMMON_ARGUMENTS["yunet_model"],
     "classifier": ("auto", "emotion classifier plugin: auto (by model_path), keras, tflite, ..."),
     "model_path": ("", "classifier model file (empty: the shipped model)"),
     "smoothing": ("true", "run the temporal smoother between classifier and /emotion"),
@@ -52,59 +63,59 @@ ARGUMENTS = {
     "params_file": (os.path.join(get_package_share_directory("emotion_perception"), "config",
                                  "emotion_perception.yaml"), "parameter YAML for all nodes"),
     "log_level": ("info", "logging level of the nodes"),
+    "dds_profile": COMMON_ARGUMENTS["dds_profile"],
 }
-
-
-def _truthy(text: str) -> bool:
-    return text.strip().lower() in ("1", "true", "yes", "on")
 
 
 def _actions(context):
     arg = {name: LaunchConfiguration(name).perform(context) for name in ARGUMENTS}
     if not arg["bag"]:
         raise RuntimeError("replay.launch.py: give the bag to replay: bag:=/path/to/bag")
+    arg["params_file"] = check_params_file(arg["params_file"])
     with BagReader(arg["bag"]) as reader:  # fails with a clear message for a bad bag
         image_topic = reader.image_topic(arg["image_topic"] or None)
         has_labels = LABEL_TOPIC in reader.info.topics
-    smoothing = _truthy(arg["smoothing"])
+    smoothing = truthy(arg["smoothing"])
     ours = arg["player"] == "ours"
     if arg["player"] not in ("ours", "ros2"):
         raise RuntimeError(f"replay.launch.py: player must be ours or ros2, got "
                            f"{arg['player']!r}")
-    lockstep = ours and _truthy(arg["lockstep"])
+    lockstep = ours and truthy(arg["lockstep"])
     overrides = {
-        "face_detector": {"detector": arg["detector"],
+        "face_detector": {**detector_overrides(arg),
                           **({"image_qos": "reliable"} if lockstep else {})},
         "emotion_classifier": {"classifier": arg["classifier"], "model_path": arg["model_path"]},
         "emotion_smoother": {"smoother": arg["smoother"]},
     }
-    actions = []
-    for spec in graph_spec(image_topic, smoothing=smoothing,
-                           debug_image=_truthy(arg["debug_image"])):
-        actions.append(Node(
-            package="emotion_perception", executable=spec.executable, name=spec.name,
-            output="screen", parameters=[arg["params_file"], overrides.get(spec.name, {})],
-            remappings=list(spec.remappings.items()),
-            arguments=["--ros-args", "--log-level", arg["log_level"]]))
+    actions = dds_profile_actions(arg["dds_profile"],
+                                  share_file(__file__, "config", PROFILE_FILE))
+    actions += graph_nodes(graph_spec(image_topic, smoothing=smoothing,
+                                      debug_image=truthy(arg["debug_image"])),
+                           arg, overrides)
 
     record_topics = ["/emotion"] + (["/emotion_raw"] if smoothing else [])
     if arg["record"]:
-        actions.append(ExecuteProcess(
-            cmd=["ros2", "run", "emotion_perception", "emotion-record-bag", arg["record"],
-                 "--topics", *record_topics], output="screen", name="recorder"))
+        recorder = Node(package="emotion_perception", executable="emotion-record-bag",
+                        arguments=[arg["record"], "--topics", *record_topics], output="screen")
+        actions += [recorder, stop_on_failure(recorder, "the recorder")]
 
     if ours:
-        cmd = ["ros2", "run", "emotion_perception", "emotion-play-bag", arg["bag"],
-               "--image-topic", image_topic, "--rate", arg["rate"], "--wait-subscribers", "1"]
-        emotion_subscribers = (1 if lockstep else 0) + (1 if arg["record"] else 0)
+        # wait for every node of the graph: each subscribes to its input only once its model
+        # is loaded (configure, then activate), so a connected graph is a ready one
+        debug = truthy(arg["debug_image"])
+        record = bool(arg["record"])
+        cmd = [arg["bag"], "--image-topic", image_topic, "--rate", arg["rate"],
+               "--wait-subscribers", str(1 + debug), "--wait-topic-subscribers", "/faces=1"]
+        emotion_subscribers = lockstep + record + debug
         if emotion_subscribers:
             cmd += ["--wait-topic-subscribers", f"/emotion={emotion_subscribers}"]
-        if arg["record"] and smoothing:
-            cmd += ["--wait-topic-subscribers", "/emotion_raw=1"]
+        if smoothing:
+            cmd += ["--wait-topic-subscribers", f"/emotion_raw={1 + record}"]
         if lockstep:
             cmd.append("--lockstep")
-        player = ExecuteProcess(cmd=cmd, output="screen", name="player")
-        start = [player]
+        player = Node(package="emotion_perception", executable="emotion-play-bag",
+                      arguments=cmd, output="screen")
+        start = [player, stop_on_failure(player, "the player")]
     else:
         topics = [image_topic] + ([LABEL_TOPIC] if has_labels else [])
         player = ExecuteProcess(cmd=["ros2", "bag", "play", arg["bag"], "--rate", arg["rate"],

@@ -14,7 +14,7 @@ setup(
         ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
         (f"share/{PACKAGE}", ["package.xml"]),
         (f"share/{PACKAGE}/launch", glob("launch/*.launch.py")),
-        (f"share/{PACKAGE}/config", glob("config/*.yaml")),
+        (f"share/{PACKAGE}/config", glob("config/*.yaml") + glob("config/*.xml")),
         (f"share/{PACKAGE}/models", glob("models/*.keras") + glob("models/*.tflite")
          + glob("models/*.json") + glob("models/*.md")),
     ],
@@ -38,6 +38,7 @@ setup(
             "live = emotion_perception.live:main",
             "bench = emotion_perception.bench:main",
             "soak = emotion_perception.soak:main",
+            "fuzz = emotion_perception.fuzz:main",
             "emotion-make-bag = emotion_perception.bags.make_bag:main",
             "emotion-eval-bag = emotion_perception.bags.evaluate:main",
             "emotion-play-bag = emotion_perception.bags.replay:play_main",

@@ -7,6 +7,7 @@ exactly the objects the live graph would build from the same parameters.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any, Sequence
 
 import numpy as np
@@ -39,10 +40,28 @@ def detector_kwargs(values: dict[str, Any]) -> dict[str, Any]:
     return extra
 
 
+def name_parameters(message: str, prefix: str, keys: Sequence[str]) -> str:
+    """Rewrite a plugin's keyword names in ``message`` as the node parameters that set them.
+
+    A built-in plugin's errors name its keyword arguments (``model_path``); the user sets
+    ``yunet.model_path``, so that is the name the message must give.
+    """
+    if not keys:
+        return message
+    words = "|".join(re.escape(k) for k in sorted(keys, key=len, reverse=True))
+    return re.sub(rf"(?<![\w.])({words})(?![\w])", rf"{prefix}.\1", message)
+
+
 def build_detector(detector_values: dict[str, Any]) -> Any:
-    """Create the detector plugin from face_detector parameters."""
-    return plugins.create("detector", detector_values["detector"],
-                          **detector_kwargs(detector_values))
+    """Create the detector plugin from face_detector parameters (errors name parameters)."""
+    name = detector_values["detector"]
+    try:
+        return plugins.create("detector", name, **detector_kwargs(detector_values))
+    except (ValueError, OSError) as exc:
+        if name in BUILTIN_DETECTORS and len(exc.args) == 1 and isinstance(exc.args[0], str):
+            exc.args = (name_parameters(exc.args[0], name,
+                                        list(prefixed(detector_values, name))),)
+        raise
 
 
 def param_prefix(name: str, builtin: Sequence[str]) -> str:

@@ -16,18 +16,20 @@ from typing import Any
 
 
 class ProbedGraph:
-    """The graph (no camera, no debug image) in this process, with a probe feeding and listening.
+    """The graph (no camera) in this process, with a probe feeding and listening.
 
     rclpy must be initialised. Images go to ``<namespace>/image``; every /emotion message is
     counted, and its latency (receive time - image stamp) kept until ``take_latencies``.
     ``model_path`` (with ``classifier``) overrides the parameter file's classifier model;
-    ``overrides`` maps node name -> parameters for anything else.
+    ``overrides`` maps node name -> parameters for anything else. ``debug_image`` adds the
+    debug image node (publishing ``<namespace>/debug_image``); it is off for benchmarks.
     """
 
     def __init__(self, model_path: str = "", classifier: str = "keras",
                  namespace: str = "/probe", params_file: Path | None = None,
                  smoothing: bool = True,
-                 overrides: dict[str, dict[str, Any]] | None = None) -> None:
+                 overrides: dict[str, dict[str, Any]] | None = None,
+                 debug_image: bool = False) -> None:
         import rclpy
         from emotion_msgs.msg import EmotionArray
         from sensor_msgs.msg import Image
@@ -47,7 +49,7 @@ class ProbedGraph:
         for node, values in (overrides or {}).items():
             params.setdefault(node, {}).update(values)
         specs = graph_spec(image_topic=f"{namespace}/image", smoothing=smoothing,
-                           debug_image=False)
+                           debug_image=debug_image)
         self.nodes = create_nodes(specs, params, namespace)
         self.probe = rclpy.create_node("graph_probe", namespace=namespace)
         self.pub = self.probe.create_publisher(Image, f"{namespace}/image", IMAGE_PUB_QOS)
@@ -121,6 +123,10 @@ class ProbedGraph:
         msg.header.stamp.sec, msg.header.stamp.nanosec = stamp
         self.pub.publish(msg)
         return stamp
+
+    def alive(self) -> bool:
+        """Return True while the graph's executor thread runs (an escaped error ends it)."""
+        return self._spin.alive()
 
     def close(self) -> None:
         """Stop the graph's workers and destroy its nodes (rclpy stays initialised)."""

@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -166,3 +167,106 @@ def test_shutdown_straight_from_active_stops_the_workers(rclpy_session, tiny_mod
         assert not any(t.name == "emotion_classifier" for t in threading.enumerate())
     finally:
         node.destroy_node()
+
+
+# -- node processes (as ros2 launch / ros2 run start them) ---------------------------------------
+_MAINS = {"camera": "emotion_perception.nodes.camera_node",
+          "emotion_smoother": "emotion_perception.nodes.smoother_node",
+          "face_detector": "emotion_perception.nodes.face_detector_node"}
+
+
+def _node_process(name: str, ns: str, *params: str) -> subprocess.Popen:
+    cmd = [sys.executable, "-c", f"from {_MAINS[name]} import main; main()", "--ros-args",
+           "-r", f"__ns:={ns}"]
+    for p in params:
+        cmd += ["-p", p]
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=_env())
+
+
+def _call(node, srv_type, name: str, request, timeout: float = 60.0):
+    client = node.create_client(srv_type, name)
+    assert client.wait_for_service(timeout_sec=timeout), f"no service {name}"
+    future = client.call_async(request)
+    assert wait_for(future.done, timeout), f"{name} did not answer"
+    return future.result()
+
+
+def _wait_active(node, name: str, proc: subprocess.Popen, timeout: float = 120.0) -> None:
+    from lifecycle_msgs.msg import State
+    from lifecycle_msgs.srv import GetState
+
+    def active() -> bool:
+        assert proc.poll() is None, proc.stderr.read()[-3000:]
+        return _call(node, GetState, f"{name}/get_state",
+                     GetState.Request()).current_state.id == State.PRIMARY_STATE_ACTIVE
+
+    assert wait_for(active, timeout, 0.2), f"{name} never became active"
+
+
+@pytest.mark.parametrize("kind", ["camera", "emotion_smoother"])
+def test_node_process_handles_repeated_signals_quietly(rclpy_session, spinner, kind):
+    """Signals keep coming during the shutdown: one clean shutdown, exit 0, no traceback.
+
+    Ctrl-C under ros2 launch gives each node two SIGINTs (terminal, then launch's forwarding),
+    and launch escalates to SIGTERM: here SIGINT and SIGTERM alternate every 10 ms from the
+    first one until the process is gone, so some land in every phase of its clean-up.
+    """
+    ns = f"/signals_{kind}"
+    probe = rclpy_session.create_node("signals_probe", namespace="/probe")
+    spinner([probe])
+    proc = _node_process(kind, ns, "source:=demo") if kind == "camera" else \
+        _node_process(kind, ns)
+    try:
+        _wait_active(probe, f"{ns}/{kind}", proc)
+        sent = 0
+        while proc.poll() is None and sent < 6000:  # 60 s at most
+            proc.send_signal(signal.SIGTERM if sent % 3 == 2 else signal.SIGINT)
+            sent += 1
+            time.sleep(0.01)
+        rc = proc.wait(timeout=60)
+        assert sent > 1
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+    stderr = proc.stderr.read()
+    assert rc == 0, f"exit code {rc}\n{stderr[-3000:]}"
+    assert "Traceback" not in stderr and "KeyboardInterrupt" not in stderr, stderr[-3000:]
+
+
+def test_lifecycle_shutdown_ends_the_node_process(rclpy_session, spinner):
+    """A node finalized by the lifecycle `shutdown` transition can do nothing more: it exits."""
+    from lifecycle_msgs.msg import Transition
+    from lifecycle_msgs.srv import ChangeState
+
+    ns = "/finalize"
+    probe = rclpy_session.create_node("finalize_probe", namespace="/probe")
+    spinner([probe])
+    proc = _node_process("emotion_smoother", ns)
+    try:
+        _wait_active(probe, f"{ns}/emotion_smoother", proc)
+        req = ChangeState.Request()
+        req.transition.id = Transition.TRANSITION_ACTIVE_SHUTDOWN
+        assert _call(probe, ChangeState, f"{ns}/emotion_smoother/change_state", req).success
+        rc = proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+    assert rc == 0, proc.stderr.read()[-3000:]
+
+
+def test_node_that_cannot_configure_under_autostart_exits_1_with_its_error():
+    """detector yunet without a model: refused, and the process says why and exits 1."""
+    proc = _node_process("face_detector", "/no_model", "detector:=yunet")
+    try:
+        rc = proc.wait(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+    stderr = proc.stderr.read()
+    assert rc == 1, f"exit code {rc}\n{stderr[-3000:]}"
+    assert "yunet.model_path is empty" in stderr  # the parameter's name, not the kwarg's
+    assert "Traceback" not in stderr, stderr[-3000:]

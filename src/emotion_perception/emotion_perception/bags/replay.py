@@ -435,8 +435,15 @@ class _Stop:
         return self.event
 
     def __exit__(self, *exc: Any) -> None:
+        # Once a stop was asked for, later signals (Ctrl-C under ros2 launch arrives twice: from
+        # the terminal and forwarded by launch) must not interrupt the clean-up that follows,
+        # so they stay swallowed; otherwise the old handlers come back.
         for sig, handler in self._old.items():
-            signal.signal(sig, handler)
+            signal.signal(sig, _ignore_signal if self.event.is_set() else handler)
+
+
+def _ignore_signal(*_: Any) -> None:
+    """Signal handler that does nothing (a repeated SIGINT/SIGTERM during clean-up)."""
 
 
 def _init_rclpy(argv: Sequence[str] | None = None) -> None:
@@ -600,16 +607,19 @@ def record_main(argv: list[str] | None = None) -> int:
     executor = BackgroundSpin([recorder], name="replay_spin")
     start = time.monotonic()
     try:
-        with _Stop() as stop:
-            print(f"emotion-record-bag: recording {' '.join(recorder.topics)} to {args.out}; "
-                  "Ctrl-C to stop", flush=True)
-            while not stop.wait(0.1):
-                if args.duration and time.monotonic() - start >= args.duration:
-                    break
-                if args.until_idle and recorder.idle_for() >= args.until_idle:
-                    break
+        with _Stop() as stop:  # held while the bag is finished: no signal can interrupt that
+            try:
+                print(f"emotion-record-bag: recording {' '.join(recorder.topics)} to "
+                      f"{args.out}; Ctrl-C to stop", flush=True)
+                while not stop.wait(0.1):
+                    if args.duration and time.monotonic() - start >= args.duration:
+                        break
+                    if args.until_idle and recorder.idle_for() >= args.until_idle:
+                        break
+            finally:
+                stop.set()  # from here on a SIGINT/SIGTERM changes nothing
+                counts = recorder.close()
     finally:
-        counts = recorder.close()
         executor.stop(shutdown_rclpy=True)
     print("emotion-record-bag: wrote " + str(args.out) + ": "
           + ", ".join(f"{t} {n} msgs" for t, n in counts.items()))

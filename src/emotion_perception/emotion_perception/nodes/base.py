@@ -240,6 +240,8 @@ class PerceptionNode(LifecycleNode):
         self._worker: LatestWorker | None = None
         self.params_changed = threading.Event()
         self.configure_error = ""
+        #: set when the process should end with this code (runner.spin_until_exit reads it)
+        self.exit_code: int | None = None
         #: the parameter values the node runs with (set by configure, changed by apply_params)
         self.values: dict[str, Any] = values
         #: held by the worker while it processes one input and by apply_params while it swaps
@@ -317,8 +319,10 @@ class PerceptionNode(LifecycleNode):
         self.trigger_configure()
         if self.configure_error:
             self.get_logger().error(f"not activating: {self.configure_error}")
+            self.exit_code = 1  # under autostart nobody else will configure it: the runner exits
             return
-        self.trigger_activate()
+        if self.trigger_activate() != TransitionCallbackReturn.SUCCESS:
+            self.exit_code = 1
 
     def on_configure(self, state: State) -> TransitionCallbackReturn:
         """Validate parameters and load models; fail with a clear message."""

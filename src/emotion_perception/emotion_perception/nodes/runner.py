@@ -10,35 +10,145 @@ from typing import Iterable
 import rclpy
 from rclpy.executors import (ExternalShutdownException, MultiThreadedExecutor,
                              SingleThreadedExecutor)
+from rclpy.signals import SignalHandlerOptions
+
+
+class ShutdownSignals:
+    """SIGINT and SIGTERM become one shutdown request; repeats are ignored quietly.
+
+    A Ctrl-C in the terminal of ``ros2 launch`` reaches every node twice: from the terminal
+    (the whole foreground process group gets it) and again when launch forwards it to each
+    child. With rclpy's own handler each signal raises KeyboardInterrupt, and the second one
+    lands in the middle of the clean-up (``destroy_node``): a traceback and exit code -2. So the
+    node processes install these handlers instead (rclpy's are off: ``SignalHandlerOptions.NO``)
+    and keep them until the process exits: the first signal asks the spin loop to stop, every
+    later SIGINT or SIGTERM (launch escalates to SIGTERM after its timeout) changes nothing.
+    When the process is about to exit, ``ignore`` sets both to SIG_IGN: Python resets its own
+    handlers to the default action while the interpreter finalizes, and a signal then would
+    still kill the process with -2 (seen: a node takes ~0.3 s to tear DDS down). A signal that
+    arrived just before that switch makes CPython print "Signal N ignored due to race
+    condition" as an unraisable error; the signal was meant to be ignored, so that one report
+    is dropped (``_quiet_signal_race``).
+    """
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+        self.signum = 0
+        self.count = 0
+
+    def install(self) -> "ShutdownSignals":
+        """Install the handlers (only the main thread can); return self."""
+        if threading.current_thread() is threading.main_thread():
+            for sig in self.SIGNALS:
+                signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum: int, _frame) -> None:
+        self.count += 1
+        if not self.event.is_set():
+            self.signum = signum
+            self.event.set()
+
+    def ignore(self) -> None:
+        """Ignore SIGINT and SIGTERM from now on (the process is on its way out)."""
+        if threading.current_thread() is threading.main_thread():
+            sys.unraisablehook = _quiet_signal_race(sys.unraisablehook)
+            for sig in self.SIGNALS:
+                signal.signal(sig, signal.SIG_IGN)
+
+    def requested(self) -> bool:
+        """Return True once a signal asked for shutdown."""
+        return self.event.is_set()
+
+
+def _quiet_signal_race(previous):
+    """Return an unraisable hook that drops CPython's report of an ignored signal's race."""
+    def hook(info) -> None:
+        if isinstance(info.exc_value, OSError) and "ignored due to race condition" in str(
+                info.exc_value):
+            return
+        previous(info)
+    return hook
 
 
 def run_single(node_cls, args: list[str] | None = None) -> None:
-    """Initialise rclpy, run one node until Ctrl-C, shut down without a traceback."""
-    rclpy.init(args=args if args is not None else sys.argv)
+    """Run one node in this process until a signal, or until the node asks to exit.
+
+    The process exits 0 after SIGINT/SIGTERM (however many arrive) and after the node's
+    lifecycle reached *finalized* (the ``shutdown`` transition: a finalized node can do
+    nothing more, so its process must not linger), 2 on a bad parameter, and with the node's
+    ``exit_code`` when it sets one (1 when it failed to configure or activate under
+    ``autostart``: nobody else will start it, and ``ros2 launch`` must see the failure).
+    """
+    signals = ShutdownSignals().install()  # before init: no window for a KeyboardInterrupt
+    rclpy.init(args=args if args is not None else sys.argv,
+               signal_handler_options=SignalHandlerOptions.NO)
     try:
         node = node_cls()
     except ValueError as exc:  # parameter errors name the parameter
         print(f"[{node_cls.NODE_NAME}] error: {exc}", file=sys.stderr)
         rclpy.try_shutdown()
         sys.exit(2)
-    spin_nodes([node])
+    code = spin_until_exit([node], signals)
+    signals.ignore()  # exiting: a late signal must not turn a clean exit into -2
+    sys.exit(code)
 
 
-def spin_nodes(nodes: Iterable, executor=None) -> None:
-    """Spin ``nodes`` on a multi-threaded executor until Ctrl-C or shutdown, then clean up."""
+def lifecycle_state(node) -> str:
+    """Return the label of a lifecycle node's current state ("" for other nodes)."""
+    machine = getattr(node, "_state_machine", None)
+    try:
+        return str(machine.current_state[1]) if machine is not None else ""
+    except Exception:  # destroyed or not a lifecycle node
+        return ""
+
+
+def exit_request(nodes: Iterable) -> int | None:
+    """Return the exit code a node asks for (its ``exit_code``, 0 once finalized), or None."""
+    for n in nodes:
+        code = getattr(n, "exit_code", None)
+        if code is not None:
+            return int(code)
+        if lifecycle_state(n) == "finalized":
+            return 0
+    return None
+
+
+def spin_until_exit(nodes: Iterable, signals: ShutdownSignals | None = None, executor=None,
+                    poll: float = 0.1) -> int:
+    """Spin ``nodes`` until a signal, an exit request of a node, or rclpy shutdown; clean up.
+
+    Returns the exit code: 0 on a signal or a finalized node, else the node's ``exit_code``.
+    The loop spins with a timeout of ``poll`` seconds, so a request is seen within it.
+    """
     nodes = list(nodes)
     executor = executor or make_executor()
     for n in nodes:
         executor.add_node(n)
-    previous = signal.getsignal(signal.SIGTERM)
-    signal.signal(signal.SIGTERM, lambda *_: rclpy.try_shutdown())
+    code: int | None = None
     try:
-        executor.spin()
+        while code is None:
+            if signals is not None and signals.requested():
+                code = 0
+                break
+            if not rclpy.ok():
+                code = 0
+                break
+            executor.spin_once(timeout_sec=poll)
+            code = exit_request(nodes)
     except (KeyboardInterrupt, ExternalShutdownException):
-        pass
+        code = 0
     finally:
-        signal.signal(signal.SIGTERM, previous)
         shutdown_nodes(nodes, executor)
+    return code
+
+
+def spin_nodes(nodes: Iterable, executor=None) -> None:
+    """Spin ``nodes`` until SIGINT/SIGTERM or shutdown (repeated signals ignored); clean up."""
+    signals = ShutdownSignals().install()
+    spin_until_exit(nodes, signals, executor)
 
 
 def shutdown_nodes(nodes: Iterable, executor=None, spin_thread=None,

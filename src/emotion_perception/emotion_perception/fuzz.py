@@ -1,0 +1,794 @@
+"""Fuzz the running graph: ``ros2 run emotion_perception fuzz --messages 500 --seed 0``.
+
+Runs the perception graph (face detector, emotion classifier, smoother, debug image node) in
+this process over DDS, as ``soak`` does, and attacks it as a hostile publisher and a careless
+``ros2 param set`` user would, with seeded randomness:
+
+* malformed images on ``image``: random (also unknown) encodings, zero, odd and huge sizes
+  (up to 2^32 - 1), wrong steps, truncated, missing or surplus data, both endiannesses (and,
+  now and then, a well-formed image of random content, which the graph must process);
+* malformed faces on ``faces``: absurd ROIs (offsets of 2^31, sizes of 2^32 - 1), NaN, inf
+  and negative scores, bad or empty crops, and many faces in one message;
+* malformed emotions on ``emotion_raw`` (smoother) and ``emotion`` (debug image node): NaN,
+  negative, unnormalised or zero probabilities, labels out of range, unknown label names,
+  absurd ROIs, many emotions in one message;
+* parameter requests through each node's parameter services (what ``ros2 param set`` sends):
+  declared names with values inside and outside their ranges, of wrong types, NaN / inf,
+  and undeclared names. A parameter round sets one, sends a valid frame, then restores the
+  original values and sends another.
+
+Every round mixes ``--ratio`` malformed messages with one valid synthetic frame and waits
+for that frame's result on ``emotion``. Malformed images go before and after the valid frame
+(a node must refuse them before its newest-wins slot, or they displace the good frame);
+faces and emotions only before it, because a well-formed message, however absurd, that comes
+after the valid frame's own is newer and may rightly take its place in that slot. At the end
+it restores all parameters, checks that the executor still runs, that every node answers its
+parameter service and that fresh valid frames come out on ``emotion`` and ``debug_image``,
+and prints survived / rejected (per node counters) / lost (valid frames without a result).
+Exit status 1 when a node died or more than ``--max-lost`` of the valid frames were lost,
+else 0.
+
+Results are reproducible per ``--seed`` in what is sent; what the graph drops under load may
+vary. Without ``--model-path`` and without a shipped model a tiny untrained Keras model is
+made on the fly (as for ``soak``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .probe import ProbedGraph
+
+#: graph nodes attacked, in order, with short names for the table
+NODES = {"face_detector": "det", "emotion_classifier": "clf", "emotion_smoother": "smo",
+         "emotion_debug_image": "dbg"}
+VALID_ENCODINGS = ("bgr8", "rgb8", "mono8", "bgra8", "rgba8", "mono16", "8UC1", "8UC3", "16UC1")
+ODD_ENCODINGS = ("", "foo", "BGR8", "bgr8 ", "yuv422", "bayer_rggb8", "32FC1", "64FC3", "16UC3",
+                 "jpeg", "8UC4", "\x00", "x" * 300)
+UINT32_MAX = 2 ** 32 - 1
+#: largest data array of one malformed message (keeps the fuzzer's own memory bounded)
+MAX_DATA = 2 ** 20
+KINDS = ("image", "faces", "emotions")
+
+
+def _channels(encoding: str) -> tuple[int, int]:
+    """Return (channels, bytes per channel) a well-formed image of ``encoding`` would have."""
+    table = {"bgr8": (3, 1), "rgb8": (3, 1), "mono8": (1, 1), "bgra8": (4, 1), "rgba8": (4, 1),
+             "mono16": (1, 2), "8UC1": (1, 1), "8UC3": (3, 1), "16UC1": (1, 2)}
+    return table.get(encoding, (3, 1))
+
+
+def well_formed_image(msg, max_pixels: int = 16_777_216) -> bool:
+    """Return True when ``msg`` is an image the graph must accept (a valid frame, if odd)."""
+    if msg.encoding not in VALID_ENCODINGS or not msg.width or not msg.height:
+        return False
+    ch, bpc = _channels(msg.encoding)
+    return (msg.width * msg.height <= max_pixels and msg.step >= msg.width * ch * bpc
+            and len(msg.data) == msg.step * msg.height)
+
+
+class Mutator:
+    """Makes malformed messages and parameter requests from one seeded generator.
+
+    The same seed (and ``clock``) gives the same messages and requests.
+    """
+
+    def __init__(self, rng: np.random.Generator, valid: list, max_faces: int = 500,
+                 clock=time.time) -> None:
+        self.rng = rng
+        self.valid = valid
+        self.max_faces = max_faces
+        self.clock = clock  # "now" stamps; everything else comes from ``rng``
+
+    # -- small helpers -----------------------------------------------------------------------
+    def _pick(self, options):
+        return options[int(self.rng.integers(len(options)))]
+
+    def _u32(self) -> int:
+        return int(self._pick([0, 1, 7, 48, 640, 2 ** 16, 2 ** 31, UINT32_MAX - 1, UINT32_MAX,
+                               int(self.rng.integers(0, UINT32_MAX, dtype=np.int64))]))
+
+    def _float(self) -> float:
+        return float(self._pick([math.nan, math.inf, -math.inf, -1.0, 0.0, 0.5, 1.0, 2.0, 1e39,
+                                 -1e39, float(self.rng.normal())]))
+
+    def _stamp(self, header) -> None:
+        r = self.rng
+        choice = int(r.integers(4))
+        if choice == 0:  # now
+            now = self.clock()
+            header.stamp.sec, header.stamp.nanosec = int(now), int((now % 1.0) * 1e9)
+        elif choice == 1:  # zero
+            header.stamp.sec, header.stamp.nanosec = 0, 0
+        else:  # anywhere in the int32 / uint32 ranges, nanosec possibly >= 1e9
+            header.stamp.sec = int(r.integers(-2 ** 31, 2 ** 31 - 1, dtype=np.int64))
+            header.stamp.nanosec = int(r.integers(0, UINT32_MAX, dtype=np.int64))
+        header.frame_id = self._pick(["fuzz", "", "x" * 1000, "camera"])
+
+    def _bytes(self, n: int) -> bytes:
+        return self.rng.bytes(min(max(0, n), MAX_DATA))
+
+    # -- messages ----------------------------------------------------------------------------
+    def malformed_image(self, tries: int = 20):
+        """Return an image :func:`well_formed_image` refuses (``image`` may make valid ones)."""
+        for _ in range(tries):
+            msg = self.image()
+            if not well_formed_image(msg):
+                return msg
+        msg.encoding = "fuzz"
+        return msg
+
+    def image(self):
+        """Return a random, mostly malformed sensor_msgs/Image (some valid, some cut short)."""
+        from sensor_msgs.msg import Image
+
+        r = self.rng
+        if r.random() < 0.15:  # a real frame with its data truncated or padded
+            src = self._pick(self.valid)
+            msg = Image(height=src.height, width=src.width, encoding=src.encoding,
+                        is_bigendian=src.is_bigendian, step=src.step)
+            data = bytes(src.data)
+            cut = int(r.integers(0, len(data)))
+            msg.data = data[:cut] if r.random() < 0.8 else data + self._bytes(cut % 4096 + 1)
+            self._stamp(msg.header)
+            return msg
+        msg = Image()
+        self._stamp(msg.header)
+        msg.encoding = self._pick(VALID_ENCODINGS + ODD_ENCODINGS)
+        small = lambda: int(r.integers(1, 96))  # noqa: E731
+        msg.height = small() if r.random() < 0.5 else self._u32()
+        msg.width = small() if r.random() < 0.5 else self._u32()
+        ch, bpc = _channels(msg.encoding)
+        natural = msg.width * ch * bpc
+        msg.step = min(UINT32_MAX, int(self._pick([natural, natural, 0, max(0, natural - 1),
+                                                   natural + 3, self._u32()])))
+        total = msg.step * msg.height
+        n = int(self._pick([total, total, 0, total // 2, total + 17,
+                            int(r.integers(0, 4096))]))
+        msg.data = self._bytes(n)
+        msg.is_bigendian = int(r.integers(2))
+        return msg
+
+    def _crop(self):
+        from sensor_msgs.msg import Image
+
+        r = self.rng
+        choice = int(r.integers(4))
+        if choice == 0:
+            return Image()  # empty (width 0): crops disabled
+        if choice == 1:
+            return self.image()
+        h, w = int(r.integers(1, 64)), int(r.integers(1, 64))
+        enc = self._pick(["bgr8", "mono8", "rgb8"])
+        ch = 1 if enc == "mono8" else 3
+        return Image(height=h, width=w, encoding=enc, step=w * ch, data=self._bytes(h * w * ch))
+
+    def _roi(self, roi) -> None:
+        r = self.rng
+        if r.random() < 0.3:  # plausible
+            roi.x_offset, roi.y_offset = int(r.integers(0, 600)), int(r.integers(0, 400))
+            roi.width, roi.height = int(r.integers(0, 200)), int(r.integers(0, 200))
+        else:
+            roi.x_offset, roi.y_offset = self._u32(), self._u32()
+            roi.width, roi.height = self._u32(), self._u32()
+        roi.do_rectify = bool(r.integers(2))
+
+    def _count(self) -> int:
+        r = self.rng
+        x = r.random()
+        if x < 0.15:
+            return 0
+        if x < 0.85:
+            return int(r.integers(1, 6))
+        return int(r.integers(6, self.max_faces + 1)) if self.max_faces > 6 else self.max_faces
+
+    def faces(self):
+        """Return a malformed emotion_msgs/FaceArray."""
+        from emotion_msgs.msg import Face, FaceArray
+
+        r = self.rng
+        msg = FaceArray()
+        self._stamp(msg.header)
+        msg.image_width, msg.image_height = self._pick([(640, 480), (0, 0)]) \
+            if r.random() < 0.6 else (self._u32(), self._u32())
+        n = self._count()
+        if n > 5:  # many faces: one small well-formed crop shared, so the message stays small
+            crop = self._crop()
+            crop.height = crop.width = 8
+            crop.encoding, crop.step, crop.data = "bgr8", 24, self._bytes(192)
+            ids = r.integers(0, UINT32_MAX, n, dtype=np.int64)
+            xy = r.integers(0, 2 ** 31, (n, 4), dtype=np.int64)
+            for i in range(n):
+                f = Face()
+                f.face_id = int(ids[i])
+                f.roi.x_offset, f.roi.y_offset = int(xy[i, 0]) % 700, int(xy[i, 1]) % 500
+                f.roi.width, f.roi.height = int(xy[i, 2]) % 100 + 1, int(xy[i, 3]) % 100 + 1
+                f.crop = crop
+                msg.faces.append(f)
+            msg.faces[0].detection_score = self._float()
+            self._roi(msg.faces[-1].roi)
+            return msg
+        for _ in range(n):
+            f = Face(face_id=self._u32(), detection_score=self._float())
+            self._roi(f.roi)
+            f.crop = self._crop()
+            msg.faces.append(f)
+        return msg
+
+    def _probabilities(self) -> np.ndarray:
+        r = self.rng
+        choice = int(r.integers(7))
+        if choice == 0:
+            p = np.full(7, np.nan)
+        elif choice == 1:
+            p = r.normal(size=7)  # negatives
+        elif choice == 2:
+            p = r.random(7) * 10.0  # unnormalised
+        elif choice == 3:
+            p = np.zeros(7)
+        elif choice == 4:
+            p = r.random(7)
+            p[int(r.integers(7))] = np.inf
+        elif choice == 5:
+            p = np.eye(7)[int(r.integers(7))]  # one-hot: valid
+        else:
+            p = r.random(7)
+            p /= p.sum()  # valid
+        return p.astype(np.float32)
+
+    def emotions(self):
+        """Return a malformed emotion_msgs/EmotionArray."""
+        from emotion_msgs.msg import Emotion, EmotionArray
+
+        r = self.rng
+        msg = EmotionArray()
+        self._stamp(msg.header)
+        names = ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral",
+                 "", "joy", "ANGRY", "x" * 500, "\u00e9motion"]
+        n = self._count()
+        if n > 5:  # many emotions: cheap entries around one odd one
+            probs = self._probabilities()
+            ids = r.integers(0, UINT32_MAX, n, dtype=np.int64)
+            for i in range(n):
+                e = Emotion()
+                e.face_id, e.label, e.label_name = int(ids[i]), i % 7, names[i % 7]
+                e.probabilities = probs
+                e.header = msg.header
+                msg.emotions.append(e)
+            e = msg.emotions[int(r.integers(n))]
+            e.confidence, e.label_name = self._float(), self._pick(names)
+            self._roi(e.roi)
+            return msg
+        for _ in range(n):
+            e = Emotion(face_id=self._u32(), label=int(r.integers(0, 256)),
+                        label_name=self._pick(names), confidence=self._float(),
+                        detection_score=self._float(), valence=self._float(),
+                        arousal=self._float(), smoothed=bool(r.integers(2)),
+                        smoother=self._pick(["", "ema", "lstm", "?" * 64]))
+            e.probabilities = self._probabilities()
+            e.header = msg.header
+            self._roi(e.roi)
+            msg.emotions.append(e)
+        return msg
+
+    # -- parameters --------------------------------------------------------------------------
+    def parameter(self, node: str):
+        """Return (rclpy Parameter, description) for one random set request to ``node``."""
+        from rclpy.parameter import Parameter
+
+        from .nodes.params import NODE_PARAMS
+
+        r = self.rng
+        declared = list(NODE_PARAMS[node])
+        if r.random() < 0.15:
+            name = self._pick(["fuzz_unknown", "haar.bogus", "lstm", "max_image_pixels.x",
+                               "a" * 200, "x_" + str(int(r.integers(1000)))])
+            value = self._pick([1, 2.5, "text", True, [1, 2], [0.5], ["a"], [True, False]])
+            return Parameter(name, value=value), "undeclared"
+        p = self._pick(declared)
+        kind = self._pick(["in_range", "in_range", "out_of_range", "wrong_type", "special",
+                           "not_set"])
+        default = p.default
+        lo = p.min if p.min is not None else (default - 1000 if not isinstance(default, str)
+                                              else 0)
+        hi = p.max if p.max is not None else (default + 1000 if not isinstance(default, str)
+                                              else 0)
+        value: Any
+        if kind == "not_set":
+            return Parameter(p.name, Parameter.Type.NOT_SET), kind
+        if isinstance(default, bool):
+            value = bool(r.integers(2)) if kind in ("in_range", "out_of_range") \
+                else self._pick([1, "true", 0.0])
+        elif isinstance(default, int):
+            if kind == "in_range":
+                value = int(r.integers(int(lo), int(hi) + 1, dtype=np.int64))
+            elif kind == "out_of_range":
+                value = int(self._pick([int(lo) - 1, int(hi) + 1, 2 ** 63 - 1, -2 ** 63]))
+            elif kind == "wrong_type":
+                value = self._pick([float(default) + 0.5, "8", True, [1, 2]])
+            else:
+                value = self._pick([0, -1, int(hi)])
+        elif isinstance(default, float):
+            if kind == "in_range":
+                value = float(r.uniform(lo, hi))
+            elif kind == "out_of_range":
+                value = float(self._pick([lo - abs(lo) - 1.0, hi * 10.0 + 1.0, -1e308]))
+            elif kind == "wrong_type":
+                value = self._pick(["0.5", [0.5, 1.0], False])
+            else:
+                value = self._pick([math.nan, math.inf, -math.inf, 0.0])
+        else:
+            if kind == "in_range":
+                value = self._pick(list(p.choices)) if p.choices else \
+                    self._pick(["", "/nonexistent/model.keras", "camera", "{}", "{\"x\": 1}"])
+            elif kind == "wrong_type":
+                value = self._pick([3, 1.5, ["a", "b"], False])
+            else:
+                value = self._pick(["", "\x00", "x" * 5000, "{not json", "../../etc/passwd"])
+        return Parameter(p.name, value=value), kind
+
+
+class Fuzzer:
+    """The attacking node: publishers of every input topic, result listeners, param clients."""
+
+    def __init__(self, namespace: str, nodes: list[str]) -> None:
+        import rclpy
+        from emotion_msgs.msg import EmotionArray, FaceArray
+        from rclpy.parameter_client import AsyncParameterClient
+        from sensor_msgs.msg import Image
+
+        from .nodes.base import IMAGE_PUB_QOS, RESULT_QOS
+        from .nodes.runner import BackgroundSpin
+
+        self.node = rclpy.create_node("graph_fuzzer", namespace=namespace)
+        self.pubs = {
+            "image": self.node.create_publisher(Image, f"{namespace}/image", IMAGE_PUB_QOS),
+            "faces": self.node.create_publisher(FaceArray, f"{namespace}/faces", RESULT_QOS),
+            "emotion_raw": self.node.create_publisher(EmotionArray, f"{namespace}/emotion_raw",
+                                                      RESULT_QOS),
+            "emotion": self.node.create_publisher(EmotionArray, f"{namespace}/emotion",
+                                                  RESULT_QOS),
+        }
+        self._lock = threading.Lock()
+        #: stamp -> time.time() of arrival, for emotion and debug_image
+        self.emotion_stamps: dict[tuple[int, int], float] = {}
+        self.debug_stamps: dict[tuple[int, int], float] = {}
+        self.node.create_subscription(EmotionArray, f"{namespace}/emotion",
+                                      lambda m: self._seen(self.emotion_stamps, m), RESULT_QOS)
+        self.node.create_subscription(Image, f"{namespace}/debug_image",
+                                      lambda m: self._seen(self.debug_stamps, m), RESULT_QOS)
+        self.clients = {n: AsyncParameterClient(self.node, f"{namespace}/{n}") for n in nodes}
+        self._spin = BackgroundSpin([self.node], name="fuzz_spin")
+
+    def _seen(self, into: dict, msg) -> None:
+        now = time.time()
+        with self._lock:
+            into.setdefault((msg.header.stamp.sec, msg.header.stamp.nanosec), now)
+
+    def latency(self, stamp: tuple[int, int]) -> float:
+        """Return seconds from ``stamp`` to its arrival on emotion (NaN if it never came)."""
+        with self._lock:
+            t = self.emotion_stamps.get(stamp)
+        return t - (stamp[0] + stamp[1] * 1e-9) if t is not None else math.nan
+
+    def answered(self, stamp: tuple[int, int], debug: bool = False) -> bool:
+        """Return True once ``stamp`` came out on emotion (or debug_image)."""
+        with self._lock:
+            return stamp in (self.debug_stamps if debug else self.emotion_stamps)
+
+    def wait_matched(self, timeout: float) -> bool:
+        """Wait until every input topic has a subscriber and the param services are up."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if all(p.get_subscription_count() >= 1 for p in self.pubs.values()):
+                break
+            time.sleep(0.05)
+        return all(c.wait_for_services(max(0.1, deadline - time.monotonic()))
+                   for c in self.clients.values())
+
+    def call(self, future, timeout: float):
+        """Wait for a service future; return its result or None on timeout."""
+        done = threading.Event()
+        future.add_done_callback(lambda _f: done.set())
+        if not done.wait(timeout):
+            future.cancel()
+            return None
+        try:
+            return future.result()
+        except Exception:  # a failed call is no answer
+            return None
+
+    def close(self) -> None:
+        """Stop spinning and destroy the node."""
+        self._spin.stop(shutdown_rclpy=False)
+
+
+def _wait(predicate, timeout: float, period: float = 0.01) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(period)
+    return bool(predicate())
+
+
+def _counters(graph: ProbedGraph) -> dict[str, dict[str, float]]:
+    keys = ("received", "processed", "rejected", "dropped", "errors")
+    out: dict[str, dict[str, float]] = {}
+    for n, s in graph.node_stats().items():
+        out[n] = {k: int(s.get(k, 0)) for k in keys}
+        out[n]["processing_ms_p95"] = float(s.get("processing_ms_p95", math.nan))
+    return out
+
+
+def run_fuzz(graph: ProbedGraph, fuzzer: Fuzzer, messages: int, seed: int = 0,
+             ratio: int = 4, param_every: int = 5, max_faces: int = 500,
+             timeout: float = 10.0, progress: bool = False) -> dict[str, Any]:
+    """Attack the graph with ``messages`` malformed messages; return every count.
+
+    Rounds of ``ratio`` malformed messages around one valid frame; every ``param_every``-th
+    round is a parameter round (0: none). Stops early after three valid frames in a row
+    went unanswered (the graph no longer answers). See the module docstring.
+    """
+    from .soak import scene_messages
+
+    if messages < 1 or ratio < 1 or param_every < 0 or max_faces < 1 or timeout <= 0:
+        raise ValueError("need messages >= 1, ratio >= 1, param_every >= 0, max_faces >= 1 "
+                         "and timeout > 0")
+    rng = np.random.default_rng(seed)
+    valid = scene_messages(1, count=8)
+    mut = Mutator(rng, valid, max_faces)
+    present = [n for n in NODES if any(g.get_name() == n for g in graph.nodes)]
+    debug = "emotion_debug_image" in present
+    originals = {n: graph.node(n).param_values() for n in present}
+    sent: Counter[str] = Counter()
+    out: dict[str, Any] = {"seed": seed, "ratio": ratio, "max_faces": max_faces,
+                           "nodes": present}
+    valid_sent = valid_lost = after_change = after_change_answered = 0
+    counted: list[tuple[int, int]] = []  # stamps of the valid frames that count for "lost"
+    param_results: Counter[str] = Counter()
+    refusals: Counter[str] = Counter()
+    unanswered_params: list[str] = []
+    param_log: list[dict[str, Any]] = []
+    misses_in_row = 0
+    stopped_early = ""
+    bar = None
+    if progress:
+        from tqdm import tqdm
+        bar = tqdm(total=messages, unit="msg", disable=None, leave=False)
+
+    def send_valid() -> tuple[int, int]:
+        return graph.publish_now(valid[int(rng.integers(len(valid)))])
+
+    def publish_malformed(kind: str = "", after_valid: bool = False) -> None:
+        kind = kind or KINDS[int(rng.integers(len(KINDS)))]
+        if kind == "image":  # a well-formed image after the valid frame would rightly win
+            msg, topic = (mut.malformed_image() if after_valid else mut.image()), "image"
+        elif kind == "faces":
+            msg, topic = mut.faces(), "faces"
+        else:
+            msg = mut.emotions()
+            topic = "emotion_raw" if rng.random() < 0.6 or not debug else "emotion"
+        fuzzer.pubs[topic].publish(msg)
+        sent[topic] += 1
+        if bar is not None:
+            bar.update(1)
+
+    def set_params(node: str, params: list) -> Any:
+        return fuzzer.call(fuzzer.clients[node].set_parameters(params), timeout)
+
+    # warm-up: the first frame pays for lazy initialisation; it is not counted
+    warm = send_valid()
+    if not _wait(lambda: fuzzer.answered(warm), max(30.0, timeout)):
+        raise RuntimeError("the graph does not answer a valid frame before fuzzing started")
+    before = _counters(graph)
+    t0 = time.monotonic()
+    round_no = 0
+    while sum(sent.values()) < messages:
+        round_no += 1
+        if param_every and round_no % param_every == 0:
+            node = present[int(rng.integers(len(present)))]
+            param, kind = mut.parameter(node)
+            res = set_params(node, [param])
+            label = f"{node}.{param.name}={param.value!r:.40} ({kind})"
+            if res is None:
+                unanswered_params.append(label)
+                param_results["unanswered"] += 1
+                accepted = False
+            else:
+                accepted = bool(res.results and res.results[0].successful)
+                param_results["accepted" if accepted else "refused"] += 1
+                if not accepted and res.results:
+                    refusals[res.results[0].reason.split(":")[0][:60]] += 1
+            param_log.append({"round": round_no, "request": label, "answer": None if res is None
+                              else "accepted" if accepted else res.results[0].reason[:200]})
+            for _ in range(ratio // 2):
+                publish_malformed()
+            if accepted:  # a setting may legitimately stop output: reported, not counted lost
+                after_change += 1
+                key = send_valid()
+                after_change_answered += _wait(lambda: fuzzer.answered(key), timeout)
+                current = graph.node(node).param_values()
+                changed = [k for k in current if current[k] != originals[node][k]]
+                if changed:
+                    from rclpy.parameter import Parameter
+                    back = set_params(node, [Parameter(k, value=originals[node][k])
+                                             for k in changed])
+                    if back is None or not all(x.successful for x in back.results):
+                        why = "no answer" if back is None else \
+                            "; ".join(x.reason for x in back.results if not x.successful)
+                        unanswered_params.append(f"restoring {node} {changed}: {why}")
+        else:
+            # images on both sides of the valid frame: they must be refused before a node's
+            # newest-wins slot; faces and emotions only before it, because a well-formed but
+            # absurd one sent after it is newer and may rightly take its place in that slot
+            kinds = sorted((KINDS[int(rng.integers(len(KINDS)))] for _ in range(ratio)),
+                           key=lambda k: k == "image")
+            at = int(rng.integers(sum(k != "image" for k in kinds), ratio + 1))
+            key = None
+            for i in range(ratio + 1):
+                if i == at:
+                    key = send_valid()
+                elif sum(sent.values()) < messages:
+                    publish_malformed(kinds[i if i < at else i - 1], after_valid=i > at)
+            valid_sent += 1
+            counted.append(key)
+            if _wait(lambda: fuzzer.answered(key), timeout):
+                misses_in_row = 0
+            else:
+                valid_lost += 1
+                misses_in_row += 1
+                if misses_in_row >= 3 or not graph.alive():
+                    stopped_early = (f"stopped after round {round_no}: "
+                                     + ("the graph's executor ended" if not graph.alive()
+                                        else "three valid frames in a row got no result"))
+                    break
+            continue
+        # after a parameter round: the restored graph must answer a valid frame again
+        key = send_valid()
+        valid_sent += 1
+        counted.append(key)
+        if not _wait(lambda: fuzzer.answered(key), timeout):
+            valid_lost += 1
+    if bar is not None:
+        bar.close()
+    fuzz_s = time.monotonic() - t0
+
+    # the end: every parameter as at the start, then is everyone still there?
+    restore_failed = []
+    for node in present:
+        try:
+            current = graph.node(node).param_values()
+        except Exception:  # a destroyed node
+            restore_failed.append(node)
+            continue
+        changed = [k for k in current if current[k] != originals[node][k]]
+        if changed:
+            from rclpy.parameter import Parameter
+            back = set_params(node, [Parameter(k, value=originals[node][k]) for k in changed])
+            if back is None or not all(x.successful for x in back.results):
+                restore_failed.append(node)
+    died: dict[str, str] = {}
+    final_ok = final_debug_ok = 0
+    if not graph.alive():  # every node of the graph runs on that one executor
+        died["executor"] = ("the graph's executor thread ended (an error escaped a callback): "
+                            "every node stopped")
+    else:
+        for node in present:
+            res = fuzzer.call(fuzzer.clients[node].get_parameters(["diagnostics_period"]),
+                              timeout)
+            if res is None or not res.values:
+                died[node] = "does not answer its parameter service"
+            elif getattr(graph.node(node), "configure_error", ""):
+                died[node] = f"configure error: {graph.node(node).configure_error}"
+        for _ in range(3):
+            key = send_valid()
+            if _wait(lambda: fuzzer.answered(key), timeout):
+                final_ok += 1
+            if debug and _wait(lambda: fuzzer.answered(key, debug=True), timeout):
+                final_debug_ok += 1
+        if final_ok == 0:
+            died["graph"] = "none of 3 valid frames after the attack came out on emotion"
+        if debug and final_debug_ok == 0:
+            died.setdefault("emotion_debug_image",
+                            "none of 3 valid frames after the attack came out on debug_image")
+    after = _counters(graph)
+    lat = np.array([fuzzer.latency(k) for k in counted], np.float64)
+    late = int(np.isfinite(lat).sum()) - (valid_sent - valid_lost)  # came after the timeout
+    ok_lat = lat[np.isfinite(lat)] * 1e3
+    out.update({
+        "valid_late": max(0, late),
+        "valid_latency_ms": {"p50": float(np.median(ok_lat)) if ok_lat.size else math.nan,
+                             "max": float(ok_lat.max()) if ok_lat.size else math.nan},
+        "malformed_sent": dict(sent), "malformed_total": sum(sent.values()),
+        "rounds": round_no, "fuzz_seconds": fuzz_s, "stopped_early": stopped_early,
+        "valid_sent": valid_sent, "valid_lost": valid_lost,
+        "valid_after_parameter_change": after_change,
+        "valid_after_parameter_change_answered": int(after_change_answered),
+        "parameters": dict(param_results), "parameter_refusals": dict(refusals.most_common(8)),
+        "parameter_problems": unanswered_params, "restore_failed": restore_failed,
+        "parameter_log": param_log,
+        "last_errors": {n: graph.node(n).stats.last_error for n in present
+                        if graph.node(n).stats.last_error},
+        "final_valid_answered": final_ok, "final_debug_answered": final_debug_ok,
+        "died": died, "survived": not died,
+        "node_counters": {n: dict({k: after.get(n, {}).get(k, 0) - before.get(n, {}).get(k, 0)
+                                   for k in ("received", "processed", "rejected", "dropped",
+                                             "errors")},
+                                  processing_ms_p95=after.get(n, {}).get("processing_ms_p95",
+                                                                         math.nan))
+                          for n in present},
+    })
+    return out
+
+
+def verdict(result: dict[str, Any], max_lost: float = 0.02) -> bool:
+    """Return True when every node survived and at most ``max_lost`` of valid frames were lost.
+
+    Parameter requests nobody answered count as a death of that node's service (they are in
+    ``parameter_problems``); refusals are the expected answer to bad values.
+    """
+    sent = result["valid_sent"]
+    lost_frac = result["valid_lost"] / sent if sent else 1.0
+    return bool(result["survived"] and lost_frac <= max_lost
+                and result["parameters"].get("unanswered", 0) == 0
+                and not result["stopped_early"])
+
+
+def format_result(result: dict[str, Any], max_lost: float) -> str:
+    """Return the printed report."""
+    lines = []
+    sent = result["malformed_sent"]
+    lines.append(f"malformed messages sent: {result['malformed_total']} "
+                 f"({', '.join(f'{k} {v}' for k, v in sorted(sent.items()))}) in "
+                 f"{result['rounds']} rounds, {result['fuzz_seconds']:.1f} s, seed "
+                 f"{result['seed']}")
+    keys = ("received", "processed", "rejected", "dropped", "errors")
+    rows = [["node", *keys, "p95 ms"]]
+    for n, c in result["node_counters"].items():
+        rows.append([n] + [str(c[k]) for k in keys] + [f"{c['processing_ms_p95']:.1f}"])
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for i, r in enumerate(rows):
+        lines.append("  " + "  ".join(c.ljust(w) if j == 0 else c.rjust(w)
+                                      for j, (c, w) in enumerate(zip(r, widths))))
+        if i == 0:
+            lines.append("  " + "  ".join("-" * w for w in widths))
+    p = result["parameters"]
+    lines.append(f"parameter requests: {sum(p.values())} ({p.get('accepted', 0)} accepted, "
+                 f"{p.get('refused', 0)} refused, {p.get('unanswered', 0)} unanswered)")
+    for reason, n in result["parameter_refusals"].items():
+        lines.append(f"  refused {n}x: {reason}")
+    for problem in result["parameter_problems"]:
+        lines.append(f"  problem: {problem}")
+    vs, vl = result["valid_sent"], result["valid_lost"]
+    lines.append(f"valid frames: {vs} sent, {vs - vl} answered, lost {vl} "
+                 f"({100.0 * vl / vs if vs else 0:.1f} %, limit {100 * max_lost:.1f} %)")
+    lat = result["valid_latency_ms"]
+    lines.append(f"  latency of the answered ones: median {lat['p50']:.0f} ms, max "
+                 f"{lat['max']:.0f} ms; {result['valid_late']} lost frame(s) came after the "
+                 "timeout")
+    if result["valid_after_parameter_change"]:
+        lines.append(f"  after an accepted parameter change (not counted as lost): "
+                     f"{result['valid_after_parameter_change_answered']} of "
+                     f"{result['valid_after_parameter_change']} answered")
+    if result["stopped_early"]:
+        lines.append(f"  {result['stopped_early']}")
+    for node, err in result.get("last_errors", {}).items():
+        lines.append(f"  last error of {node}: {err[:200]}")
+    if result["survived"]:
+        lines.append("survived: yes (executor running, every node answers its parameter "
+                     f"service, {result['final_valid_answered']}/3 final valid frames on "
+                     "emotion" + (f", {result['final_debug_answered']}/3 on debug_image"
+                                  if "emotion_debug_image" in result["nodes"] else "") + ")")
+    else:
+        lines.append("survived: NO")
+        for who, why in result["died"].items():
+            lines.append(f"  {who}: {why}")
+    return "\n".join(lines)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the command-line parser."""
+    p = argparse.ArgumentParser(prog="fuzz", description=__doc__.split("\n\n")[0])
+    p.add_argument("--messages", type=int, default=500, help="malformed messages to send "
+                   "(default 500)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--ratio", type=int, default=4, help="malformed messages per valid frame "
+                   "(default 4)")
+    p.add_argument("--param-every", type=int, default=5, help="every N-th round is a "
+                   "parameter round (default 5; 0 = no parameter requests)")
+    p.add_argument("--max-faces", type=int, default=500, help="most faces / emotions in one "
+                   "malformed message (default 500)")
+    p.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for a valid "
+                   "frame's result or a service answer (default 10)")
+    p.add_argument("--max-lost", type=float, default=0.02, help="fraction of valid frames "
+                   "that may go without a result (default 0.02: best-effort image transport)")
+    p.add_argument("--classifier", default="tflite", help="classifier plugin: tflite, keras")
+    p.add_argument("--model-path", default="", help="classifier model (default: the shipped "
+                   "one, else a tiny untrained Keras model made on the fly)")
+    p.add_argument("--no-smoothing", action="store_true", help="run without the smoother")
+    p.add_argument("--no-debug-image", action="store_true", help="run without the debug "
+                   "image node")
+    p.add_argument("--params-file", type=Path, help="parameter YAML (default: the installed "
+                   "config/emotion_perception.yaml)")
+    p.add_argument("--namespace", default="/fuzz", help="namespace of the graph (default /fuzz)")
+    p.add_argument("--json", type=Path, help="write all counts to this JSON file")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the fuzzer; exit status 1 when a node died or valid frames were lost."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    a = build_parser().parse_args(argv)
+    if a.messages < 1 or a.ratio < 1 or a.param_every < 0 or a.max_faces < 1 \
+            or a.timeout <= 0 or not 0.0 <= a.max_lost <= 1.0 \
+            or not a.namespace.startswith("/"):
+        print("fuzz: need --messages >= 1, --ratio >= 1, --param-every >= 0, --max-faces >= 1, "
+              "--timeout > 0, --max-lost in 0..1 and an absolute --namespace", file=sys.stderr)
+        return 2
+
+    import rclpy
+    from rclpy.signals import SignalHandlerOptions
+
+    from .soak import resolve_model
+
+    with tempfile.TemporaryDirectory(prefix="ep_fuzz_") as tmp:
+        try:
+            classifier, model, notice = resolve_model(a.classifier, a.model_path, Path(tmp))
+        except (FileNotFoundError, ValueError) as exc:
+            print(f"fuzz: {exc}", file=sys.stderr)
+            return 2
+        if notice:
+            print(notice, flush=True)
+        rclpy.init(signal_handler_options=SignalHandlerOptions.NO)
+        graph = fuzzer = None
+        try:
+            graph = ProbedGraph(model, classifier, namespace=a.namespace,
+                                smoothing=not a.no_smoothing, params_file=a.params_file,
+                                debug_image=not a.no_debug_image)
+            graph.wait_ready()
+            fuzzer = Fuzzer(a.namespace, [n.get_name() for n in graph.nodes
+                                          if n.get_name() in NODES])
+            if not fuzzer.wait_matched(60.0):
+                raise TimeoutError("the graph's topics or parameter services did not appear")
+            print(f"fuzz: {a.messages} malformed messages, {a.ratio} per valid frame, seed "
+                  f"{a.seed}, classifier {classifier} ({model}); nodes "
+                  f"{', '.join(fuzzer.clients)}", flush=True)
+            result = run_fuzz(graph, fuzzer, a.messages, a.seed, a.ratio, a.param_every,
+                              a.max_faces, a.timeout, progress=True)
+        except (RuntimeError, TimeoutError, ValueError) as exc:
+            print(f"fuzz: {exc}", file=sys.stderr)
+            return 2
+        except KeyboardInterrupt:
+            print("fuzz: interrupted", file=sys.stderr)
+            return 130
+        finally:
+            if fuzzer is not None:
+                fuzzer.close()
+            if graph is not None:
+                graph.close()
+            rclpy.try_shutdown()
+    ok = verdict(result, a.max_lost)
+    print()
+    print(format_result(result, a.max_lost))
+    print(f"verdict: {'PASS' if ok else 'FAIL'}")
+    if a.json:
+        a.json.write_text(json.dumps(result, indent=2, default=str))
+        print(f"wrote {a.json}")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
