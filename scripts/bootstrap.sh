@@ -66,6 +66,7 @@ if [ "$MODE" = "pypi-jazzy" ]; then
 else
   REQ_FILES=("$REQ/python.txt" "$REQ/constraints-system-ros.txt")
 fi
+REQ_FILES+=("$REQ/no-deps.txt")
 STAMP="$VENV/.ep-requirements"
 WANT="$MODE $(cat "${REQ_FILES[@]}" | sha256sum | cut -d' ' -f1)"
 if [ "$(cat "$STAMP" 2>/dev/null)" != "$WANT" ]; then
@@ -77,6 +78,10 @@ if [ "$(cat "$STAMP" 2>/dev/null)" != "$WANT" ]; then
   else
     "$VPY" -m pip install --quiet -c "$REQ/constraints-system-ros.txt" -r "$REQ/python.txt"
   fi
+  # Wheels wanted only for the files they carry (the BlazeFace models in mediapipe), whose
+  # declared dependencies conflict with ours: installed without them (see no-deps.txt).
+  "$VPY" -m pip install --quiet --no-deps -r "$REQ/no-deps.txt" \
+    || log "warning: requirements/no-deps.txt did not install (blazeface needs it; haar works)"
   echo "$WANT" > "$STAMP"
 else
   log "Python packages up to date ($MODE)"

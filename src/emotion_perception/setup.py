@@ -46,6 +46,7 @@ setup(
             "emotion-replay-eval = emotion_perception.bags.replay:run_main",
         ],
         "emotion_perception.detectors": [
+            "blazeface = emotion_perception.core.detectors.blazeface:BlazeFaceDetector",
             "haar = emotion_perception.core.detectors.haar:HaarDetector",
             "yunet = emotion_perception.core.detectors.yunet:YuNetDetector",
         ],

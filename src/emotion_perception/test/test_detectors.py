@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 
@@ -224,3 +225,156 @@ def test_yunet_finds_scene_faces() -> None:
         assert 0.0 <= det.score <= 1.0
     for box in truth:
         assert _best_iou(dets, box) > 0.4
+    for det in dets:  # the shared contract: rows 0 and 1 are the right and left eye
+        assert det.landmark_names[:2] == ("right_eye", "left_eye")
+        assert det.eyes() is not None and det.eyes()[0][0] < det.eyes()[1][0]
+
+
+# --- blazeface ------------------------------------------------------------------------------
+
+def _blazeface(**kwargs):
+    from emotion_perception.core.detectors.blazeface import BlazeFaceDetector
+    try:
+        return BlazeFaceDetector(**kwargs)
+    except FileNotFoundError as exc:  # the mediapipe wheel that carries the model is absent
+        pytest.skip(str(exc))
+
+
+@pytest.fixture(scope="module")
+def blazeface():
+    return _blazeface()
+
+
+@pytest.mark.parametrize("n_faces", [1, 2, 4])
+def test_blazeface_finds_the_demo_faces_with_keypoints(n_faces: int) -> None:
+    detector = _blazeface(input_side=256)
+    frame, truth = synthetic_scene_with_boxes(n_faces, t=0.4)
+    before = frame.copy()
+    dets = detector.detect(frame)
+    np.testing.assert_array_equal(frame, before)
+    assert len(dets) == n_faces
+    for box in truth:
+        assert _best_iou(dets, box) > 0.5
+    scores = [d.score for d in dets]
+    assert scores == sorted(scores, reverse=True) and all(0.5 <= s <= 1.0 for s in scores)
+    for det in dets:
+        assert det.box.clipped(640, 480) == det.box
+        assert det.landmarks.shape == (6, 2) and det.landmarks.dtype == np.float32
+        assert det.landmark_names == ("right_eye", "left_eye", "nose_tip", "mouth_center",
+                                      "right_ear_tragion", "left_ear_tragion")
+        x, y, w, h = det.box.as_tuple()
+        right, left = det.eyes()
+        nose, mouth = det.landmarks[2], det.landmarks[3]
+        # upright faces: the person's right eye is the left one in the image, both above
+        # the nose, the nose above the mouth, all inside the box
+        assert x < right[0] < left[0] < x + w
+        assert max(right[1], left[1]) < nose[1] < mouth[1] < y + h
+        assert left[0] - right[0] > 0.25 * w
+    # gray, (H, W, 1) and BGRA frames: the same faces
+    gray = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
+    for other in (gray, gray[:, :, None], cv2.cvtColor(frame, cv2.COLOR_BGR2BGRA)):
+        found = detector.detect(other)
+        assert len(found) == n_faces and all(_best_iou(found, b) > 0.5 for b in truth)
+
+
+@pytest.mark.parametrize("model, input_side", [("short", 0), ("short", 192), ("full", 0)])
+def test_blazeface_models_and_input_sizes(model: str, input_side: int) -> None:
+    detector = _blazeface(model=model, input_side=input_side)
+    frame, truth = synthetic_scene_with_boxes(2, t=1.0)
+    dets = detector.detect(frame)
+    assert len(dets) == 2 and all(_best_iou(dets, b) > 0.5 for b in truth)
+    # another frame size resizes the input (short) or letterboxes it (full): same faces
+    small = cv2.resize(frame, (320, 240), interpolation=cv2.INTER_AREA)
+    half = [Box(b.x // 2, b.y // 2, b.w // 2, b.h // 2) for b in truth]
+    dets = detector.detect(small)
+    assert len(dets) == 2 and all(_best_iou(dets, b) > 0.5 for b in half)
+
+
+def test_blazeface_keypoints_turn_with_the_face() -> None:
+    from emotion_perception.core.preprocessing import eye_roll
+
+    detector = _blazeface(input_side=256)
+    frame, (box,) = synthetic_scene_with_boxes(1)
+    (upright,) = detector.detect(frame)
+    base = math.degrees(eye_roll(upright.eyes()))
+    assert abs(base) < 6.0
+    for degrees in (-20.0, 20.0):
+        # cv2's positive angle turns the image counter-clockwise on screen: the person's
+        # left eye (right in the image) goes up, the eye line's angle becomes -degrees
+        # (the keypoints of a 100 px face at input_side 256 are good to a few degrees)
+        turn = cv2.getRotationMatrix2D(box.center, degrees, 1.0)
+        turned = cv2.warpAffine(frame, turn, (640, 480), borderMode=cv2.BORDER_REPLICATE)
+        (det,) = detector.detect(turned)
+        assert math.degrees(eye_roll(det.eyes())) - base == pytest.approx(-degrees, abs=10.0)
+
+
+def test_blazeface_blank_and_bad_images(blazeface) -> None:
+    assert blazeface.detect(np.full((480, 640, 3), 128, np.uint8)) == []
+    with pytest.raises(ValueError, match="uint8"):
+        blazeface.detect(np.zeros((48, 48), np.float32))
+    with pytest.raises(ValueError, match="shape"):
+        blazeface.detect(np.zeros((48, 48, 2), np.uint8))
+
+
+def test_blazeface_anchor_grids_match_the_models() -> None:
+    from emotion_perception.core.detectors.blazeface import MODELS, make_anchors
+    anchors = make_anchors(MODELS["short"], 128, 128)
+    assert anchors.shape == (896, 2)  # 16x16 cells x 2 + 8x8 cells x 6
+    np.testing.assert_allclose(anchors[:2], [[4.0, 4.0], [4.0, 4.0]])
+    np.testing.assert_allclose(anchors[512], [8.0, 8.0])  # first stride-16 cell
+    assert make_anchors(MODELS["short"], 256, 192).shape == (32 * 24 * 2 + 16 * 12 * 6, 2)
+    assert make_anchors(MODELS["full"], 192, 192).shape == (48 * 48, 2)
+
+
+def test_weighted_nms_merges_overlaps_by_score() -> None:
+    from emotion_perception.core.detectors.blazeface import weighted_nms
+    boxes = np.array([[0, 0, 10, 10], [1, 0, 11, 10], [50, 50, 60, 60]], np.float64)
+    points = np.array([[[2.0, 2.0]], [[4.0, 2.0]], [[55.0, 55.0]]])
+    scores = np.array([0.6, 0.9, 0.7])
+    out = weighted_nms(boxes, points, scores, 0.3)
+    assert [round(s, 2) for _, _, s in out] == [0.9, 0.7]
+    (box, pts, _), (far, _, _) = out
+    np.testing.assert_allclose(box, [0.6, 0, 10.6, 10])  # (0.6 * 0 + 0.9 * 1) / 1.5
+    np.testing.assert_allclose(pts, [[3.2, 2.0]])
+    np.testing.assert_allclose(far, boxes[2])
+    assert len(weighted_nms(boxes, points, scores, 1.0)) == 3  # nothing overlaps by > 1
+
+
+@pytest.mark.parametrize("kwargs, name", [
+    (dict(model="medium"), "model"),
+    (dict(input_side=32), "input_side"),
+    (dict(input_side=100.5), "input_side"),
+    (dict(score_threshold=1.0), "score_threshold"),
+    (dict(nms_threshold=-0.1), "nms_threshold"),
+    (dict(min_size=-1), "min_size"),
+    (dict(num_threads=0), "num_threads"),
+])
+def test_blazeface_parameter_errors(kwargs: dict, name: str) -> None:
+    from emotion_perception.core.detectors.blazeface import BlazeFaceDetector
+    with pytest.raises(ValueError, match=name):
+        BlazeFaceDetector(**kwargs)
+
+
+def test_blazeface_model_files(tmp_path: Path, blazeface) -> None:
+    from emotion_perception.core.detectors.blazeface import BlazeFaceDetector, installed_model
+    with pytest.raises(FileNotFoundError, match="model_path"):
+        BlazeFaceDetector(model_path=str(tmp_path / "missing.tflite"))
+    bad = tmp_path / "broken_blazeface.tflite"
+    bad.write_bytes(b"not a flatbuffer" * 20)
+    with pytest.raises(ModelError, match="broken_blazeface.tflite"):
+        BlazeFaceDetector(model_path=str(bad))
+    # the other model's file under the short model's name: its shapes are refused
+    full = installed_model("face_detection_full_range_sparse.tflite")
+    with pytest.raises(ModelError, match="input"):
+        BlazeFaceDetector(model="short", model_path=str(full))
+    with pytest.raises(FileNotFoundError, match="mediapipe"):
+        installed_model("no_such_model.tflite")
+    assert blazeface.path.name == "face_detection_short_range.tflite"
+
+
+def test_blazeface_is_a_registered_plugin_with_a_calibrated_framing(blazeface) -> None:
+    from emotion_perception.core import plugins
+    assert plugins.available("detector")["blazeface"].endswith(":BlazeFaceDetector")
+    margin, offset = blazeface.crop_framing
+    assert 0.0 <= margin <= 0.3 and -0.2 <= offset < 0.0  # the box sits low on FER faces
+    assert HaarDetector.crop_framing != blazeface.crop_framing

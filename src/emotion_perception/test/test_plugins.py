@@ -14,7 +14,7 @@ from emotion_perception.core.plugins import PluginError, available, create, load
 
 
 def test_available_lists_builtins() -> None:
-    assert {"haar", "yunet"} <= set(available("detector"))
+    assert {"blazeface", "haar", "yunet"} <= set(available("detector"))
     assert {"keras", "tflite"} <= set(available("classifier"))
     assert {"none", "ema", "hysteresis", "lstm"} <= set(available("smoother"))
     assert available("emotion_perception.detectors") == available("detector")
@@ -37,7 +37,8 @@ def test_create_builtin_detector() -> None:
 
 def test_builtin_classes_load_and_carry_their_names() -> None:
     for kind in ("detector", "classifier"):
-        for name in ("haar", "yunet") if kind == "detector" else ("keras", "tflite"):
+        names = ("blazeface", "haar", "yunet") if kind == "detector" else ("keras", "tflite")
+        for name in names:
             assert load_class(kind, name).name == name
 
 

@@ -23,6 +23,7 @@ GROUPS = {
 
 BUILTINS: dict[str, dict[str, str]] = {
     "emotion_perception.detectors": {
+        "blazeface": "emotion_perception.core.detectors.blazeface:BlazeFaceDetector",
         "haar": "emotion_perception.core.detectors.haar:HaarDetector",
         "yunet": "emotion_perception.core.detectors.yunet:YuNetDetector",
     },

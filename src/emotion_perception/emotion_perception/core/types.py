@@ -49,11 +49,37 @@ class Box:
 
 @dataclass
 class FaceDetection:
-    """One face found by a detector in one image."""
+    """One face found by a detector in one image.
+
+    ``landmarks`` (optional): (K, 2) float32 keypoints in the image's pixel coordinates.
+    Whatever the detector, when present row 0 is the subject's right eye and row 1 the left
+    eye (the person's right: the left one in an unmirrored image), row 2 (when K >= 3) the
+    nose tip; further rows are detector specific and named in ``landmark_names`` (one name
+    per row when given). The aligned crops use the two eyes (:meth:`eyes`).
+    """
 
     box: Box
     score: float = 1.0
-    landmarks: np.ndarray | None = None  # (K, 2) pixel coordinates, detector specific
+    landmarks: np.ndarray | None = None
+    landmark_names: tuple[str, ...] = ()
+
+    def eyes(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """Return (right eye, left eye) pixel positions, or None without landmarks."""
+        return eye_points(self.landmarks)
+
+
+def eye_points(landmarks: np.ndarray | None) -> tuple[np.ndarray, np.ndarray] | None:
+    """Return rows 0 and 1 (right, left eye) of ``landmarks`` as float64, or None.
+
+    None when there are no landmarks, fewer than two, or they are not finite.
+    """
+    if landmarks is None:
+        return None
+    points = np.asarray(landmarks, dtype=np.float64)
+    if points.ndim != 2 or points.shape[0] < 2 or points.shape[1] != 2 \
+            or not np.isfinite(points[:2]).all():
+        return None
+    return points[0], points[1]
 
 
 @dataclass
@@ -66,6 +92,7 @@ class TrackedFace:
     confirmed: bool
     hits: int = 1
     misses: int = 0
+    landmarks: np.ndarray | None = None  # this frame's detection keypoints (FaceDetection)
 
 
 @dataclass

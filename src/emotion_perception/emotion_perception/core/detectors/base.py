@@ -3,10 +3,15 @@
 Contract: ``detect(image)`` takes one image as a NumPy array, uint8, either (H, W) grayscale or
 (H, W, 3) BGR, and returns the faces in it as :class:`FaceDetection` with boxes in that image's
 pixel coordinates, clipped to it, scores in [0, 1], best first. It never keeps a reference to
-the image. Constructors take keyword parameters only and raise ``ValueError`` naming the
-parameter when one is out of range, ``FileNotFoundError`` naming the file when a model file is
-missing. Third-party detectors register under the entry-point group
-``emotion_perception.detectors``.
+the image. Keypoints are optional: a detector that finds them sets ``FaceDetection.landmarks``
+to a (K, 2) float32 array of pixel positions whose first two rows are the subject's right and
+left eye and third (when K >= 3) the nose tip, the rest named in ``landmark_names`` (``yunet``:
+5 points with the mouth corners; ``blazeface``: 6 with the mouth centre and ear tragions);
+the aligned crops rotate each face upright with the two eyes. Detectors without keypoints
+(``haar``) leave ``landmarks`` None and their faces are cropped unrotated. Constructors take
+keyword parameters only and raise ``ValueError`` naming the parameter when one is out of
+range, ``FileNotFoundError`` naming the file when a model file is missing. Third-party
+detectors register under the entry-point group ``emotion_perception.detectors``.
 """
 
 from __future__ import annotations
@@ -23,6 +28,11 @@ class FaceDetector(ABC):
 
     #: plugin name, set by subclasses
     name: str = ""
+    #: (margin, offset) of the face crops that look most like FER2013 training faces for this
+    #: detector's boxes (see ``preprocessing.crop_face``), used when the ``crop_margin``
+    #: parameter is -1 (the default); subclasses measure theirs with
+    #: ``emotion-eval-detectors --calibrate`` on Training faces
+    crop_framing: tuple[float, float] = (0.1, 0.0)
 
     @abstractmethod
     def detect(self, image: np.ndarray) -> list[FaceDetection]:

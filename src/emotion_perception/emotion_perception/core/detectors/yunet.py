@@ -19,6 +19,9 @@ from ..types import FaceDetection
 from .base import FaceDetector
 from .haar import box_to_full, check_downscale, check_image, scale_for_detection
 
+#: YuNet's landmark order (the person's right/left: right eye is the left one in the image)
+LANDMARK_NAMES = ("right_eye", "left_eye", "nose_tip", "right_mouth_corner",
+                  "left_mouth_corner")
 YUNET_SOURCE = ("the OpenCV model zoo, "
                 "https://github.com/opencv/opencv_zoo/tree/main/models/face_detection_yunet "
                 "(e.g. face_detection_yunet_2023mar.onnx)")
@@ -105,6 +108,7 @@ class YuNetDetector(FaceDetector):
                 continue
             landmarks = (row[4:14].reshape(5, 2) / scale).astype(np.float32)
             score = float(np.clip(row[14], 0.0, 1.0))
-            faces.append(FaceDetection(box=box, score=score, landmarks=landmarks))
+            faces.append(FaceDetection(box=box, score=score, landmarks=landmarks,
+                                       landmark_names=LANDMARK_NAMES))
         faces.sort(key=lambda f: f.score, reverse=True)
         return faces

@@ -1,0 +1,306 @@
+"""BlazeFace face detector (plugin ``blazeface``): a small SSD-style CNN with six keypoints.
+
+The models are Google MediaPipe's face detectors, run here with LiteRT (``ai_edge_litert``,
+which the ``tflite`` classifier uses too); the decoding below is this package's own, written
+from the models' published format:
+
+* ``short``: ``face_detection_short_range.tflite``, a 128x128 RGB input; 896 anchors on a
+  16x16 grid (stride 8, 2 anchors per cell) and an 8x8 grid (stride 16, 6 per cell). Meant for
+  faces that fill a good part of the frame (a person within about 2 m of the camera).
+* ``full``: ``face_detection_full_range_sparse.tflite``, a 192x192 input; 2304 anchors on a
+  48x48 grid (stride 4, one per cell). Finds smaller faces (up to about 5 m) for more work.
+
+Each model returns, per anchor, 16 regression values (box centre x, y, width, height, then six
+keypoints x, y, all in input pixels relative to the anchor centre) and one score logit. The
+frame is letterboxed into the square input (aspect kept, black padding, RGB scaled to [-1, 1]);
+anchors with a sigmoid score >= ``score_threshold`` are decoded and merged by weighted
+non-maximum suppression (each kept face is the score-weighted mean of the candidates that
+overlap it by IoU > ``nms_threshold``, as in MediaPipe's graphs), then mapped back to frame
+pixels.
+
+Keypoints (``FaceDetection.landmarks``, (6, 2), in :data:`KEYPOINT_NAMES` order): the
+subject's right eye, left eye, nose tip, mouth centre, right and left ear tragion ("right" is
+the person's right: the left one in an unmirrored image).
+
+Model files: never shipped with this package and never downloaded at run time. By default
+they are read from where the ``mediapipe`` wheel installs them (``mediapipe/modules/
+face_detection/``), located through the wheel's installed file list without importing
+``mediapipe`` (its own dependencies, NumPy < 2 and protobuf < 5, conflict with this
+project's TensorFlow, so the bootstrap installs it with ``--no-deps``; see
+``requirements/no-deps.txt``). ``model_path`` names another copy of the file instead.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from ..classifiers.base import ModelError
+from ..types import Box, FaceDetection
+from .base import FaceDetector
+from .haar import check_image
+
+KEYPOINT_NAMES = ("right_eye", "left_eye", "nose_tip", "mouth_center", "right_ear_tragion",
+                  "left_ear_tragion")
+MEDIAPIPE_DIR = "mediapipe/modules/face_detection"
+MEDIAPIPE_HINT = ("install the mediapipe wheel without its dependencies (pip install "
+                  "--no-deps -r requirements/no-deps.txt; scripts/bootstrap.sh does this) or "
+                  "set blazeface.model_path to a copy of the file")
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """The fixed format of one BlazeFace variant."""
+
+    file_name: str
+    input_size: int               # square input side in pixels
+    strides: tuple[int, ...]      # one entry per anchor layer (MediaPipe's SSD anchor layers)
+    two_per_layer: bool           # each layer has 2 anchors per cell (else 1)
+    resizable: bool               # fully convolutional: takes other input sizes
+    #: (crop margin, crop offset) measured with ``emotion-eval-detectors --calibrate --split
+    #: Training --limit 2000 --seed 1``: the FER2013 face square is 1.20-1.22 box sides
+    #: (short range, input_side 128-256) or 1.15 (full range) and its centre 0.095 (0.05)
+    #: box sides above the box centre
+    crop_framing: tuple[float, float] = (0.1, 0.0)
+
+
+MODELS = {
+    "short": ModelSpec("face_detection_short_range.tflite", 128, (8, 16, 16, 16), True, True,
+                       (0.105, -0.095)),
+    # its graph reshapes to a fixed anchor count: the input stays 192x192 (letterboxed)
+    "full": ModelSpec("face_detection_full_range_sparse.tflite", 192, (4,), False, False,
+                      (0.075, -0.05)),
+}
+_VALUES = 16          # regression values per anchor: box (4) + 6 keypoints x (x, y)
+_LOGIT_CLIP = 100.0   # score logits are clipped to +-100 before the sigmoid (as MediaPipe)
+
+
+def make_anchors(spec: ModelSpec, width: int, height: int) -> np.ndarray:
+    """Return the (N, 2) anchor centres of ``spec`` for a width x height input, in pixels.
+
+    Consecutive layers with the same stride share one grid; every cell of that grid gets
+    the anchors of all those layers (2 or 1 each). The order is grid by grid, row-major over
+    the cells, the anchors of one cell together: the order of the model's outputs.
+    """
+    centres = []
+    i = 0
+    while i < len(spec.strides):
+        stride, per_cell = spec.strides[i], 0
+        while i < len(spec.strides) and spec.strides[i] == stride:
+            per_cell += 2 if spec.two_per_layer else 1
+            i += 1
+        cols, rows = int(math.ceil(width / stride)), int(math.ceil(height / stride))
+        ys, xs = np.mgrid[0:rows, 0:cols]
+        grid = np.stack([(xs + 0.5) * width / cols, (ys + 0.5) * height / rows],
+                        axis=-1).reshape(-1, 1, 2)
+        centres.append(np.repeat(grid, per_cell, axis=1).reshape(-1, 2))
+    return np.concatenate(centres).astype(np.float64)
+
+
+def installed_model(file_name: str) -> Path:
+    """Return the path of ``file_name`` inside the installed mediapipe wheel (not imported)."""
+    from importlib.metadata import PackageNotFoundError, distribution
+
+    try:
+        dist = distribution("mediapipe")
+    except PackageNotFoundError:
+        raise FileNotFoundError(f"BlazeFace model {file_name}: the mediapipe wheel that carries "
+                                f"it is not installed; {MEDIAPIPE_HINT}") from None
+    path = Path(str(dist.locate_file(f"{MEDIAPIPE_DIR}/{file_name}")))
+    if not path.is_file():
+        raise FileNotFoundError(f"BlazeFace model {file_name}: not found at {path} (mediapipe "
+                                f"{dist.version} is installed, but its wheel lacks the file; "
+                                f"versions 0.10.14-0.10.21 carry it); {MEDIAPIPE_HINT}")
+    return path
+
+
+def weighted_nms(boxes: np.ndarray, points: np.ndarray, scores: np.ndarray,
+                 iou_threshold: float) -> list[tuple[np.ndarray, np.ndarray, float]]:
+    """Merge overlapping candidates; return [(box, points, score)], best first.
+
+    ``boxes`` (N, 4) as (x0, y0, x1, y1), ``points`` (N, K, 2), ``scores`` (N,). The best
+    remaining candidate and every other one overlapping it by IoU > ``iou_threshold`` form a
+    cluster; the cluster becomes one face whose box and points are the score-weighted mean of
+    its members and whose score is the best member's.
+    """
+    order = np.argsort(-scores, kind="stable")
+    boxes, points, scores = boxes[order], points[order], scores[order]
+    sides = np.clip(boxes[:, 2:] - boxes[:, :2], 0, None)
+    areas = sides[:, 0] * sides[:, 1]
+    alive = np.ones(len(scores), bool)
+    out = []
+    for i in range(len(scores)):
+        if not alive[i]:
+            continue
+        rest = np.flatnonzero(alive)
+        ix0 = np.maximum(boxes[i, 0], boxes[rest, 0])
+        iy0 = np.maximum(boxes[i, 1], boxes[rest, 1])
+        ix1 = np.minimum(boxes[i, 2], boxes[rest, 2])
+        iy1 = np.minimum(boxes[i, 3], boxes[rest, 3])
+        inter = np.clip(ix1 - ix0, 0, None) * np.clip(iy1 - iy0, 0, None)
+        union = areas[i] + areas[rest] - inter
+        iou = np.where(union > 0, inter / np.where(union > 0, union, 1.0), 0.0)
+        members = rest[(iou > iou_threshold) | (rest == i)]
+        alive[members] = False
+        weights = scores[members] / scores[members].sum()
+        out.append((weights @ boxes[members], np.tensordot(weights, points[members], 1),
+                    float(scores[i])))
+    return out
+
+
+class BlazeFaceDetector(FaceDetector):
+    """MediaPipe BlazeFace (short or full range) through LiteRT; six keypoints per face.
+
+    ``input_side``: the frame is scaled (aspect kept) so that its longer side is this many
+    pixels; the short-range model is fully convolutional, so its input is that scaled frame
+    padded to multiples of 16 and its anchor grids follow; the full-range one has a fixed
+    192x192 input the frame is letterboxed into, whatever ``input_side`` says. 0 = the
+    model's own square side (128). A larger input finds smaller faces for more work (about
+    proportional to its pixels).
+    ``min_size`` drops faces whose box side is smaller (full-resolution pixels; 0 = keep
+    all). ``num_threads`` is the interpreter's thread count (1: the detector is one stage of a
+    pipeline running on a small CPU).
+    """
+
+    name = "blazeface"
+
+    def __init__(self, model: str = "short", model_path: str = "", input_side: int = 0,
+                 score_threshold: float = 0.5, nms_threshold: float = 0.3,
+                 min_size: int = 0, num_threads: int = 1) -> None:
+        if model not in MODELS:
+            raise ValueError(f"model must be one of {', '.join(MODELS)}, got {model!r}")
+        if int(input_side) != input_side or not (input_side == 0 or 64 <= input_side <= 1024):
+            raise ValueError(f"input_side must be 0 (the model's own) or an integer in "
+                             f"[64, 1024] pixels, got {input_side}")
+        if not 0.0 < score_threshold < 1.0:
+            raise ValueError(f"score_threshold must be in (0, 1), got {score_threshold}")
+        if not 0.0 <= nms_threshold <= 1.0:
+            raise ValueError(f"nms_threshold must be in [0, 1], got {nms_threshold}")
+        if int(min_size) != min_size or min_size < 0:
+            raise ValueError(f"min_size must be an integer >= 0 pixels, got {min_size}")
+        if int(num_threads) != num_threads or num_threads < 1:
+            raise ValueError(f"num_threads must be an integer >= 1, got {num_threads}")
+        if not isinstance(model_path, str):
+            raise ValueError(f"model_path must be a string, got {model_path!r}")
+        self.spec = MODELS[model]
+        self.model = model
+        self.crop_framing = self.spec.crop_framing
+        # a fixed-input model ignores input_side (so one configuration serves both models)
+        self.input_side = (int(input_side) if self.spec.resizable else 0) \
+            or self.spec.input_size
+        self.score_threshold = float(score_threshold)
+        self.nms_threshold = float(nms_threshold)
+        self.min_size = int(min_size)
+        self._min_logit = math.log(self.score_threshold / (1.0 - self.score_threshold))
+        if model_path.strip():
+            self.path = Path(model_path).expanduser()
+            if not self.path.is_file():
+                raise FileNotFoundError(f"blazeface model_path {model_path!r} does not exist")
+        else:
+            self.path = installed_model(self.spec.file_name)
+        # the tflite classifier's LiteRT loader (tf.lite when LiteRT is missing), imported
+        # here so that LiteRT loads only when this detector is used
+        from ..classifiers.tflite_classifier import _interpreter_class
+
+        try:
+            self._interp = _interpreter_class()(model_path=str(self.path),
+                                                num_threads=int(num_threads))
+            self._interp.allocate_tensors()
+        except Exception as exc:  # ValueError / RuntimeError on garbage or truncated files
+            raise ModelError(f"cannot load BlazeFace model {self.path} (parameter model_path):"
+                             f" {type(exc).__name__}: {exc}") from exc
+        side = self.spec.input_size
+        self._shape = (side, side)
+        self._check_io()
+        self._input = np.full((1, side, side, 3), -1.0, np.float32)
+        self._resize_flag = cv2.INTER_LINEAR
+        self._lock = threading.Lock()
+
+    def _check_io(self) -> None:
+        """Check the model's tensors for the current input shape; find the output indices."""
+        inputs = self._interp.get_input_details()
+        outputs = self._interp.get_output_details()
+        height, width = self._shape
+        self._anchors = make_anchors(self.spec, width, height)
+        count = len(self._anchors)
+        if len(inputs) != 1 or tuple(inputs[0]["shape"]) != (1, height, width, 3) or \
+                np.dtype(inputs[0]["dtype"]) != np.float32:
+            raise ModelError(f"BlazeFace model {self.path}: expected one float32 (1, {height}, "
+                             f"{width}, 3) input for model {self.model!r}, got "
+                             f"{[(tuple(d['shape']), np.dtype(d['dtype']).name) for d in inputs]}")
+        shapes = sorted(tuple(int(v) for v in d["shape"]) for d in outputs)
+        if shapes != [(1, count, 1), (1, count, _VALUES)]:
+            raise ModelError(f"BlazeFace model {self.path}: expected outputs (1, {count}, "
+                             f"{_VALUES}) and (1, {count}, 1) for model {self.model!r} at "
+                             f"{width}x{height}, got {shapes}")
+        self._in_index = inputs[0]["index"]
+        by_width = {int(d["shape"][2]): d["index"] for d in outputs}
+        self._reg_index, self._score_index = by_width[_VALUES], by_width[1]
+
+    def _prepare(self, image: np.ndarray) -> float:
+        """Scale ``image`` into the input tensor (resized when needed); return the scale."""
+        height, width = image.shape[:2]
+        scale = self.input_side / max(height, width)
+        new_w = max(1, int(round(width * scale)))
+        new_h = max(1, int(round(height * scale)))
+        if self.spec.resizable:
+            shape = (-(-new_h // 16) * 16, -(-new_w // 16) * 16)
+        else:
+            shape = self._shape
+        if shape != self._shape:
+            try:
+                self._interp.resize_tensor_input(self._in_index, (1, shape[0], shape[1], 3))
+                self._interp.allocate_tensors()
+            except Exception as exc:
+                raise ModelError(f"BlazeFace model {self.path} cannot take a {shape[1]}x"
+                                 f"{shape[0]} input: {type(exc).__name__}: {exc}") from exc
+            self._shape = shape
+            self._check_io()
+            self._input = np.full((1, shape[0], shape[1], 3), -1.0, np.float32)
+        small = cv2.resize(image, (new_w, new_h), interpolation=self._resize_flag)
+        channels = 1 if small.ndim == 2 else small.shape[2]
+        code = {1: cv2.COLOR_GRAY2RGB, 3: cv2.COLOR_BGR2RGB, 4: cv2.COLOR_BGRA2RGB}[channels]
+        target = self._input[0, :new_h, :new_w]
+        np.multiply(cv2.cvtColor(small, code), 1.0 / 127.5, out=target, casting="unsafe")
+        target -= 1.0  # the padding (right and bottom) stays -1, black
+        return scale
+
+    def detect(self, image: np.ndarray) -> list[FaceDetection]:
+        """Return the faces in ``image`` (uint8 gray or BGR), best first, with keypoints."""
+        image = check_image(image)
+        if image.ndim == 3 and image.shape[2] == 1:
+            image = image[:, :, 0]
+        with self._lock:
+            scale = self._prepare(image)
+            self._interp.set_tensor(self._in_index, self._input)
+            self._interp.invoke()
+            logits = self._interp.get_tensor(self._score_index)[0, :, 0]
+            keep = np.flatnonzero(logits >= self._min_logit)
+            raw = self._interp.get_tensor(self._reg_index)[0, keep].astype(np.float64)
+            anchors = self._anchors[keep]
+        if keep.size == 0:
+            return []
+        scores = 1.0 / (1.0 + np.exp(-np.clip(logits[keep].astype(np.float64), -_LOGIT_CLIP,
+                                              _LOGIT_CLIP)))
+        centre = raw[:, 0:2] + anchors  # input pixels
+        half = np.abs(raw[:, 2:4]) / 2.0
+        boxes = np.concatenate([centre - half, centre + half], axis=1)
+        points = raw[:, 4:_VALUES].reshape(-1, 6, 2) + anchors[:, None, :]
+        height, width = image.shape[:2]
+        faces = []
+        for box, pts, score in weighted_nms(boxes, points, scores, self.nms_threshold):
+            x0, y0, x1, y1 = box / scale
+            ix0, iy0 = int(round(x0)), int(round(y0))
+            full = Box(ix0, iy0, int(round(x1)) - ix0, int(round(y1)) - iy0).clipped(width,
+                                                                                     height)
+            if full.area == 0 or max(x1 - x0, y1 - y0) < self.min_size:
+                continue
+            faces.append(FaceDetection(box=full, score=float(min(1.0, max(0.0, score))),
+                                       landmarks=(pts / scale).astype(np.float32),
+                                       landmark_names=KEYPOINT_NAMES))
+        return faces
