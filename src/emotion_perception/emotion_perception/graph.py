@@ -26,23 +26,34 @@ class NodeSpec:
     parameters: dict[str, Any] = field(default_factory=dict)
 
 
-def graph_spec(image_topic: str = "", smoothing: bool = True, debug_image: bool = True
-               ) -> list[NodeSpec]:
+def graph_spec(image_topic: str = "", smoothing: bool = True, debug_image: bool = True,
+               hri: bool = False, hri_input: bool = False) -> list[NodeSpec]:
     """Return the nodes of the live graph.
 
     ``image_topic``: use an external camera topic instead of our camera node (empty = run the
     camera node, publishing ``image_raw``). With ``smoothing`` the classifier publishes
     ``emotion_raw`` and the smoother ``emotion``; without it the classifier's output is
     remapped to ``emotion`` directly.
+
+    ROS4HRI (both need hri_msgs): ``hri`` adds ``hri_bridge``, which publishes our faces and
+    emotions as /humans/faces/tracked and /humans/faces/<id>/{expression,roi,cropped}.
+    ``hri_input`` replaces camera and detector by ``hri_input``, which reads an existing
+    ROS4HRI detector's faces and publishes the expressions back under its ids (so ``hri`` adds
+    nothing then); the debug image then runs only with an ``image_topic`` to draw on.
     """
     image = image_topic or "image_raw"
     nodes: list[NodeSpec] = []
-    if not image_topic:
+    if hri_input:
+        nodes.append(NodeSpec("hri_input", "hri_input_node",
+                              "emotion_perception.nodes.hri_input_node:HriInputNode"))
+        debug_image = debug_image and bool(image_topic)
+    elif not image_topic:
         nodes.append(NodeSpec("camera", "camera_node",
                               "emotion_perception.nodes.camera_node:CameraNode"))
-    nodes.append(NodeSpec("face_detector", "face_detector_node",
-                          "emotion_perception.nodes.face_detector_node:FaceDetectorNode",
-                          {"image": image}))
+    if not hri_input:
+        nodes.append(NodeSpec("face_detector", "face_detector_node",
+                              "emotion_perception.nodes.face_detector_node:FaceDetectorNode",
+                              {"image": image}))
     nodes.append(NodeSpec("emotion_classifier", "emotion_classifier_node",
                           "emotion_perception.nodes.classifier_node:EmotionClassifierNode",
                           {} if smoothing else {"emotion_raw": "emotion"}))
@@ -53,6 +64,9 @@ def graph_spec(image_topic: str = "", smoothing: bool = True, debug_image: bool 
         nodes.append(NodeSpec("emotion_debug_image", "debug_image_node",
                               "emotion_perception.nodes.debug_image_node:DebugImageNode",
                               {"image": image}))
+    if hri and not hri_input:
+        nodes.append(NodeSpec("hri_bridge", "hri_bridge_node",
+                              "emotion_perception.nodes.hri_bridge_node:HriBridgeNode"))
     return nodes
 
 
