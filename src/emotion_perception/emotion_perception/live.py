@@ -45,6 +45,12 @@ def build_parser() -> argparse.ArgumentParser:
                    "on /emotion (no smoother node)")
     p.add_argument("--no-debug-image", action="store_true", help="do not run the annotated "
                    "debug image node (then no video is written)")
+    p.add_argument("--hri", action="store_true", help="also publish ROS4HRI faces: "
+                   "/humans/faces/tracked and /humans/faces/<id>/{expression,roi,cropped} "
+                   "(needs hri_msgs)")
+    p.add_argument("--hri-input", action="store_true", help="classify the faces of a running "
+                   "ROS4HRI detector (/humans/faces/...) instead of our camera and detector, "
+                   "and publish their expressions (needs hri_msgs)")
     p.add_argument("--set", action="append", default=[], metavar="NODE.PARAM=VALUE",
                    help="override one parameter, e.g. face_detector.max_side=480")
     p.add_argument("--namespace", default="", help="namespace of all nodes")
@@ -233,7 +239,8 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     args = build_parser().parse_args(argv)
     specs = graph_spec(args.image_topic, smoothing=not args.no_smoothing,
-                       debug_image=not args.no_debug_image)
+                       debug_image=not args.no_debug_image, hri=args.hri,
+                       hri_input=args.hri_input)
     try:
         params = node_params(args, specs)
     except (ValueError, OSError) as exc:
@@ -241,16 +248,18 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     cam = params.get("camera", {})
     source = str(cam.get("source", "auto"))
-    if not args.image_topic:
+    own_camera = any(s.name == "camera" for s in specs)
+    if own_camera:
         from .core.sources import SourceError, check_source
         try:  # a missing file would only be retried for ever, with no frame ever
             check_source(source)
         except SourceError as exc:
             print(f"live: camera: {exc}", file=sys.stderr)
             return 2
-    demo = source == "demo" or (source == "auto" and not Path("/dev/video0").exists())
+    demo = own_camera and (source == "demo"
+                           or (source == "auto" and not Path("/dev/video0").exists()))
     limit = args.frames or (150 if demo and not args.duration else 0)
-    if not args.image_topic:  # started once the graph listens (_start_camera), not before
+    if own_camera:  # started once the graph listens (_start_camera), not before
         params.setdefault("camera", {})["autostart"] = False
 
     import rclpy
