@@ -656,7 +656,7 @@ def format_result(result: dict[str, Any], max_lost: float) -> str:
                  f"{result['rounds']} rounds, {result['fuzz_seconds']:.1f} s, seed "
                  f"{result['seed']}")
     keys = ("received", "processed", "rejected", "dropped", "errors")
-    rows = [["node", *keys, "p95 ms"]]
+    rows = [["node", *keys, "proc p95 ms"]]  # processing time per message, 95th percentile
     for n, c in result["node_counters"].items():
         rows.append([n] + [str(c[k]) for k in keys] + [f"{c['processing_ms_p95']:.1f}"])
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
@@ -686,7 +686,7 @@ def format_result(result: dict[str, Any], max_lost: float) -> str:
     if result["stopped_early"]:
         lines.append(f"  {result['stopped_early']}")
     for node, err in result.get("last_errors", {}).items():
-        lines.append(f"  last error of {node}: {err[:200]}")
+        lines.append(f"  last problem {node} reported: {err[:200]}")
     if result["survived"]:
         lines.append("survived: yes (executor running, every node answers its parameter "
                      f"service, {result['final_valid_answered']}/3 final valid frames on "
