@@ -10,6 +10,8 @@
 # Use:  scripts/bootstrap.sh            (set up and build)
 #       source scripts/env.sh           (afterwards: put venv and workspace on this shell)
 # Environment: EP_VENV (venv path, default .venv), PYTHON (interpreter for a new venv).
+# A ROS 2 underlay whose Python is itself a virtual environment (ROS 2 built from source into
+# a venv) is supported: our venv sees that venv's packages through a .pth file.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -17,6 +19,44 @@ VENV="${EP_VENV:-$ROOT/.venv}"
 PYTHON="${PYTHON:-python3}"
 REQ="$ROOT/requirements"
 log() { printf '[bootstrap] %s\n' "$*" >&2; }
+
+# --- helpers (the tests source them alone: EP_BOOTSTRAP_LIB=1 source scripts/bootstrap.sh) ----
+# venv_site_packages PY: print the site-packages folders of PY when PY runs in a virtual
+# environment (sys.prefix != sys.base_prefix); status 1 for a plain interpreter.
+venv_site_packages() {
+  "$1" - <<'PY'
+import os, site, sys
+if sys.prefix == sys.base_prefix:
+    sys.exit(1)
+print("\n".join(p for p in site.getsitepackages() if os.path.isdir(p)))
+PY
+}
+
+# link_underlay_venv VENV PY: PY is the sourced ROS 2's Python. When PY is itself a venv, a
+# venv made from it does not see that venv's packages (`python -m venv` starts from the base
+# interpreter, and --system-site-packages adds the base's site-packages, not the venv's), so
+# rclpy fails there with "No module named 'ament_package'". Then add PY's site-packages to VENV
+# in a .pth file, as site directories (their own .pth files run too), searched after VENV's
+# own, so our pinned versions win; otherwise remove a stale one. Idempotent.
+link_underlay_venv() {
+  local venv="$1" py="$2" sites purelib pth want
+  purelib="$("$venv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
+  pth="$purelib/ep_ros_underlay.pth"
+  if sites="$(venv_site_packages "$py")" && [ -n "$sites" ] \
+      && [ "$("$py" -c 'import sys; print(sys.prefix)')" != "$("$venv/bin/python" -c \
+           'import sys; print(sys.prefix)')" ]; then
+    want="$(printf '%s\n' "$sites" | "$py" -c 'import sys
+print("\n".join("import site; site.addsitedir(%r)" % s.strip() for s in sys.stdin if s.strip()))')"
+    if [ "$(cat "$pth" 2>/dev/null)" != "$want" ]; then
+      printf '%s\n' "$want" > "$pth"
+      log "the ROS 2 underlay's Python ($py) is a virtual environment: $venv sees its"
+      log "packages through $pth"
+    fi
+  else
+    rm -f "$pth"
+  fi
+}
+[ -z "${EP_BOOTSTRAP_LIB:-}" ] || return 0 2>/dev/null || exit 0
 
 if [ -n "${ROS_DISTRO:-}" ] && python3 -c 'import rclpy' 2>/dev/null; then
   MODE="system-ros-${ROS_DISTRO}"
@@ -56,6 +96,16 @@ if [ ! -x "$VENV/bin/python" ]; then
     "$PYTHON" -m venv "$VENV"
   else
     "$PYTHON" -m venv --system-site-packages "$VENV"
+  fi
+fi
+if [ "$MODE" != "pypi-jazzy" ]; then
+  link_underlay_venv "$VENV" "$PYTHON"
+  if ! err="$("$VENV/bin/python" -c 'import rclpy' 2>&1)"; then
+    log "$VENV cannot import rclpy, though $PYTHON (the sourced ROS 2's Python) can:"
+    log "  ${err##*$'\n'}"
+    log "it was made by another interpreter or before this ROS 2 was sourced: remove $VENV and"
+    log "run again in a shell that sourced the ROS 2 setup (or set EP_VENV to a new path)"
+    exit 1
   fi
 fi
 VPY="$VENV/bin/python"
