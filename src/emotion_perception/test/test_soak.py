@@ -143,8 +143,10 @@ def test_short_soak_loses_no_processed_result_and_stays_responsive(
         assert all(w["rss_mb"] > 0 for w in windows)
         processed = res["classifier_processed"]
         assert processed > 0, res["node_stats"]
-        assert res["results_lost"] == 0, (processed, res["results_received"])
-        assert res["results_received"] == processed
+        # every processed frame came out, or the smoother counted it as dropped
+        assert res["results_lost"] == 0, (processed, res["results_received"],
+                                          res["smoother_dropped"])
+        assert res["results_received"] + res["smoother_dropped"] == processed
         assert graph.faces > 0  # faces were found and classified, not only empty arrays
         assert all(sum(w["errors"].values()) == 0 for w in windows), windows[-1]
 
