@@ -124,7 +124,7 @@ class TFLiteClassifier(EmotionClassifier):
 
     @property
     def interpreter(self) -> Any:
-        """Return the underlying interpreter (for tools that inspect the model's tensors)."""
+        """Return the LiteRT object that runs the model (for tools that read its tensors)."""
         return self._interp
 
     @property
