@@ -224,6 +224,10 @@ def report(results: dict[str, Any]) -> str:
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmarks and print the tables."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if "--processes" in argv:  # the graph as separate processes (ros2 launch's way)
+        from .bench_processes import main as processes_main
+        return processes_main([a for a in argv if a != "--processes"])
     p = argparse.ArgumentParser(prog="bench", description=__doc__.split("\n\n")[0])
     p.add_argument("--models-dir", default="", help="folder with emotion_net.keras and "
                    "emotion_net_{float32,float16,int8}.tflite (default: the shipped models)")
