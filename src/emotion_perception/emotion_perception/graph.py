@@ -23,7 +23,8 @@ class NodeSpec:
     executable: str               # console script in lib/emotion_perception
     module: str                   # "module:Class" for in-process composition
     remappings: dict[str, str] = field(default_factory=dict)
-    parameters: dict[str, Any] = field(default_factory=dict)
+    parameters: dict[str, Any] = field(default_factory=dict)  # over the YAML's for this node
+    namespace: str = ""           # relative to the graph's namespace ("" = the graph's own)
 
 
 def graph_spec(image_topic: str = "", smoothing: bool = True, debug_image: bool = True,
@@ -68,6 +69,107 @@ def graph_spec(image_topic: str = "", smoothing: bool = True, debug_image: bool 
         nodes.append(NodeSpec("hri_bridge", "hri_bridge_node",
                               "emotion_perception.nodes.hri_bridge_node:HriBridgeNode"))
     return nodes
+
+
+def multi_graph_spec(cameras: str | list[str], smoothing: bool = True,
+                     debug_image: bool = False, image_topic: str = "") -> list[NodeSpec]:
+    """Return the nodes of the many-camera graph: per camera a camera and a face detector.
+
+    ``cameras`` (``"front,back"`` or a list; see ``core.multicam.parse_cameras``): each gets a
+    ``camera`` node (frame_id ``<camera>_camera``) and a ``face_detector`` in namespace
+    ``<camera>``, publishing ``<camera>/image_raw`` and ``<camera>/faces``. One
+    ``emotion_classifier`` (and, with ``smoothing``, one ``emotion_smoother``) in the graph's
+    namespace serves all of them through its ``cameras`` parameter; results are on
+    ``<camera>/emotion`` (without smoothing the classifier's ``<camera>/emotion_raw`` is
+    remapped there). ``image_topic`` (relative, e.g. ``image``): no camera nodes, each
+    detector reads ``<camera>/<image_topic>`` (what the benchmark's probe publishes).
+    ``debug_image`` adds a debug image node per camera (``<camera>/debug_image``).
+    """
+    from .core.multicam import camera_frame_id, parse_cameras
+
+    names = parse_cameras(cameras)
+    if not names:
+        raise ValueError("multi_graph_spec needs at least one camera namespace")
+    if image_topic.startswith("/"):
+        raise ValueError(f"image_topic {image_topic!r} must be relative: each camera's "
+                         "detector reads it in the camera's namespace")
+    image = image_topic or "image_raw"
+    nodes: list[NodeSpec] = []
+    for cam in names:
+        if not image_topic:
+            nodes.append(NodeSpec("camera", "camera_node",
+                                  "emotion_perception.nodes.camera_node:CameraNode",
+                                  parameters={"frame_id": camera_frame_id(cam)}, namespace=cam))
+        nodes.append(NodeSpec("face_detector", "face_detector_node",
+                              "emotion_perception.nodes.face_detector_node:FaceDetectorNode",
+                              {"image": image}, namespace=cam))
+        if debug_image:
+            nodes.append(NodeSpec("emotion_debug_image", "debug_image_node",
+                                  "emotion_perception.nodes.debug_image_node:DebugImageNode",
+                                  {"image": image}, namespace=cam))
+    served = {"cameras": ",".join(names)}
+    nodes.append(NodeSpec("emotion_classifier", "emotion_classifier_node",
+                          "emotion_perception.nodes.classifier_node:EmotionClassifierNode",
+                          {} if smoothing else {f"{c}/emotion_raw": f"{c}/emotion"
+                                                for c in names}, dict(served)))
+    if smoothing:
+        nodes.append(NodeSpec("emotion_smoother", "emotion_smoother_node",
+                              "emotion_perception.nodes.smoother_node:EmotionSmootherNode",
+                              parameters=dict(served)))
+    return nodes
+
+
+def camera_sources(cameras: str, sources: str = "", default: str = "demo") -> dict[str, str]:
+    """Return {camera namespace: camera source} from multi.launch.py's arguments.
+
+    ``cameras``: a comma list (``front,back``) or a YAML file (``.yaml``/``.yml``) holding a
+    list of names or a mapping ``{name: source}`` (a source may also be ``{source: ...}``).
+    ``sources``: ``name=source`` pairs, comma separated (``front=0,back=/data/back.mp4``),
+    over the file's. Every camera without one gets ``default``. A source for a camera not in
+    the list raises ValueError (a typo would otherwise run the default silently).
+    """
+    from .core.multicam import parse_cameras
+
+    text = cameras.strip()
+    given: dict[str, str] = {}
+    if text.lower().endswith((".yaml", ".yml")):
+        path = Path(text).expanduser()
+        if not path.is_file():
+            raise ValueError(f"cameras:={cameras}: no such file")
+        raw = yaml.safe_load(path.read_text())
+        if isinstance(raw, dict) and set(raw) == {"cameras"}:
+            raw = raw["cameras"]
+        if isinstance(raw, list):
+            names = parse_cameras([str(c) for c in raw])
+        elif isinstance(raw, dict):
+            names = parse_cameras([str(c) for c in raw])
+            for name, value in raw.items():
+                if isinstance(value, dict):
+                    value = value.get("source")
+                if value is not None:
+                    given[str(name)] = str(value)
+        else:
+            raise ValueError(f"{path}: expected a list of camera namespaces or a mapping "
+                             "{namespace: source}")
+    else:
+        names = parse_cameras(text)
+    for pair in (p for p in sources.split(",") if p.strip()):
+        name, sep, value = pair.partition("=")
+        if not sep or not name.strip() or not value.strip():
+            raise ValueError(f"sources: expected name=source pairs, got {pair!r}")
+        given[name.strip()] = value.strip()
+    unknown = sorted(set(given) - set(names))
+    if unknown:
+        raise ValueError(f"sources for cameras not in the list {names}: {unknown}")
+    if not names:
+        raise ValueError("no camera namespace given (cameras:=front,back or a YAML list)")
+    return {name: given.get(name, default) for name in names}
+
+
+def join_namespace(*parts: str) -> str:
+    """Join namespaces: ``("/robot1", "front")`` -> ``/robot1/front``; ``("", "")`` -> ``""``."""
+    tokens = [t for p in parts for t in str(p).split("/") if t]
+    return "/" + "/".join(tokens) if tokens else ""
 
 
 def load_params_file(path: str | Path) -> dict[str, dict[str, Any]]:

@@ -6,6 +6,15 @@ consumer. Every face is screened where it comes in, in the subscription callback
 only, no pixel is read): at most ``max_faces`` per message (the rest dropped and counted), a
 ROI inside the image (clipped to it), a finite detection score in [0, 1], a crop whose fields
 are consistent; a face failing a check is rejected and counted, the others go on.
+
+Many cameras (parameter ``cameras``, e.g. ``front,back``): the node subscribes to
+``<camera>/faces`` of each and keeps the newest FaceArray per camera (newest wins per camera,
+never a queue; see nodes/multicam.py). When the worker is free it takes the messages of every
+camera waiting at that moment, screens their age (``max_age``) one by one, and classifies the
+faces of all of them in one inference call (``core.multicam.classify_groups``, chunked like a
+single message); each camera's results go out on ``<camera>/emotion_raw`` with that camera's
+own header (stamp, frame_id), also when it had no face. ``max_faces`` applies per message.
+Empty ``cameras`` is the single-camera node: ``faces`` -> ``emotion_raw``.
 """
 
 from __future__ import annotations
@@ -17,11 +26,13 @@ from emotion_msgs.msg import EmotionArray, FaceArray
 
 from ..builders import build_classifier
 from ..core.image_conversion import ImageConversionError, to_bgr8
+from ..core.multicam import classify_groups, parse_cameras
 from ..core.pipeline import classify_crops
 from ..core.types import TrackedFace
 from .base import RESULT_QOS, PerceptionNode, stamp_seconds
 from .convert import (check_image_msg, check_score, checked_box, estimates_to_msg,
                       image_to_numpy)
+from .multicam import CameraCounters, LatestPerCameraWorker
 
 #: crops per inference call: bounds the memory of one call whatever the face count
 INFERENCE_CHUNK = 32
@@ -35,22 +46,67 @@ class EmotionClassifierNode(PerceptionNode):
     def setup(self, values: dict[str, Any]) -> None:
         """Load the model (configure fails with the file named when it cannot)."""
         self.values = values
+        self.cameras = parse_cameras(values["cameras"])
         self.classifier = build_classifier(values)
         self.invalid = 0
+        self.camera_stats = CameraCounters(self.cameras)
+        #: per camera: its emotion_raw publisher (multi-camera mode only)
+        self._camera_pubs: dict[str, Any] = {}
+
+    def check_params(self, values: dict[str, Any], changed: set[str] | None) -> None:
+        """Refuse a malformed ``cameras`` list at configure (it is read-only)."""
+        if changed is None:
+            parse_cameras(values["cameras"])
 
     def teardown(self) -> None:
         """Release the model."""
         self.classifier = None
 
     def open_io(self) -> None:
-        """Subscribe to ``faces``, publish ``emotion_raw``."""
-        self._pub = self.add_publisher(EmotionArray, "emotion_raw", RESULT_QOS)
-        self._worker = self.add_worker(self._classify)
-        self.add_subscription(FaceArray, "faces", self._on_faces, RESULT_QOS)
+        """Subscribe to ``faces``, publish ``emotion_raw`` (per camera with ``cameras``)."""
+        if not self.cameras:
+            self._pub = self.add_publisher(EmotionArray, "emotion_raw", RESULT_QOS)
+            self._worker = self.add_worker(self._classify)
+            self.add_subscription(FaceArray, "faces", self._on_faces, RESULT_QOS)
+            return
+        for cam in self.cameras:
+            self._camera_pubs[cam] = self.add_publisher(EmotionArray, f"{cam}/emotion_raw",
+                                                        RESULT_QOS)
+
+        def locked(items: dict[str, Any]) -> None:
+            with self.state_lock:
+                self._classify_cameras(items)
+
+        self._worker = LatestPerCameraWorker(locked, self.stats, self.NODE_NAME,
+                                             self.camera_stats)
+        self._io.append(self._worker)
+        for cam in self.cameras:
+            self.add_subscription(FaceArray, f"{cam}/faces", self._camera_callback(cam),
+                                  RESULT_QOS)
+
+    def close_io(self) -> None:
+        """Destroy the I/O (the per-camera publishers too)."""
+        super().close_io()
+        self._camera_pubs = {}
 
     def diagnostics_extra(self) -> dict[str, Any]:
-        """Add the classifier name and the count of non-finite outputs."""
-        return {"classifier": self.values["classifier"], "invalid_outputs": self.invalid}
+        """Add the classifier name, the count of non-finite outputs, per-camera counters."""
+        out: dict[str, Any] = {"classifier": self.values["classifier"],
+                               "invalid_outputs": self.invalid}
+        if self.cameras:
+            out["cameras"] = ",".join(self.cameras)
+            out.update(self.camera_stats.snapshot())
+        return out
+
+    def _camera_callback(self, cam: str):
+        def on_camera_faces(msg: FaceArray) -> None:
+            self.stats.count("received")
+            self.camera_stats.count(cam, "received")
+            item = self._screen(msg)
+            worker = self._worker
+            if worker is not None:
+                worker.submit((cam, item))
+        return on_camera_faces
 
     def _on_faces(self, msg: FaceArray) -> None:
         self.stats.count("received")
@@ -82,6 +138,44 @@ class EmotionClassifierNode(PerceptionNode):
         header, kept = item
         if not self.admit(header.stamp):
             return
+        crops, tracked = self._decode(kept)
+        estimates, invalid = classify_crops(self.classifier, crops, tracked,
+                                            stamp_seconds(header.stamp), INFERENCE_CHUNK)
+        self._count_invalid(invalid)
+        self.publish_output(estimates_to_msg(header, estimates))
+        self.record(header.stamp, t0)
+
+    def _classify_cameras(self, items: dict[str, tuple[Any, list]]) -> None:
+        """Classify the waiting messages of several cameras in one inference call."""
+        t0 = time.monotonic()
+        ready = []
+        for cam, (header, kept) in items.items():
+            if not self.admit(header.stamp):
+                self.camera_stats.count(cam, "stale")
+                continue
+            crops, tracked = self._decode(kept)
+            ready.append((cam, header, crops, tracked))
+        results = classify_groups(self.classifier,
+                                  [(crops, tracked, stamp_seconds(header.stamp))
+                                   for _, header, crops, tracked in ready], INFERENCE_CHUNK)
+        for (cam, header, _, _), (estimates, invalid) in zip(ready, results):
+            self._count_invalid(invalid)
+            pub = self._camera_pubs.get(cam)
+            if pub is None:  # closing
+                return
+            pub.publish(estimates_to_msg(header, estimates))
+            self.stats.count("published")
+            self.camera_stats.count(cam, "published")
+            self.record(header.stamp, t0)
+
+    def _count_invalid(self, invalid: int) -> None:
+        if invalid:
+            self.invalid += invalid
+            self.warn_limited("nan", f"classifier returned non-finite scores for {invalid} "
+                              "face(s); dropped")
+
+    def _decode(self, kept: list) -> tuple[list, list]:
+        """Return (BGR crops, TrackedFace) of the screened faces; bad crops are rejected."""
         crops, tracked = [], []
         for face, box in kept:
             try:
@@ -92,14 +186,7 @@ class EmotionClassifierNode(PerceptionNode):
                 continue
             tracked.append(TrackedFace(face_id=int(face.face_id), box=box,
                                        score=float(face.detection_score), confirmed=True))
-        estimates, invalid = classify_crops(self.classifier, crops, tracked,
-                                            stamp_seconds(header.stamp), INFERENCE_CHUNK)
-        if invalid:
-            self.invalid += invalid
-            self.warn_limited("nan", f"classifier returned non-finite scores for {invalid} "
-                              "face(s); dropped")
-        self.publish_output(estimates_to_msg(header, estimates))
-        self.record(header.stamp, t0)
+        return crops, tracked
 
 
 def main(args: list[str] | None = None) -> None:

@@ -67,6 +67,13 @@ MAX_IMAGE_PIXELS = Param("max_image_pixels", 16_777_216, "Images (and face crops
                          "pixels are rejected (with a warning and a diagnostics counter).",
                          1, 268_435_456)
 
+# One classifier / smoother serving many cameras (nodes/multicam.py, launch/multi.launch.py).
+CAMERAS = Param("cameras", "", "Camera namespaces this node serves, comma separated "
+                "(front,back): it subscribes to <camera>/<input> of each and publishes "
+                "<camera>/<output> with that camera's header; the classifier batches the "
+                "faces of all waiting cameras into one inference call. Empty = one camera: "
+                "the plain input and output topics.", read_only=True)
+
 # Consumers of face lists: the work per message is bounded.
 MAX_FACES = Param("max_faces", 100, "At most this many faces of one message are used (the "
                   "first ones; the detector sends the largest first); the rest are dropped "
@@ -202,8 +209,9 @@ HRI_INPUT = (
 NODE_PARAMS: dict[str, tuple[Param, ...]] = {
     "camera": COMMON + CAMERA,
     "face_detector": COMMON + (MAX_IMAGE_PIXELS,) + STAMPS + DETECTOR,
-    "emotion_classifier": COMMON + (MAX_IMAGE_PIXELS, MAX_FACES) + STAMPS + CLASSIFIER,
-    "emotion_smoother": COMMON + (MAX_FACES,) + STAMPS + SMOOTHER,
+    "emotion_classifier": COMMON + (MAX_IMAGE_PIXELS, MAX_FACES, CAMERAS) + STAMPS
+    + CLASSIFIER,
+    "emotion_smoother": COMMON + (MAX_FACES, CAMERAS) + STAMPS + SMOOTHER,
     "emotion_debug_image": COMMON + (MAX_IMAGE_PIXELS, MAX_FACES) + STAMPS + DEBUG_IMAGE,
     "hri_bridge": COMMON + (MAX_FACES,) + HRI_BRIDGE,
     "hri_input": COMMON + (MAX_IMAGE_PIXELS, MAX_FACES) + HRI_INPUT,

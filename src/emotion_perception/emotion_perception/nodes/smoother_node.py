@@ -11,6 +11,12 @@ never runs on the executor thread, so it cannot block the other nodes of an in-p
 A smoother parameter changed at runtime builds a new smoother before the change is accepted
 (e.g. an ``lstm.window`` the model cannot take is refused with the reason; the running
 smoother stays). The new smoother starts without history.
+
+Many cameras (parameter ``cameras``, e.g. ``front,back``): ``<camera>/emotion_raw`` ->
+``<camera>/emotion`` for each, with one smoother (and so one set of tracks) per camera, since
+face ids are unique only within a camera: face 3 of ``front`` and face 3 of ``back`` never
+share state. Each camera has its own newest-wins slot; ``max_tracks`` bounds each camera's
+smoother. (With ``lstm`` each camera's smoother loads the model.)
 """
 
 from __future__ import annotations
@@ -22,7 +28,9 @@ from emotion_msgs.msg import EmotionArray
 
 from ..builders import BUILTIN_SMOOTHERS, build_smoother, param_prefix, smooth_estimates
 from .base import RESULT_QOS, PerceptionNode, stamp_seconds
+from ..core.multicam import parse_cameras
 from .convert import emotion_problem, estimate_to_msg, is_finite_emotion, msg_to_estimate
+from .multicam import CameraCounters, LatestPerCameraWorker
 
 
 def smooth_array(smoother, name: str, msg: EmotionArray) -> EmotionArray:
@@ -47,11 +55,27 @@ class EmotionSmootherNode(PerceptionNode):
     def setup(self, values: dict[str, Any]) -> None:
         """Create the smoother (loads the LSTM model for ``lstm``)."""
         self.values = values
-        self.smoother = build_smoother(values)
+        self.cameras = parse_cameras(values["cameras"])
+        self.camera_stats = CameraCounters(self.cameras)
+        self._camera_pubs: dict[str, Any] = {}
+        built = self._build(values)
+        self.smoother, self.smoothers = built
+
+    def _build(self, values: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+        """Return (the smoother, {camera: its own smoother}) for ``values``.
+
+        Single-camera: one smoother and no per-camera ones. With ``cameras``: one per camera
+        (``smoother`` is the first camera's, for what reads the node's smoother).
+        """
+        if not self.cameras:
+            return build_smoother(values), {}
+        per_camera = {cam: build_smoother(values) for cam in self.cameras}
+        return per_camera[self.cameras[0]], per_camera
 
     def teardown(self) -> None:
         """Drop all state."""
         self.smoother = None
+        self.smoothers = {}
 
     def _reads(self, values: dict[str, Any], key: str) -> bool:
         """Return True when the configured smoother is built with parameter ``key``."""
@@ -63,6 +87,7 @@ class EmotionSmootherNode(PerceptionNode):
     def check_params(self, values: dict[str, Any], changed: set[str] | None) -> None:
         """Refuse a runtime change of another smoother's parameter (it would do nothing)."""
         if changed is None:
+            parse_cameras(values["cameras"])  # a malformed list fails configure
             return
         for key in sorted(changed):
             if key.split(".", 1)[0] in BUILTIN_SMOOTHERS and not self._reads(values, key):
@@ -72,23 +97,59 @@ class EmotionSmootherNode(PerceptionNode):
     def prepare_params(self, values: dict[str, Any], changed: set[str]) -> Any:
         """Build the new smoother when one of its parameters changed (raises when refused)."""
         if any(self._reads(values, key) for key in changed):
-            return build_smoother(values)
+            return self._build(values)
         return None
 
     def apply_params(self, values: dict[str, Any], changed: set[str], prepared: Any) -> None:
-        """Swap the new smoother in."""
+        """Swap the new smoother(s) in."""
         if prepared is not None:
-            self.smoother = prepared
+            self.smoother, self.smoothers = prepared
 
     def open_io(self) -> None:
-        """Subscribe to ``emotion_raw``; publish ``emotion``."""
-        self._pub = self.add_publisher(EmotionArray, "emotion", RESULT_QOS)
-        self._worker = self.add_worker(self._process)
-        self.add_subscription(EmotionArray, "emotion_raw", self._on_raw, RESULT_QOS)
+        """Subscribe to ``emotion_raw``; publish ``emotion`` (per camera with ``cameras``)."""
+        if not self.cameras:
+            self._pub = self.add_publisher(EmotionArray, "emotion", RESULT_QOS)
+            self._worker = self.add_worker(self._process)
+            self.add_subscription(EmotionArray, "emotion_raw", self._on_raw, RESULT_QOS)
+            return
+        for cam in self.cameras:
+            self._camera_pubs[cam] = self.add_publisher(EmotionArray, f"{cam}/emotion",
+                                                        RESULT_QOS)
+
+        def locked(items: dict[str, Any]) -> None:
+            with self.state_lock:
+                for cam, msg in items.items():
+                    self._process(msg, cam)
+
+        self._worker = LatestPerCameraWorker(locked, self.stats, self.NODE_NAME,
+                                             self.camera_stats)
+        self._io.append(self._worker)
+        for cam in self.cameras:
+            self.add_subscription(EmotionArray, f"{cam}/emotion_raw", self._camera_callback(cam),
+                                  RESULT_QOS)
+
+    def close_io(self) -> None:
+        """Destroy the I/O (the per-camera publishers too)."""
+        super().close_io()
+        self._camera_pubs = {}
 
     def diagnostics_extra(self) -> dict[str, Any]:
-        """Add the smoother name."""
-        return {"smoother": self.values["smoother"]}
+        """Add the smoother name (and the per-camera counters)."""
+        out: dict[str, Any] = {"smoother": self.values["smoother"]}
+        if self.cameras:
+            out["cameras"] = ",".join(self.cameras)
+            out.update(self.camera_stats.snapshot())
+        return out
+
+    def _camera_callback(self, cam: str):
+        def on_camera_raw(msg: EmotionArray) -> None:
+            self.stats.count("received")
+            self.camera_stats.count(cam, "received")
+            msg = self.screen(msg)
+            worker = self._worker
+            if worker is not None:
+                worker.submit((cam, msg))
+        return on_camera_raw
 
     def _on_raw(self, msg: EmotionArray) -> None:
         self.stats.count("received")
@@ -109,12 +170,16 @@ class EmotionSmootherNode(PerceptionNode):
         msg.emotions = good
         return msg
 
-    def _process(self, msg: EmotionArray) -> None:
+    def _process(self, msg: EmotionArray, camera: str = "") -> None:
+        """Smooth one message (of ``camera``'s smoother with ``cameras``) and publish it."""
         t0 = time.monotonic()
         if not self.admit(msg.header.stamp):
+            if camera:
+                self.camera_stats.count(camera, "stale")
             return
+        smoother = self.smoothers[camera] if camera else self.smoother
         try:
-            out = smooth_array(self.smoother, self.values["smoother"], msg)
+            out = smooth_array(smoother, self.values["smoother"], msg)
         except Exception as exc:  # keep running; report
             self.stats.error(f"{type(exc).__name__}: {exc}")
             self.warn_limited("smooth", f"smoothing failed: {exc}")
@@ -123,7 +188,15 @@ class EmotionSmootherNode(PerceptionNode):
         if lost:  # the smoother produced non-finite values for these: dropped, counted
             self.stats.count("invalid_outputs", lost)
             self.warn_limited("nan", f"smoother returned non-finite values for {lost} face(s)")
-        self.publish_output(out)
+        if camera:
+            pub = self._camera_pubs.get(camera)
+            if pub is None:  # closing
+                return
+            pub.publish(out)
+            self.stats.count("published")
+            self.camera_stats.count(camera, "published")
+        else:
+            self.publish_output(out)
         self.record(msg.header.stamp, t0)
 
 

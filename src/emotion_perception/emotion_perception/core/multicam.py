@@ -1,0 +1,86 @@
+"""Many cameras on one classifier, without ROS: camera namespaces and cross-camera batching.
+
+A fleet robot has several cameras, each with its own camera and face detector, but one
+classifier (and one smoother) serves all of them: the faces of every camera waiting at that
+moment go through one inference call (:func:`classify_groups`), and each camera gets its own
+results back. Cameras are named by their ROS namespace relative to the graph's (``front``,
+``back``, ``head/left``); :func:`parse_cameras` checks a list of them.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Iterable, Sequence
+
+import numpy as np
+
+from .classifiers.base import EmotionClassifier
+from .pipeline import build_estimates
+from .types import EmotionEstimate, TrackedFace
+
+#: one namespace token: what ROS 2 accepts in a topic name (no leading digit)
+_TOKEN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def parse_cameras(spec: str | Iterable[str]) -> list[str]:
+    """Return the camera namespaces of ``spec``: a comma/space separated string or a list.
+
+    Each is relative (``front``, ``head/left``): tokens of letters, digits and ``_`` that do
+    not start with a digit, joined by ``/``. An empty spec means no camera list (the
+    single-camera graph). Duplicates and malformed names raise ValueError naming them.
+    """
+    items = re.split(r"[,\s]+", spec) if isinstance(spec, str) else [str(s) for s in spec]
+    out: list[str] = []
+    for raw in items:
+        name = raw.strip()
+        if not name:
+            continue
+        if name.startswith("/") or name.endswith("/") \
+                or not all(_TOKEN.match(t) for t in name.split("/")):
+            raise ValueError(f"camera namespace {name!r}: use relative names of letters, "
+                             "digits and '_' (not starting with a digit), joined by '/', "
+                             "e.g. front,back,head/left")
+        if name in out:
+            raise ValueError(f"camera namespace {name!r} is listed twice")
+        out.append(name)
+    return out
+
+
+def camera_frame_id(camera: str) -> str:
+    """Return the default frame_id of a camera's images: ``front`` -> ``front_camera``."""
+    return camera.replace("/", "_") + "_camera"
+
+
+def classify_groups(classifier: EmotionClassifier,
+                    groups: Sequence[tuple[Sequence[np.ndarray], Sequence[TrackedFace], float]],
+                    chunk: int = 0) -> list[tuple[list[EmotionEstimate], int]]:
+    """Classify the crops of several cameras in one inference call; split the results.
+
+    ``groups``: one ``(crops, faces, stamp)`` per camera. Every crop of every group goes into
+    one ``classifier.classify`` call (or, with ``chunk`` > 0, calls of at most ``chunk``
+    crops, as :func:`~.pipeline.classify_crops` does); returns per group what
+    ``classify_crops`` returns for it alone: (estimates of the valid rows, invalid count).
+    No call is made when no group has a crop.
+    """
+    for crops, faces, _ in groups:
+        if len(crops) != len(faces):
+            raise ValueError(f"got {len(crops)} crops for {len(faces)} faces")
+    crops_all = [c for crops, _, _ in groups for c in crops]
+    if not crops_all:
+        return [([], 0) for _ in groups]
+    if chunk <= 0 or len(crops_all) <= chunk:
+        probs, valid = classifier.classify(crops_all)
+        probs, valid = np.asarray(probs), np.asarray(valid, dtype=bool)
+    else:
+        parts = [classifier.classify(crops_all[i:i + chunk])
+                 for i in range(0, len(crops_all), chunk)]
+        probs = np.concatenate([np.asarray(p) for p, _ in parts])
+        valid = np.concatenate([np.asarray(v, dtype=bool) for _, v in parts])
+    if len(probs) != len(crops_all) or len(valid) != len(crops_all):
+        raise ValueError(f"classifier returned {len(probs)} rows for {len(crops_all)} crops")
+    out, start = [], 0
+    for crops, faces, stamp in groups:
+        end = start + len(crops)
+        out.append(build_estimates(faces, probs[start:end], valid[start:end], stamp))
+        start = end
+    return out
