@@ -18,7 +18,9 @@ from .core.tracking import FaceTracker
 from .core.types import EmotionEstimate
 from .nodes.params import prefixed
 
-BUILTIN_DETECTORS = ("haar", "yunet")
+BUILTIN_DETECTORS = ("haar", "yunet", "blazeface")
+#: built-in detectors that take the shared ``max_side`` (blazeface has blazeface.input_side)
+MAX_SIDE_DETECTORS = ("haar", "yunet")
 #: smoothers that read the parameters prefixed with their name (ema.tau, lstm.window ...)
 BUILTIN_SMOOTHERS = ("ema", "hysteresis", "lstm")
 
@@ -34,7 +36,8 @@ def detector_kwargs(values: dict[str, Any]) -> dict[str, Any]:
         raise ValueError("parameter 'plugin_params' must be a JSON object")
     if name in BUILTIN_DETECTORS:
         kwargs = prefixed(values, name)
-        kwargs["max_side"] = values["max_side"]
+        if name in MAX_SIDE_DETECTORS:
+            kwargs["max_side"] = values["max_side"]
         kwargs.update(extra)
         return kwargs
     return extra
@@ -69,13 +72,26 @@ def param_prefix(name: str, builtin: Sequence[str]) -> str:
     return name if name in builtin else ""
 
 
+def crop_framing(detector: Any, values: dict[str, Any]) -> tuple[float, float]:
+    """Return (crop margin, crop offset) for the face crops of ``detector``.
+
+    The parameters, or with ``crop_margin`` -1 (the default) the detector's own calibrated
+    ``crop_framing``.
+    """
+    if values["crop_margin"] < 0:
+        margin, offset = getattr(detector, "crop_framing", (0.1, 0.0))
+        return float(margin), float(offset)
+    return float(values["crop_margin"]), float(values["crop_offset"])
+
+
 def build_pipeline(detector_values: dict[str, Any], classifier: Any = None) -> FramePipeline:
     """Build detector + tracker (+ an optional classifier) from face_detector parameters."""
     detector = build_detector(detector_values)
     tracker = FaceTracker(**prefixed(detector_values, "tracking"))
-    return FramePipeline(detector, classifier, tracker,
-                         crop_margin=detector_values["crop_margin"],
-                         max_faces=detector_values["max_faces"])
+    margin, offset = crop_framing(detector, detector_values)
+    return FramePipeline(detector, classifier, tracker, crop_margin=margin,
+                         max_faces=detector_values["max_faces"], crop_offset=offset,
+                         crop_align=bool(detector_values["crop_align"]))
 
 
 def resolve_classifier_name(name: str, model_path: str) -> str:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+
+import cv2
 import numpy as np
 import pytest
 
@@ -11,9 +14,11 @@ from emotion_perception.core.classifiers.base import EmotionClassifier
 from emotion_perception.core.detectors.haar import HaarDetector
 from emotion_perception.core.image_conversion import array_to_image, image_to_array, to_bgr8
 from emotion_perception.core.pipeline import FramePipeline, build_estimates, classify_crops
+from emotion_perception.core.preprocessing import (crop_face, crop_geometry, eye_roll,
+                                                   square_crop_box)
 from emotion_perception.core.sample_input import demo_frames, scene_boxes
 from emotion_perception.core.tracking import FaceTracker
-from emotion_perception.core.types import Box, EmotionEstimate, TrackedFace
+from emotion_perception.core.types import Box, EmotionEstimate, FaceDetection, TrackedFace
 
 
 @pytest.fixture(scope="module")
@@ -167,6 +172,154 @@ def test_detect_only_pipeline(haar: HaarDetector) -> None:
 def test_parameter_errors(haar: HaarDetector, kwargs: dict, name: str) -> None:
     with pytest.raises(ValueError, match=name):
         FramePipeline(haar, _MeanClassifier(), **kwargs)
+
+
+# --- crop framing and alignment ---------------------------------------------------------------
+
+def _pattern_face(size: int = 200) -> tuple[np.ndarray, dict[str, tuple[float, float]]]:
+    """A white square with a face drawn in black: two eyes, a mouth bar; their centres."""
+    image = np.full((size, size), 255, np.uint8)
+    marks = {"right_eye": (70.0, 80.0), "left_eye": (130.0, 80.0), "mouth": (100.0, 145.0)}
+    for name in ("right_eye", "left_eye"):
+        cv2.circle(image, tuple(int(v) for v in marks[name]), 8, 0, -1)
+    cv2.rectangle(image, (75, 140), (125, 150), 0, -1)
+    return image, marks
+
+
+def _dark_blobs(crop: np.ndarray) -> list[tuple[float, float, float]]:
+    """Return (x, y, width / height) of the dark blobs of a gray crop, left to right."""
+    count, _, stats, centres = cv2.connectedComponentsWithStats((crop < 100).astype(np.uint8))
+    blobs = [(float(c[0]), float(c[1]), stats[i, 2] / max(stats[i, 3], 1))
+             for i, c in enumerate(centres) if i and stats[i, 4] > 20]
+    return sorted(blobs)
+
+
+@pytest.mark.parametrize("degrees", [-25.0, -10.0, 0.0, 15.0, 25.0])
+def test_aligned_crop_turns_a_rotated_face_upright(degrees: float) -> None:
+    face, marks = _pattern_face()
+    # turn the whole picture about its centre; the marks move with it
+    turn = cv2.getRotationMatrix2D((100.0, 100.0), degrees, 1.0)
+    turned = cv2.warpAffine(face, turn, (200, 200), borderValue=255)
+    moved = {k: turn @ np.array([x, y, 1.0]) for k, (x, y) in marks.items()}
+    eyes = (moved["right_eye"], moved["left_eye"])
+    assert math.degrees(eye_roll(eyes)) == pytest.approx(-degrees, abs=1e-6)
+    box = (40.0, 40.0, 120.0, 120.0)  # an axis-aligned detector box around the face
+    crop = crop_face(turned, box, 0.1, eyes=eyes)
+    assert crop.shape == (144, 144)
+    blobs = _dark_blobs(crop)
+    assert len(blobs) == 3, blobs
+    by_y = sorted(blobs, key=lambda b: b[1])
+    right, left = sorted(by_y[:2])
+    mouth = by_y[2]
+    # upright: eyes level and on the left/right where they belong, mouth below between them
+    # and wider than tall; the crop is 1.2 box sides around the box centre (100, 100)
+    assert right[1] == pytest.approx(left[1], abs=1.0)
+    assert right[0] == pytest.approx(72 - 30, abs=1.5) and left[0] == pytest.approx(72 + 30,
+                                                                                    abs=1.5)
+    assert right[1] == pytest.approx(72 - 20, abs=1.5)
+    assert mouth[0] == pytest.approx(72, abs=1.5) and mouth[1] == pytest.approx(72 + 45, abs=1.5)
+    assert mouth[2] > 3.0
+    # without the eyes, the same box gives the unrotated crop: the eyes stay tilted
+    plain = crop_face(turned, box, 0.1)
+    tilt = _dark_blobs(plain)
+    if abs(degrees) >= 10:
+        eye_pair = sorted(tilt, key=lambda b: b[1])
+        assert abs(eye_pair[0][1] - eye_pair[-1][1]) > 5.0
+
+
+def test_crop_geometry_and_offsets() -> None:
+    # offset moves the centre down the face: down the image when upright, sideways when the
+    # face lies on its side (eye line pointing down the image: angle +90 degrees)
+    assert crop_geometry((10, 20, 40, 30), 0.1, 0.0) == pytest.approx((30.0, 35.0, 48.0))
+    assert crop_geometry((10, 20, 40, 30), 0.0, -0.1) == pytest.approx((30.0, 31.0, 40.0))
+    cx, cy, side = crop_geometry((10, 20, 40, 30), 0.0, 0.25, math.pi / 2)
+    assert (cx, cy, side) == pytest.approx((20.0, 35.0, 40.0))
+    assert square_crop_box((100, 100, 50, 50), 0.0, (300, 300), offset=-0.2) == \
+        (100, 90, 50, 50)
+    assert eye_roll(None) == 0.0 and eye_roll(((5, 5), (5, 5))) == 0.0
+    assert eye_roll(((0, 0), (10, 10))) == pytest.approx(math.pi / 4)
+
+
+def test_level_eyes_give_the_unrotated_pixels() -> None:
+    """With level eyes and whole-pixel geometry the resampled crop is the plain crop."""
+    image = np.random.default_rng(1).integers(0, 255, (120, 160, 3), dtype=np.uint8)
+    box = (50, 30, 40, 40)
+    level = ((60.0, 45.0), (80.0, 45.0))
+    aligned = crop_face(image, box, 0.0, eyes=level)
+    np.testing.assert_array_equal(aligned, crop_face(image, box, 0.0))
+    assert not np.shares_memory(aligned, image)
+    one = crop_face(image[:, :, :1], box, 0.0, eyes=level)
+    assert one.shape == (40, 40, 1)
+    # a face at the image edge: a full square, the edge pixels repeated
+    edge = crop_face(image, (-10, -10, 40, 40), 0.0, eyes=((0.0, 0.0), (20.0, 0.0)))
+    assert edge.shape == (40, 40, 3)
+    np.testing.assert_array_equal(edge[0, 0], image[0, 0])
+    with pytest.raises(ValueError, match="outside"):
+        crop_face(image, (500, 500, 20, 20), 0.1, eyes=level)
+
+
+def test_pipeline_crops_use_the_keypoints_of_each_face(haar: HaarDetector) -> None:
+    face, marks = _pattern_face()
+    turn = cv2.getRotationMatrix2D((100.0, 100.0), 20.0, 1.0)
+    turned = cv2.warpAffine(face, turn, (200, 200), borderValue=255)
+    eyes = np.array([turn @ np.array([*marks[k], 1.0]) for k in ("right_eye", "left_eye")],
+                    np.float32)
+    box = Box(40, 40, 120, 120)
+    with_points = TrackedFace(face_id=1, box=box, score=1.0, confirmed=True, landmarks=eyes)
+    without = TrackedFace(face_id=2, box=box, score=1.0, confirmed=True)
+    aligned = FramePipeline(haar, None, crop_margin=0.1, crop_offset=0.05, crop_align=True)
+    a, b = aligned.crops(turned, [with_points, without])
+    np.testing.assert_array_equal(a, crop_face(turned, box.as_tuple(), 0.1, offset=0.05,
+                                               eyes=(eyes[0], eyes[1])))
+    np.testing.assert_array_equal(b, crop_face(turned, box.as_tuple(), 0.1, offset=0.05))
+    plain = FramePipeline(haar, None, crop_margin=0.1, crop_offset=0.05)
+    (c,) = plain.crops(turned, [with_points])
+    np.testing.assert_array_equal(c, b)
+
+
+def test_detect_passes_each_detections_keypoints_to_its_face() -> None:
+    class _Fixed:
+        name = "fixed"
+
+        def detect(self, image):
+            eyes = np.array([[20, 25], [40, 25]], np.float32)
+            return [FaceDetection(Box(10, 10, 40, 40), 0.9, eyes),
+                    FaceDetection(Box(100, 10, 40, 40), 0.8)]
+
+    for tracker in (None, FaceTracker(min_hits=1)):
+        pipe = FramePipeline(_Fixed(), None, tracker, crop_align=True)
+        faces = pipe.detect(np.zeros((100, 200, 3), np.uint8))
+        assert faces[0].landmarks.tolist() == [[20, 25], [40, 25]]
+        assert faces[1].landmarks is None
+
+
+def test_every_path_builds_its_crops_with_the_detectors_calibrated_framing() -> None:
+    """Nodes, emotion-eval-bag and emotion-eval-detectors: one builder, one crop function."""
+    from emotion_perception.bags.evaluate import build_pipeline as eval_pipeline, resolve_params
+    from emotion_perception.builders import build_pipeline
+    from emotion_perception.nodes.params import DETECTOR, by_name
+
+    defaults = {name: p.default for name, p in by_name(DETECTOR).items()}
+    assert defaults["crop_margin"] == -1.0 and defaults["crop_align"] is True
+    haar_values = dict(defaults, detector="haar")
+    pipe = build_pipeline(haar_values)
+    assert (pipe.crop_margin, pipe.crop_offset) == HaarDetector.crop_framing
+    explicit = build_pipeline(dict(haar_values, crop_margin=0.3, crop_offset=0.1,
+                                   crop_align=False))
+    assert (explicit.crop_margin, explicit.crop_offset, explicit.crop_align) == (0.3, 0.1,
+                                                                                 False)
+    params = resolve_params(overrides={"face_detector": {"detector": "haar"},
+                                       "emotion_classifier": {"classifier": "tflite"}})
+    offline = eval_pipeline(params)
+    assert (offline.crop_margin, offline.crop_offset, offline.crop_align) == \
+        (pipe.crop_margin, pipe.crop_offset, pipe.crop_align)
+    _, frame = next(demo_frames(1, n_faces=2))
+    node_faces, eval_faces = pipe.detect(frame), offline.detect(frame)
+    pipe.detect(frame), offline.detect(frame)  # min_hits 2: confirmed on the second frame
+    node_faces, eval_faces = pipe.detect(frame), offline.detect(frame)
+    assert len(node_faces) == 2
+    for a, b in zip(pipe.crops(frame, node_faces), offline.crops(frame, eval_faces)):
+        np.testing.assert_array_equal(a, b)
 
 
 # --- annotation -----------------------------------------------------------------------------

@@ -19,7 +19,7 @@ from .classifiers.base import EmotionClassifier
 from .detectors.base import FaceDetector
 from .preprocessing import crop_face
 from .tracking import FaceTracker
-from .types import EmotionEstimate, TrackedFace
+from .types import EmotionEstimate, TrackedFace, eye_points
 
 
 def build_estimates(faces: Sequence[TrackedFace], probabilities: np.ndarray,
@@ -66,20 +66,29 @@ class FramePipeline:
     ("untracked" in ``emotion_msgs/Emotion``). ``max_faces`` keeps the best detections only.
     ``classifier=None`` makes a detect-only pipeline (the detector node): ``detect`` and
     ``crops`` work, ``classify``/``process`` raise RuntimeError.
+    Crops (:func:`crop_face`, the same function for the nodes, bag evaluation and
+    ``emotion-eval-detectors``): squares of the box's longer side enlarged by ``crop_margin``
+    per side, moved ``crop_offset`` box sides down the face and, with ``crop_align`` and a
+    detector that gives eye keypoints, turned upright along the eye line.
     After each call ``timings`` holds the seconds spent in ``detect`` and ``classify``.
     """
 
     def __init__(self, detector: FaceDetector, classifier: EmotionClassifier | None,
                  tracker: FaceTracker | None = None, crop_margin: float = 0.1,
-                 max_faces: int = 10) -> None:
+                 max_faces: int = 10, crop_offset: float = 0.0, crop_align: bool = False
+                 ) -> None:
         if not 0.0 <= crop_margin <= 1.0:
             raise ValueError(f"crop_margin must be in [0, 1], got {crop_margin}")
+        if not -0.5 <= crop_offset <= 0.5:
+            raise ValueError(f"crop_offset must be in [-0.5, 0.5], got {crop_offset}")
         if int(max_faces) != max_faces or max_faces < 1:
             raise ValueError(f"max_faces must be an integer >= 1, got {max_faces}")
         self.detector = detector
         self.classifier = classifier
         self.tracker = tracker
         self.crop_margin = float(crop_margin)
+        self.crop_offset = float(crop_offset)
+        self.crop_align = bool(crop_align)
         self.max_faces = int(max_faces)
         self.invalid_count = 0
         self.frames = 0
@@ -100,14 +109,22 @@ class FramePipeline:
                        for d in detections]
         else:
             tracked = self.tracker.update(detections)
+        for face, det in zip(tracked, detections):  # the tracker returns one per detection
+            face.landmarks = det.landmarks
         self.last_tracked = tracked
         self.frames += 1
         self.timings["detect"] = time.perf_counter() - start
         return [face for face in tracked if face.confirmed]
 
     def crops(self, image: np.ndarray, faces: Sequence[TrackedFace]) -> list[np.ndarray]:
-        """Return the square, margin-enlarged crop of every face (views into ``image``)."""
-        return [crop_face(image, face.box.as_tuple(), self.crop_margin) for face in faces]
+        """Return the crop of every face (see the class docstring).
+
+        Unrotated crops are views into ``image``, aligned ones new arrays.
+        """
+        return [crop_face(image, face.box.as_tuple(), self.crop_margin,
+                          offset=self.crop_offset,
+                          eyes=eye_points(face.landmarks) if self.crop_align else None)
+                for face in faces]
 
     def classify(self, image: np.ndarray, faces: Sequence[TrackedFace], stamp: float
                  ) -> list[EmotionEstimate]:

@@ -7,6 +7,7 @@ model input with area interpolation, scaled to float32 in [0, 1], shaped ``(N, H
 
 from __future__ import annotations
 
+import math
 from typing import Iterable, Sequence
 
 import cv2
@@ -111,17 +112,19 @@ def merge_tta(probs: np.ndarray, n_views: int) -> np.ndarray:
     return probs.reshape(n_views, len(probs) // n_views, *probs.shape[1:]).mean(axis=0)
 
 
-def square_crop_box(box: Sequence[float], margin: float, image_shape: Sequence[int]
-                    ) -> tuple[int, int, int, int]:
+def square_crop_box(box: Sequence[float], margin: float, image_shape: Sequence[int],
+                    offset: float = 0.0) -> tuple[int, int, int, int]:
     """Grow a face box (x, y, w, h) to a square with a relative margin, clipped to the image.
 
     FER2013 faces are tightly cropped squares; the detector's box is made square around its
-    centre and enlarged by ``margin`` (0.1 = 10 % on each side) so crops resemble training data.
+    centre and enlarged by ``margin`` (0.1 = 10 % on each side) so crops resemble training data;
+    ``offset`` moves the square down by that fraction of the box side (negative: up).
     Returns integer (x, y, w, h) inside the image; w or h may be 0 for a box fully outside.
+    This is the unrotated crop; :func:`crop_geometry` and :func:`crop_face` add the rotation.
     """
     x, y, w, h = (float(v) for v in box)
     side = max(w, h) * (1.0 + 2.0 * margin)
-    cx, cy = x + w / 2.0, y + h / 2.0
+    cx, cy = x + w / 2.0, y + h / 2.0 + offset * max(w, h)
     x0 = int(round(cx - side / 2.0))
     y0 = int(round(cy - side / 2.0))
     x1 = int(round(cx + side / 2.0))
@@ -132,9 +135,81 @@ def square_crop_box(box: Sequence[float], margin: float, image_shape: Sequence[i
     return x0, y0, max(0, x1 - x0), max(0, y1 - y0)
 
 
-def crop_face(image: np.ndarray, box: Sequence[float], margin: float = 0.1) -> np.ndarray:
-    """Cut the square, margin-enlarged face region of ``box`` out of ``image`` (a view)."""
-    x, y, w, h = square_crop_box(box, margin, image.shape)
-    if w == 0 or h == 0:
+def eye_roll(eyes: tuple[Sequence[float], Sequence[float]] | None) -> float:
+    """Return the in-plane angle (radians) of the line from the right to the left eye.
+
+    ``eyes`` = (right eye, left eye) pixel positions (the person's right: the left one in an
+    unmirrored image), or None (angle 0). 0 is an upright face; positive means the left eye
+    is lower in the image (y points down), i.e. the head is turned clockwise on screen.
+    """
+    if eyes is None:
+        return 0.0
+    (rx, ry), (lx, ly) = eyes
+    dx, dy = float(lx) - float(rx), float(ly) - float(ry)
+    if not (math.isfinite(dx) and math.isfinite(dy)) or (dx == 0.0 and dy == 0.0):
+        return 0.0
+    return math.atan2(dy, dx)
+
+
+def crop_geometry(box: Sequence[float], margin: float = 0.1, offset: float = 0.0,
+                  angle: float = 0.0) -> tuple[float, float, float]:
+    """Return the face crop square as (centre x, centre y, side) in image pixels.
+
+    The square's side is the box's longer side enlarged by ``margin`` per side; its centre is
+    the box centre moved by ``offset`` box sides along the face's downward axis, which is
+    turned by ``angle`` (radians, :func:`eye_roll`) from the image's.
+    """
+    x, y, w, h = (float(v) for v in box)
+    size = max(w, h)
+    return (x + w / 2.0 - math.sin(angle) * offset * size,
+            y + h / 2.0 + math.cos(angle) * offset * size, size * (1.0 + 2.0 * margin))
+
+
+def crop_matrix(centre: tuple[float, float], side: float, angle: float, out_side: int
+                ) -> np.ndarray:
+    """Return the 2x3 affine map from crop pixels (out_side square) to image pixels.
+
+    Crop pixel centres ``(u + 0.5, v + 0.5)`` land on the square of ``side`` around
+    ``centre`` turned by ``angle``: the crop's x axis follows the eye line, so the face comes
+    out upright.
+    """
+    k = side / out_side
+    c, s = math.cos(angle) * k, math.sin(angle) * k
+    cx, cy = centre
+    half = out_side / 2.0
+    # image = centre + R(angle) * k * (crop - half), crop measured at pixel centres
+    return np.array([[c, -s, cx - c * (half - 0.5) + s * (half - 0.5) - 0.5],
+                     [s, c, cy - s * (half - 0.5) - c * (half - 0.5) - 0.5]], np.float64)
+
+
+def crop_face(image: np.ndarray, box: Sequence[float], margin: float = 0.1, *,
+              offset: float = 0.0, eyes: tuple[Sequence[float], Sequence[float]] | None = None
+              ) -> np.ndarray:
+    """Cut the face crop of ``box`` out of ``image``: the one crop function of every path.
+
+    Without ``eyes``: the square, margin-enlarged (and ``offset``-moved) region of ``box``,
+    clipped to the image, as a view. With ``eyes`` = (right eye, left eye) pixel positions
+    (a detector's keypoints, ``FaceDetection.eyes()``): the same square turned by the eye
+    line's angle, resampled (bilinear) into a new upright square array of the crop's own
+    pixel size, the image's edge pixels repeated where the square leaves the image.
+    """
+    if eyes is None:
+        x, y, w, h = square_crop_box(box, margin, image.shape, offset)
+        if w == 0 or h == 0:
+            raise ValueError(f"face box {tuple(box)} lies outside the image {image.shape[:2]}")
+        return image[y:y + h, x:x + w]
+    angle = eye_roll(eyes)
+    cx, cy, side = crop_geometry(box, margin, offset, angle)
+    height, width = image.shape[:2]
+    reach = side * (abs(math.cos(angle)) + abs(math.sin(angle))) / 2.0
+    if not side >= 1.0 or cx + reach <= 0 or cy + reach <= 0 or cx - reach >= width \
+            or cy - reach >= height:
         raise ValueError(f"face box {tuple(box)} lies outside the image {image.shape[:2]}")
-    return image[y:y + h, x:x + w]
+    out_side = max(1, int(round(side)))
+    matrix = crop_matrix((cx, cy), side, angle, out_side)
+    crop = cv2.warpAffine(image, matrix, (out_side, out_side),
+                          flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                          borderMode=cv2.BORDER_REPLICATE)
+    if image.ndim == 3 and crop.ndim == 2:  # a one-channel (H, W, 1) image stays 3-D
+        crop = crop[:, :, None]
+    return crop
