@@ -41,6 +41,7 @@ setup(
             "fuzz = emotion_perception.fuzz:main",
             "emotion-make-bag = emotion_perception.bags.make_bag:main",
             "emotion-eval-bag = emotion_perception.bags.evaluate:main",
+            "emotion-eval-detectors = emotion_perception.bags.detector_eval:main",
             "emotion-play-bag = emotion_perception.bags.replay:play_main",
             "emotion-record-bag = emotion_perception.bags.replay:record_main",
             "emotion-replay-eval = emotion_perception.bags.replay:run_main",

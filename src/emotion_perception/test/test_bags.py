@@ -421,6 +421,129 @@ def test_make_bag_cli_npz_folder_and_video(tmp_path: Path, capsys):
     assert "cannot be combined" in capsys.readouterr().err
 
 
+# -- harder scene frames (rotated faces on textured backgrounds) --------------------------------
+def _checker_faces(n: int = 6, side: int = 48) -> np.ndarray:
+    """Square gray 'faces' whose top-left quadrant is black: orientation is visible."""
+    faces = np.full((n, side, side), 220, np.uint8)
+    faces[:, :side // 2, :side // 2] = 20
+    return faces
+
+
+def test_scenes_place_turn_and_label_every_face_once():
+    from emotion_perception.bags.scenes import make_scenes
+
+    faces = _checker_faces(12)
+    labels = list(range(7)) + [0, 1, 2, 3, 4]
+    scenes = list(make_scenes(faces, labels, seed=3, sizes=(80, 160), two_face_share=0.5,
+                              photometric=False))
+    seen = [f.index for s in scenes for f in s.faces]
+    assert seen == list(range(12)) and any(len(s.faces) == 2 for s in scenes)
+    for scene in scenes:
+        assert scene.frame.shape == (480, 640, 3) and scene.frame.dtype == np.uint8
+        for face in scene.faces:
+            assert face.label == labels[face.index]
+            assert 80 <= face.side <= 160 and abs(face.angle) <= 25.0
+            corners = face.corners()
+            assert corners.min() >= 0 and corners[0].max() <= 640 and corners[1].max() <= 480
+            box = face.box
+            assert box.clipped(640, 480) == box and abs(box.w - face.side) <= 1
+            # the dark quadrant lies where the turned top-left corner went
+            tl, centre = corners[:, 0], np.asarray(face.center)
+            probe = (centre + 0.5 * (tl - centre)).round().astype(int)
+            assert scene.frame[probe[1], probe[0]].mean() < 60
+            far = (centre - 0.5 * (tl - centre)).round().astype(int)
+            assert scene.frame[far[1], far[0]].mean() > 180
+        if len(scene.faces) == 2:
+            a, b = (f.box for f in scene.faces)
+            assert a.iou(b) == 0.0
+    again = list(make_scenes(faces, labels, seed=3, sizes=(80, 160), two_face_share=0.5,
+                             photometric=False))
+    np.testing.assert_array_equal(again[0].frame, scenes[0].frame)
+    other = next(iter(make_scenes(faces, labels, seed=4)))
+    assert not np.array_equal(other.frame, scenes[0].frame)
+
+
+def test_scenes_argument_errors():
+    from emotion_perception.bags.scenes import make_scenes
+
+    faces = _checker_faces(2)
+    for kwargs, word in ((dict(sizes=(100, 500)), "sizes"), (dict(max_rotation=120), "rotation"),
+                         (dict(two_face_share=2.0), "two_face_share")):
+        with pytest.raises(ValueError, match=word):
+            make_scenes(faces, [0, 1], **kwargs)  # checked at once, before any frame
+    with pytest.raises(ValueError, match="labels"):
+        make_scenes(faces, [0])
+    with pytest.raises(ValueError, match="square"):
+        make_scenes(np.zeros((2, 48, 40), np.uint8), [0, 1])
+
+
+def test_make_bag_scenes_labels_both_faces(tmp_path: Path, capsys):
+    npz = tmp_path / "fer.npz"
+    np.savez(npz, images=_checker_faces(8), labels=np.arange(8) % 7,
+             usage=np.array(["PublicTest"] * 8))
+    assert make_bag_main(["--out", str(tmp_path / "s"), "--npz", str(npz), "--scenes",
+                          "--two-face-share", "1.0", "--max-face", "150", "--quiet"]) == 0
+    with BagReader(tmp_path / "s") as reader:
+        frames = list(reader.frames())
+    assert len(frames) == 4 and all(len(f.labels) == 2 for f in frames)
+    assert [lf.label for f in frames for lf in f.labels] == list(range(7)) + [0]
+    assert make_bag_main(["--out", str(tmp_path / "e"), "--video", str(npz), "--scenes"]) == 2
+    assert "--scenes needs --npz" in capsys.readouterr().err
+
+
+def test_detector_eval_matching_and_scores():
+    from emotion_perception.bags.detector_eval import match_faces, oracle_crop, parse_detector
+    from emotion_perception.bags.scenes import SceneFace
+    from emotion_perception.core.types import FaceDetection
+
+    faces = [SceneFace(0, 0, (100.0, 100.0), 100.0, 10.0),
+             SceneFace(1, 1, (300.0, 100.0), 100.0, 0.0)]
+    dets = [FaceDetection(Box(280, 80, 40, 40)),   # right place, far too small
+            FaceDetection(Box(60, 55, 90, 90)),    # face 0 (centre 105, 100)
+            FaceDetection(Box(270, 70, 80, 80)),   # face 1, centre 14 px off
+            FaceDetection(Box(262, 62, 80, 80))]   # face 1, centre 3 px off
+    matched, extra = match_faces(faces, dets)
+    assert matched == [1, 3] and extra == 2  # face 1 takes its closest box
+    assert parse_detector("blazeface:model=full,input_side=192") == \
+        ("blazeface:model=full,input_side=192", "blazeface", {"model": "full",
+                                                              "input_side": 192})
+    with pytest.raises(ValueError, match="key=value"):
+        parse_detector("haar:oops")
+    frame = np.zeros((200, 400, 3), np.uint8)
+    frame[50:100, 50:100] = 255  # the top-left quadrant of an unturned 100 px face at (100, 100)
+    crop = oracle_crop(frame, SceneFace(0, 0, (100.0, 100.0), 100.0, 0.0))
+    assert crop.shape == (100, 100, 3)
+    assert crop[:45, :45].min() == 255 and crop[55:, 55:].max() == 0
+
+
+def test_detector_eval_end_to_end_on_a_tiny_npz(tmp_path: Path, capsys, tiny_model_path: Path):
+    from emotion_perception.bags.detector_eval import main as eval_detectors_main
+    from emotion_perception.core.sample_input import PORTRAIT_FACE_BOX, astronaut_face
+
+    b = PORTRAIT_FACE_BOX
+    face = cv2.cvtColor(astronaut_face()[b.y - 10:b.y + b.h + 10, b.x - 10:b.x + b.w + 10],
+                        cv2.COLOR_BGR2GRAY)
+    npz = tmp_path / "faces.npz"
+    np.savez(npz, images=np.repeat(face[None], 6, axis=0), labels=np.arange(6),
+             usage=np.array(["PublicTest"] * 6))
+    out = tmp_path / "r.json"
+    assert eval_detectors_main(["--npz", str(npz), "--detector", "haar", "--model-path",
+                                str(tiny_model_path), "--min-face", "150", "--max-face", "220",
+                                "--max-rotation", "5", "--json", str(out), "--quiet"]) == 0
+    text = capsys.readouterr().out
+    assert "haar / calibrated" in text and "oracle crop" in text and "ms/frame" in text
+    rows = json.loads(out.read_text())["rows"]
+    haar = rows["haar / calibrated"]
+    assert haar["faces"] == 6 and haar["detection_rate"] >= 0.5
+    assert rows["oracle crop (true square)"]["detection_rate"] == 1.0
+    assert 0.0 <= haar["end_to_end_accuracy"] <= haar["detection_rate"]
+    assert eval_detectors_main(["--npz", str(npz), "--detector", "haar", "--calibrate",
+                                "--quiet", "--min-face", "150", "--max-face", "220"]) == 0
+    assert "crop_margin" in capsys.readouterr().out
+    assert eval_detectors_main(["--npz", str(tmp_path / "none.npz")]) == 2
+    assert "not found" in capsys.readouterr().err
+
+
 # -- scoring ---------------------------------------------------------------------------------
 def _pred(label: int, box: Box, face_id: int = 1) -> FacePrediction:
     probs = np.full(7, 0.05, np.float32)

@@ -3,6 +3,7 @@
 Examples::
 
     emotion-make-bag --out fer_test --npz fer2013_trainval.npz --limit 500 --repeat 5
+    emotion-make-bag --out fer_scenes --npz fer2013_trainval.npz --scenes   # harder frames
     emotion-make-bag --out clip --video clip.mp4 --labels clip_labels.csv
     emotion-make-bag --out faces --folder faces/            # faces/<class>/*.png
 
@@ -18,7 +19,11 @@ Ground truth comes from:
   around a face, so each face is upscaled (cubic) to ``--face-size`` pixels (default 200) and
   pasted in the middle of a ``--canvas`` frame (default 640x480) of plain background. The
   label's ``roi`` is that pasted square. ``--repeat K`` shows each face for K frames, which
-  gives constant-label segments for the flicker and lag metrics.
+  gives constant-label segments for the flicker and lag metrics. ``--scenes`` makes harder
+  frames instead (:mod:`.scenes`): faces of ``--min-face``..``--max-face`` px turned up to
+  ``--max-rotation`` degrees at random places on textured backgrounds, brightness and
+  contrast changed, ``--two-face-share`` of the frames with two faces (both labelled; roi =
+  each face's unrotated square), drawn from ``--seed``.
 * ``--labels CSV`` for ``--video`` / ``--folder``: either ``frame_index,label`` rows (one frame
   each) or ``start_s,end_s,label`` rows (every frame with ``start_s <= t < end_s``, ``t`` =
   index / fps). A header line is optional; labels are class names or indices 0-6. Frames that
@@ -270,6 +275,31 @@ def video_items(path: str | Path) -> tuple[int, Iterator[Item], float]:
     return count, gen(), fps
 
 
+def scene_items(path: str | Path, split: str | None, limit: int, canvas: tuple[int, int] | None,
+                repeat: int, seed: int = 0, sizes: tuple[float, float] = (80, 320),
+                max_rotation: float = 25.0, two_face_share: float = 0.3
+                ) -> tuple[int, Iterator[Item]]:
+    """Return (frame count, frames) of FER faces in :func:`.scenes.make_scenes` frames."""
+    from .detector_eval import load_faces
+    from .scenes import make_scenes
+
+    if canvas is None:
+        raise ValueError("--scenes needs a canvas")
+    path = Path(path)
+    images, labels = load_faces(path, split or "", limit)
+    scenes = make_scenes(images, labels, seed=seed, canvas=canvas, sizes=sizes,
+                         max_rotation=max_rotation, two_face_share=two_face_share)
+
+    def gen() -> Iterator[Item]:
+        for scene in scenes:
+            faces = [LabelFace(f.label, f.box) for f in scene.faces]
+            for _ in range(repeat):
+                yield scene.frame, faces
+
+    # about (1 + two_face_share) faces per frame; the progress bar only needs an estimate
+    return int(round(len(images) * repeat / (1.0 + two_face_share))), gen()
+
+
 # -- writing ------------------------------------------------------------------------------------
 def write_bag(out: str | Path, items: Iterator[Item], fps: float, *, total: int | None = None,
               storage: str = "mcap", topic: str = DEFAULT_IMAGE_TOPIC, frame_id: str = "camera",
@@ -341,6 +371,15 @@ def build_parser() -> argparse.ArgumentParser:
                    "640x480; folder default none = images as they are)")
     p.add_argument("--face-size", type=int, default=DEFAULT_FACE_SIZE,
                    help=f"pasted face side in pixels (default {DEFAULT_FACE_SIZE})")
+    p.add_argument("--scenes", action="store_true", help="npz: rotated faces of several sizes "
+                   "on textured backgrounds, sometimes two per frame (see the module doc)")
+    p.add_argument("--seed", type=int, default=0, help="--scenes: random seed (default 0)")
+    p.add_argument("--min-face", type=float, default=80.0, help="--scenes: smallest face side")
+    p.add_argument("--max-face", type=float, default=320.0, help="--scenes: largest face side")
+    p.add_argument("--max-rotation", type=float, default=25.0,
+                   help="--scenes: in-plane rotation range, +- degrees (default 25)")
+    p.add_argument("--two-face-share", type=float, default=0.3,
+                   help="--scenes: share of frames with two faces (default 0.3)")
     p.add_argument("--labels", type=Path, help="CSV: frame_index,label or start_s,end_s,label")
     p.add_argument("--fps", type=float, default=None, help="frame rate of the stamps (default "
                    "15; a video's own rate when known)")
@@ -365,13 +404,22 @@ def main(argv: list[str] | None = None) -> int:
         csv_labels = read_label_csv(args.labels) if args.labels else None
         fps = args.fps
         source = ""
+        if args.scenes and not args.npz:
+            raise ValueError("--scenes needs --npz")
         if args.npz:
             if csv_labels is not None:
                 raise ValueError("--labels cannot be combined with --npz (the npz has labels)")
             canvas = parse_canvas(args.canvas or "%dx%d" % DEFAULT_CANVAS)
-            total, items = npz_items(args.npz, args.split, args.limit, canvas, args.face_size,
-                                     args.repeat)
-            source = f"npz:{args.npz.name}:{args.split or 'all'}"
+            if args.scenes:
+                total, items = scene_items(args.npz, args.split, args.limit, canvas,
+                                           args.repeat, args.seed,
+                                           (args.min_face, args.max_face), args.max_rotation,
+                                           args.two_face_share)
+                source = f"npz-scenes:{args.npz.name}:{args.split or 'all'}:seed{args.seed}"
+            else:
+                total, items = npz_items(args.npz, args.split, args.limit, canvas,
+                                         args.face_size, args.repeat)
+                source = f"npz:{args.npz.name}:{args.split or 'all'}"
         elif args.folder:
             canvas = parse_canvas(args.canvas) if args.canvas else None
             total, items, by_class = folder_items(args.folder, canvas, args.face_size)
