@@ -35,3 +35,38 @@ def test_feed_at_rate_counts_what_came_back_with_latencies(rclpy_session, tiny_m
     text = report({"graph": {"ours_2face": res}, "peak_rss_mb": 123.0})
     assert "ours_2face" in text and f"{res['throughput_fps']:.1f}" in text
     assert "123 MB" in text
+
+
+def test_detector_table_prints_recall_beside_the_milliseconds():
+    """A detector that finds nothing scores recall 0, one that finds every face 1; both show."""
+    from emotion_perception.bags.scenes import make_scenes
+    from emotion_perception.bench import bench_detectors, detector_recall, recall_faces, report
+    from emotion_perception.core.types import FaceDetection
+
+    images, labels, source = recall_faces("", 6)
+    assert images.shape[0] == 6 and "portrait" in source
+    scenes = list(make_scenes(images, labels, seed=0))
+
+    class _Blind:
+        def detect(self, image):
+            return []
+
+    class _Oracle:
+        def __init__(self):
+            self.frames = iter(scenes)
+
+        def detect(self, image):
+            return [FaceDetection(f.box, 1.0) for f in next(self.frames).faces]
+
+    assert detector_recall(_Blind(), scenes)["recall"] == 0.0
+    perfect = detector_recall(_Oracle(), scenes)
+    assert perfect["recall"] == 1.0 and perfect["false_positives_per_frame"] == 0.0
+    assert perfect["faces"] == 6
+
+    results = bench_detectors(2, "", recall_count=4)
+    assert results["_recall_frames"]["frames"] >= 2
+    haar = results["haar, max_side 320"]
+    assert 0.0 <= haar["recall"] <= 1.0 and haar["ms"]["n"] == 2
+    text = report({"detectors": results, "peak_rss_mb": 1.0})
+    assert "recall %" in text and f"{100 * haar['recall']:.1f}" in text
+    assert "portrait" in text
