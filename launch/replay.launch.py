@@ -2,7 +2,7 @@
 
     ros2 launch emotion_perception replay.launch.py bag:=/data/fer_test
         [record:=/data/fer_test_out] [player:=ours|ros2] [lockstep:=true] [rate:=1.0]
-        [image_topic:=...] [detector:=haar] [yunet_model:=...] [classifier:=keras]
+        [image_topic:=...] [detector:=blazeface] [yunet_model:=...] [classifier:=keras]
         [model_path:=...] [smoothing:=true] [smoother:=ema] [params_file:=...]
         [dds_profile:=auto|none|FILE]
 
@@ -53,7 +53,8 @@ ARGUMENTS = {
     "start_delay": ("5.0", "ros2 player: seconds to wait for the graph before playing"),
     "grace": ("2.0", "seconds between the end of playback and shutdown"),
     "image_topic": ("", "the bag's image topic (empty: its only image topic)"),
-    "detector": ("haar", "face detector plugin: haar, yunet or a third-party name"),
+    "detector": ("blazeface", "face detector plugin: blazeface, haar, yunet or a third-party "
+                 "name"),
     "yunet_model": COMMON_ARGUMENTS["yunet_model"],
     "classifier": ("auto", "emotion classifier plugin: auto (by model_path), keras, tflite, ..."),
     "model_path": ("", "classifier model file (empty: the shipped model)"),
@@ -87,11 +88,14 @@ def _actions(context):
         "emotion_classifier": {"classifier": arg["classifier"], "model_path": arg["model_path"]},
         "emotion_smoother": {"smoother": arg["smoother"]},
     }
+    specs = graph_spec(image_topic, smoothing=smoothing, debug_image=truthy(arg["debug_image"]))
+    for spec in specs:  # a bag's stamps are the recording's, whatever their age: every frame
+        # counts (as in `bags.replay run`); a fresh bag's stamps would otherwise go stale
+        if spec.name != "camera":
+            overrides.setdefault(spec.name, {})["max_age"] = 0.0
     actions = dds_profile_actions(arg["dds_profile"],
                                   share_file(__file__, "config", PROFILE_FILE))
-    actions += graph_nodes(graph_spec(image_topic, smoothing=smoothing,
-                                      debug_image=truthy(arg["debug_image"])),
-                           arg, overrides)
+    actions += graph_nodes(specs, arg, overrides)
 
     record_topics = ["/emotion"] + (["/emotion_raw"] if smoothing else [])
     if arg["record"]:
