@@ -307,6 +307,9 @@ def main(argv: list[str] | None = None) -> int:
     """Run the benchmarks and print the tables."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     argv = list(sys.argv[1:] if argv is None else argv)
+    if "--multi" in argv:  # many cameras on one classifier vs one graph per camera
+        from .bench_multi import main as multi_main
+        return multi_main([a for a in argv if a != "--multi"])
     if "--processes" in argv:  # the graph as separate processes (ros2 launch's way)
         from .bench_processes import main as processes_main
         return processes_main([a for a in argv if a != "--processes"])

@@ -12,6 +12,12 @@ letterboxed into it (scaled to fit, aspect kept, black bars), so one playable fi
 frame; the summary counts the frames in the finished file and how many were letterboxed. A
 camera source that cannot exist (a missing file or folder) stops ``live`` at once, and a run in
 which no /emotion message arrived exits with status 1 and the camera's state and last error.
+
+``--cameras front,back`` runs the many-camera graph of ``launch/multi.launch.py``
+(``graph.multi_graph_spec``): a camera and a face detector per namespace, all on ``--source``,
+one classifier and smoother for all; the summary counts each camera's /emotion messages.
+``--only NODE,...`` runs a part of the graph (the robot's camera and detector here, the
+classifier on another host: README, Across machines).
 """
 
 from __future__ import annotations
@@ -26,7 +32,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from .graph import NodeSpec, default_params_file, graph_spec, load_params_file, parse_value
+from .graph import (NodeSpec, default_params_file, graph_spec, join_namespace, load_params_file,
+                    multi_graph_spec, parse_value)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -54,6 +61,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", action="append", default=[], metavar="NODE.PARAM=VALUE",
                    help="override one parameter, e.g. face_detector.max_side=480")
     p.add_argument("--namespace", default="", help="namespace of all nodes")
+    p.add_argument("--cameras", default="", help="camera namespaces (front,back): a camera "
+                   "and detector each, one classifier and smoother serving all (no debug "
+                   "image, no video)")
+    p.add_argument("--only", default="", help="run only these nodes of the graph, comma "
+                   "separated (e.g. camera,face_detector on the robot)")
     p.add_argument("--frames", type=int, default=0, help="stop after this many /emotion "
                    "messages (0 = run until Ctrl-C; default 150 on the demo input)")
     p.add_argument("--duration", type=float, default=0.0, help="stop after this many seconds")
@@ -104,16 +116,30 @@ def create_nodes(specs: list[NodeSpec], params: dict[str, dict[str, Any]], names
         cli = ["--ros-args"]
         for src, dst in spec.remappings.items():
             cli += ["-r", f"{src}:={dst}"]
-        overrides = [Parameter(k, value=v) for k, v in params.get(spec.name, {}).items()]
-        nodes.append(cls(spec.name, namespace=namespace, cli_args=cli,
-                         parameter_overrides=overrides))
+        values = {**params.get(spec.name, {}), **spec.parameters}
+        overrides = [Parameter(k, value=v) for k, v in values.items()]
+        ns = join_namespace(namespace, spec.namespace) if spec.namespace else namespace
+        nodes.append(cls(spec.name, namespace=ns, cli_args=cli, parameter_overrides=overrides))
     return nodes
+
+
+def select_nodes(specs: list[NodeSpec], only: str) -> list[NodeSpec]:
+    """Return the specs named in ``only`` (comma separated; empty: all); unknown names raise."""
+    wanted = [w.strip() for w in only.split(",") if w.strip()]
+    if not wanted:
+        return specs
+    known = {s.name for s in specs}
+    unknown = sorted(set(wanted) - known)
+    if unknown:
+        raise ValueError(f"--only: no node {unknown} in this graph; nodes: {sorted(known)}")
+    return [s for s in specs if s.name in wanted]
 
 
 class Monitor:
     """Subscribes to /emotion and /debug_image: prints, counts, writes the video."""
 
-    def __init__(self, node, video: Path | None, quiet: bool, fps: float) -> None:
+    def __init__(self, node, video: Path | None, quiet: bool, fps: float,
+                 topics: tuple[str, ...] = ("emotion",)) -> None:
         from emotion_msgs.msg import EmotionArray
         from sensor_msgs.msg import Image
 
@@ -131,6 +157,7 @@ class Monitor:
         self.file_frames = -1  # frames in the finished file, read back after close (-1: none)
         self.faces = 0
         self.labels: Counter[str] = Counter()
+        self.per_frame_id: Counter[str] = Counter()  # /emotion messages per camera frame_id
         self.ids: set[int] = set()
         self.latencies: list[float] = []
         self.done = threading.Event()
@@ -138,7 +165,8 @@ class Monitor:
         self.closed = False
         self._lock = threading.Lock()
         self._last_print = 0.0
-        node.create_subscription(EmotionArray, "emotion", self._on_emotion, RESULT_QOS)
+        for topic in topics:
+            node.create_subscription(EmotionArray, topic, self._on_emotion, RESULT_QOS)
         if video is not None:
             node.create_subscription(Image, "debug_image", self._on_image, IMAGE_PUB_QOS)
 
@@ -148,6 +176,7 @@ class Monitor:
         now = self.node.get_clock().now().nanoseconds * 1e-9
         with self._lock:
             self.frames += 1
+            self.per_frame_id[msg.header.frame_id] += 1
             self.latencies.append(now - stamp_seconds(msg.header.stamp))
             for e in msg.emotions:
                 self.faces += 1
@@ -159,7 +188,8 @@ class Monitor:
             self._last_print = time.monotonic()
             faces = ", ".join(f"face {e.face_id}: {e.label_name} {e.confidence:.2f}"
                               f"{' (smoothed)' if e.smoothed else ''}" for e in msg.emotions)
-            print(f"[{self.frames:5d}] {faces or 'no face'}", flush=True)
+            where = f" {msg.header.frame_id}" if len(self.per_frame_id) > 1 else ""
+            print(f"[{self.frames:5d}]{where} {faces or 'no face'}", flush=True)
 
     def _on_image(self, msg) -> None:
         import cv2
@@ -238,11 +268,19 @@ def main(argv: list[str] | None = None) -> int:
     """Run the live graph in this process."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     args = build_parser().parse_args(argv)
-    specs = graph_spec(args.image_topic, smoothing=not args.no_smoothing,
-                       debug_image=not args.no_debug_image, hri=args.hri,
-                       hri_input=args.hri_input)
     try:
+        if args.cameras:
+            if args.image_topic or args.hri or args.hri_input:
+                raise ValueError("--cameras runs our cameras: not with --image-topic, --hri "
+                                 "or --hri-input")
+            specs = multi_graph_spec(args.cameras, smoothing=not args.no_smoothing)
+            args.no_debug_image = True
+        else:
+            specs = graph_spec(args.image_topic, smoothing=not args.no_smoothing,
+                               debug_image=not args.no_debug_image, hri=args.hri,
+                               hri_input=args.hri_input)
         params = node_params(args, specs)
+        specs = select_nodes(specs, args.only)
     except (ValueError, OSError) as exc:
         print(f"live: {exc}", file=sys.stderr)
         return 2
@@ -281,7 +319,8 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         mon_node = rclpy.create_node("emotion_live_monitor", namespace=args.namespace)
         video = None if args.no_debug_image or not str(args.video) else args.video
-        monitor = Monitor(mon_node, video, args.quiet, float(cam.get("fps", 15.0)))
+        topics = tuple(f"{c}/emotion" for c in specs_cameras(specs)) or ("emotion",)
+        monitor = Monitor(mon_node, video, args.quiet, float(cam.get("fps", 15.0)), topics)
         monitor.limit = limit
         nodes.append(mon_node)
         spin = BackgroundSpin(nodes, name="live_spin")
@@ -341,10 +380,10 @@ def _start_camera(nodes: list, timeout: float = 300.0) -> str:
     """
     import rclpy
 
-    camera = _camera_of(nodes)
-    if camera is None:
+    cameras = [n for n in nodes if getattr(n, "NODE_NAME", "") == "camera"]
+    if not cameras:
         return ""
-    others = [n for n in nodes if n is not camera]
+    others = [n for n in nodes if n not in cameras]
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and rclpy.ok():
         for n in others:
@@ -354,11 +393,24 @@ def _start_camera(nodes: list, timeout: float = 300.0) -> str:
         if all(list(n.subscriptions) for n in others):
             break
         time.sleep(0.05)
-    camera.trigger_configure()
-    if camera.configure_error:
-        return f"node {camera.get_name()} failed to start: {camera.configure_error}"
-    camera.trigger_activate()
+    for camera in cameras:  # every camera of a --cameras graph
+        camera.trigger_configure()
+        if camera.configure_error:
+            return f"node {camera.get_name()} failed to start: {camera.configure_error}"
+        camera.trigger_activate()
     return ""
+
+
+def specs_cameras(specs: list[NodeSpec]) -> list[str]:
+    """Return the camera namespaces a many-camera graph's classifier or detectors serve."""
+    found: list[str] = []
+    for s in specs:
+        for cam in str(s.parameters.get("cameras", "")).split(","):
+            if cam and cam not in found:
+                found.append(cam)
+        if s.namespace and s.namespace not in found:
+            found.append(s.namespace)
+    return found
 
 
 def _wait(nodes: list, monitor: Monitor, duration: float, spin=None) -> str:
@@ -407,6 +459,9 @@ def _summary(monitor: Monitor | None, elapsed: float) -> None:
     lat = np.array(monitor.latencies) * 1e3
     print(f"live: {monitor.frames} frames in {elapsed:.1f} s, {monitor.faces} face estimates, "
           f"face ids {sorted(monitor.ids)}", flush=True)
+    if len(monitor.per_frame_id) > 1:
+        print("live: /emotion messages per camera frame_id: " + ", ".join(
+            f"{k} {v}" for k, v in sorted(monitor.per_frame_id.items())))
     if monitor.labels:
         print("live: labels " + ", ".join(f"{k} {v}" for k, v in monitor.labels.most_common()))
     if lat.size:

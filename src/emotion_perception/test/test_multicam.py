@@ -74,6 +74,22 @@ def test_groups_are_classified_in_one_call_and_split_back():
     assert classify_groups(none, [_group(0, 0, 1.0)]) == [([], 0)] and none.batches == []
 
 
+def test_padded_batches_keep_a_steady_size_and_discard_the_padding():
+    from emotion_perception.core.multicam import BatchSizer, classify_groups
+
+    sizer = BatchSizer(window=3, limit=5)
+    assert [sizer.size(n) for n in (2, 1, 3, 1, 1, 1, 9)] == [2, 2, 3, 3, 3, 1, 9]
+    groups = [_group(1, 4, 1.0), _group(2, 5, 2.0)]
+    counting = _CountingClassifier()
+    padded = classify_groups(counting, groups, pad_to=6)
+    assert counting.batches == [6]
+    plain = classify_groups(_CountingClassifier(), groups)
+    for (a, _), (b, _) in zip(padded, plain):
+        assert [e.face_id for e in a] == [e.face_id for e in b]
+        for x, y in zip(a, b):
+            np.testing.assert_array_equal(x.probabilities, y.probabilities)
+
+
 @settings(max_examples=30, deadline=None)
 @given(sizes=st.lists(st.integers(0, 12), min_size=1, max_size=5), chunk=st.integers(0, 9))
 def test_chunked_groups_give_each_camera_its_own_estimates(sizes, chunk):

@@ -10,6 +10,7 @@ results back. Cameras are named by their ROS namespace relative to the graph's (
 from __future__ import annotations
 
 import re
+from collections import deque
 from typing import Iterable, Sequence
 
 import numpy as np
@@ -53,7 +54,8 @@ def camera_frame_id(camera: str) -> str:
 
 def classify_groups(classifier: EmotionClassifier,
                     groups: Sequence[tuple[Sequence[np.ndarray], Sequence[TrackedFace], float]],
-                    chunk: int = 0) -> list[tuple[list[EmotionEstimate], int]]:
+                    chunk: int = 0, pad_to: int = 0
+                    ) -> list[tuple[list[EmotionEstimate], int]]:
     """Classify the crops of several cameras in one inference call; split the results.
 
     ``groups``: one ``(crops, faces, stamp)`` per camera. Every crop of every group goes into
@@ -61,6 +63,9 @@ def classify_groups(classifier: EmotionClassifier,
     crops, as :func:`~.pipeline.classify_crops` does); returns per group what
     ``classify_crops`` returns for it alone: (estimates of the valid rows, invalid count).
     No call is made when no group has a crop.
+
+    ``pad_to``: a single call (all crops within ``chunk``) is padded with copies of the first
+    crop up to this many crops, whose rows are discarded (see :class:`BatchSizer`).
     """
     for crops, faces, _ in groups:
         if len(crops) != len(faces):
@@ -68,9 +73,14 @@ def classify_groups(classifier: EmotionClassifier,
     crops_all = [c for crops, _, _ in groups for c in crops]
     if not crops_all:
         return [([], 0) for _ in groups]
-    if chunk <= 0 or len(crops_all) <= chunk:
-        probs, valid = classifier.classify(crops_all)
+    n = len(crops_all)
+    if chunk <= 0 or n <= chunk:
+        padded = crops_all + [crops_all[0]] * max(0, pad_to - n)
+        probs, valid = classifier.classify(padded)
         probs, valid = np.asarray(probs), np.asarray(valid, dtype=bool)
+        if len(probs) != len(padded) or len(valid) != len(padded):
+            raise ValueError(f"classifier returned {len(probs)} rows for {len(padded)} crops")
+        probs, valid = probs[:n], valid[:n]
     else:
         parts = [classifier.classify(crops_all[i:i + chunk])
                  for i in range(0, len(crops_all), chunk)]
@@ -84,3 +94,24 @@ def classify_groups(classifier: EmotionClassifier,
         out.append(build_estimates(faces, probs[start:end], valid[start:end], stamp))
         start = end
     return out
+
+
+class BatchSizer:
+    """Chooses the padded batch size of cross-camera calls: the largest of the recent ones.
+
+    The number of faces waiting changes from call to call (1 camera ready, then 3, ...). A
+    TFLite interpreter resizes its input tensor and re-allocates (re-plans XNNPACK) whenever
+    the batch size changes, which costs far more than classifying a few extra rows (measured
+    in ``bench --multi``: a batch of about 3 faces took 5x one face until the sizes were
+    held steady). So calls are padded to the largest size among the last ``window`` calls
+    (never above ``limit``): under a steady load the size settles and stays.
+    """
+
+    def __init__(self, window: int = 64, limit: int = 32) -> None:
+        self._recent: deque[int] = deque(maxlen=window)
+        self.limit = int(limit)
+
+    def size(self, n: int) -> int:
+        """Record a call of ``n`` crops; return the size to pad it to (>= ``n``)."""
+        self._recent.append(int(n))
+        return max(n, min(self.limit, max(self._recent)))

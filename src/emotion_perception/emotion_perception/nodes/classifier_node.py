@@ -14,6 +14,8 @@ camera waiting at that moment, screens their age (``max_age``) one by one, and c
 faces of all of them in one inference call (``core.multicam.classify_groups``, chunked like a
 single message); each camera's results go out on ``<camera>/emotion_raw`` with that camera's
 own header (stamp, frame_id), also when it had no face. ``max_faces`` applies per message.
+The batch is padded to the largest of the recent batch sizes (``core.multicam.BatchSizer``),
+so the TFLite interpreter is not re-allocated for every new count of waiting faces.
 Empty ``cameras`` is the single-camera node: ``faces`` -> ``emotion_raw``.
 """
 
@@ -26,7 +28,7 @@ from emotion_msgs.msg import EmotionArray, FaceArray
 
 from ..builders import build_classifier
 from ..core.image_conversion import ImageConversionError, to_bgr8
-from ..core.multicam import classify_groups, parse_cameras
+from ..core.multicam import BatchSizer, classify_groups, parse_cameras
 from ..core.pipeline import classify_crops
 from ..core.types import TrackedFace
 from .base import RESULT_QOS, PerceptionNode, stamp_seconds
@@ -50,6 +52,9 @@ class EmotionClassifierNode(PerceptionNode):
         self.classifier = build_classifier(values)
         self.invalid = 0
         self.camera_stats = CameraCounters(self.cameras)
+        self.batch_sizer = BatchSizer(limit=INFERENCE_CHUNK)
+        #: cross-camera batches classified, and the faces in them (padding not counted)
+        self.batches = self.batched_faces = 0
         #: per camera: its emotion_raw publisher (multi-camera mode only)
         self._camera_pubs: dict[str, Any] = {}
 
@@ -95,6 +100,8 @@ class EmotionClassifierNode(PerceptionNode):
                                "invalid_outputs": self.invalid}
         if self.cameras:
             out["cameras"] = ",".join(self.cameras)
+            out["batches"] = self.batches
+            out["faces_per_batch"] = self.batched_faces / self.batches if self.batches else 0.0
             out.update(self.camera_stats.snapshot())
         return out
 
@@ -155,9 +162,15 @@ class EmotionClassifierNode(PerceptionNode):
                 continue
             crops, tracked = self._decode(kept)
             ready.append((cam, header, crops, tracked))
+        total = sum(len(crops) for _, _, crops, _ in ready)
+        pad_to = self.batch_sizer.size(total) if total else 0
+        if total:
+            self.batches += 1
+            self.batched_faces += total
         results = classify_groups(self.classifier,
                                   [(crops, tracked, stamp_seconds(header.stamp))
-                                   for _, header, crops, tracked in ready], INFERENCE_CHUNK)
+                                   for _, header, crops, tracked in ready], INFERENCE_CHUNK,
+                                  pad_to)
         for (cam, header, _, _), (estimates, invalid) in zip(ready, results):
             self._count_invalid(invalid)
             pub = self._camera_pubs.get(cam)
