@@ -4,6 +4,7 @@
         [sources:=front=0,back=/data/back.mp4] [source:=demo] [detector:=haar]
         [classifier:=auto] [model_path:=...] [smoothing:=true] [smoother:=ema]
         [namespace:=robot1] [params_file:=...] [dds_profile:=auto|none|FILE]
+        [only:=camera,face_detector]
     ros2 launch emotion_perception multi.launch.py cameras:=cameras.yaml
 
 Per camera namespace ``<cam>``: a camera node (frame_id ``<cam>_camera``) publishing
@@ -15,7 +16,9 @@ cameras waiting at that moment in one inference call; one ``emotion_smoother`` (
 ``{namespace: source}``; ``sources`` (``name=source`` pairs) overrides the file, and every
 other camera takes ``source``. The node set comes from
 ``emotion_perception.graph.multi_graph_spec``, the same function ``live --cameras`` runs
-in-process. As in live.launch.py, a missing ``params_file`` or a bad camera list stops the
+in-process. ``only`` starts a part of the graph: ``only:=camera,face_detector`` on the robot,
+``only:=emotion_classifier,emotion_smoother`` on the host that classifies (README, Across
+machines). As in live.launch.py, a missing ``params_file`` or a bad camera list stops the
 launch before anything starts, and a node that exits non-zero stops the whole launch.
 """
 
@@ -27,6 +30,7 @@ from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch.substitutions import LaunchConfiguration
 
 from emotion_perception.graph import camera_sources, join_namespace, multi_graph_spec
+from emotion_perception.live import select_nodes
 from emotion_perception.launch_support import (COMMON_ARGUMENTS, PROFILE_FILE,
                                                check_params_file, detector_overrides,
                                                dds_profile_actions, graph_nodes, share_file,
@@ -51,6 +55,8 @@ ARGUMENTS = {
     "namespace": ("", "namespace of the whole graph (cameras are below it)"),
     "params_file": (os.path.join(get_package_share_directory("emotion_perception"), "config",
                                  "emotion_perception.yaml"), "parameter YAML for all nodes"),
+    "only": ("", "start only these nodes, comma separated (camera,face_detector on the robot; "
+             "emotion_classifier,emotion_smoother on the classifying host); empty: all"),
     "log_level": ("info", "logging level of the nodes"),
     "dds_profile": COMMON_ARGUMENTS["dds_profile"],
 }
@@ -61,7 +67,8 @@ def _nodes(context):
     arg["params_file"] = check_params_file(arg["params_file"])
     try:
         sources = camera_sources(arg["cameras"], arg["sources"], arg["source"])
-        specs = multi_graph_spec(list(sources), smoothing=truthy(arg["smoothing"]))
+        specs = select_nodes(multi_graph_spec(list(sources), smoothing=truthy(arg["smoothing"])),
+                             arg["only"])
     except ValueError as exc:  # launch prints it, starts nothing and exits 1
         raise RuntimeError(f"multi.launch.py: {exc}") from exc
     shared = {

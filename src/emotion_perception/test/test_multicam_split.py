@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -24,6 +25,9 @@ from conftest import REPO_ROOT, wait_for
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 
 MULTI = REPO_ROOT / "launch" / "multi.launch.py"
+HAVE_LAUNCH = (importlib.util.find_spec("launch") is not None
+               and importlib.util.find_spec("launch_ros") is not None
+               and shutil.which("ros2") is not None)
 
 
 def _env() -> dict[str, str]:
@@ -120,3 +124,37 @@ def test_multi_launch_description_declares_its_documented_arguments():
     readme = (REPO_ROOT / "README.md").read_text()
     for name in ("cameras", "sources"):
         assert f"`{name}`" in readme, f"multi.launch.py argument {name} is not in README.md"
+
+
+@pytest.mark.skipif(not HAVE_LAUNCH, reason="ROS 2 launch/launch_ros/ros2cli are not installed "
+                    "(not on PyPI)")
+def test_multi_launch_serves_every_camera(rclpy_session, spinner, tiny_model_path):
+    """ros2 launch of this checkout's multi.launch.py: each camera's /emotion arrives."""
+    import rclpy
+    from emotion_msgs.msg import EmotionArray
+
+    from emotion_perception.nodes.base import RESULT_QOS
+
+    env = _env()
+    for var in ("FASTDDS_DEFAULT_PROFILES_FILE", "FASTRTPS_DEFAULT_PROFILES_FILE"):
+        env.pop(var, None)
+    probe = rclpy.create_node("multi_launch_probe")
+    got: dict[str, list] = {c: [] for c in ("a", "b")}
+    for c in got:
+        probe.create_subscription(EmotionArray, f"/mlaunch/{c}/emotion", got[c].append,
+                                  RESULT_QOS)
+    spinner([probe])
+    proc = subprocess.Popen(["ros2", "launch", str(MULTI), "cameras:=a,b",
+                             f"model_path:={tiny_model_path}", "namespace:=/mlaunch"],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, start_new_session=True)
+    try:
+        assert wait_for(lambda: proc.poll() is None and all(got.values()), 240), \
+            {c: len(v) for c, v in got.items()}
+        assert got["a"][-1].header.frame_id == "a_camera"
+        assert got["b"][-1].header.frame_id == "b_camera"
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGINT)
+        out = proc.communicate(timeout=60)[0]
+    assert proc.returncode == 0, out[-3000:]
