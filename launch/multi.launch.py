@@ -4,7 +4,7 @@
         [sources:=front=0,back=/data/back.mp4] [source:=demo] [detector:=haar]
         [classifier:=auto] [model_path:=...] [smoothing:=true] [smoother:=ema]
         [namespace:=robot1] [params_file:=...] [dds_profile:=auto|none|FILE]
-        [only:=camera,face_detector]
+        [debug_image:=false] [only:=camera,face_detector]
     ros2 launch emotion_perception multi.launch.py cameras:=cameras.yaml
 
 Per camera namespace ``<cam>``: a camera node (frame_id ``<cam>_camera``) publishing
@@ -52,6 +52,7 @@ ARGUMENTS = {
     "smoothing": ("true", "run the temporal smoother between the classifier and each "
                   "camera's /emotion"),
     "smoother": ("ema", "smoother plugin: none, ema, hysteresis, lstm"),
+    "debug_image": ("false", "also run a debug image node per camera (<cam>/debug_image)"),
     "namespace": ("", "namespace of the whole graph (cameras are below it)"),
     "params_file": (os.path.join(get_package_share_directory("emotion_perception"), "config",
                                  "emotion_perception.yaml"), "parameter YAML for all nodes"),
@@ -67,7 +68,8 @@ def _nodes(context):
     arg["params_file"] = check_params_file(arg["params_file"])
     try:
         sources = camera_sources(arg["cameras"], arg["sources"], arg["source"])
-        specs = select_nodes(multi_graph_spec(list(sources), smoothing=truthy(arg["smoothing"])),
+        specs = select_nodes(multi_graph_spec(list(sources), smoothing=truthy(arg["smoothing"]),
+                                              debug_image=truthy(arg["debug_image"])),
                              arg["only"])
     except ValueError as exc:  # launch prints it, starts nothing and exits 1
         raise RuntimeError(f"multi.launch.py: {exc}") from exc
