@@ -1,7 +1,7 @@
 """Launch the live emotion perception graph.
 
     ros2 launch emotion_perception live.launch.py [source:=0] [image_topic:=/my/camera/image]
-        [detector:=haar] [yunet_model:=face_detection_yunet_2023mar.onnx] [classifier:=keras]
+        [detector:=blazeface] [yunet_model:=face_detection_yunet_2023mar.onnx] [classifier:=keras]
         [model_path:=...] [smoothing:=true] [smoother:=ema] [debug_image:=true]
         [namespace:=robot1] [params_file:=...] [dds_profile:=auto|none|FILE]
         [hri:=true] [hri_input:=true]
@@ -32,7 +32,8 @@ ARGUMENTS = {
     "source": ("auto", "camera source: device index, video file, stream URL, image folder, "
                "demo (embedded clip) or auto (device 0 if present, else demo)"),
     "image_topic": ("", "use this existing camera topic instead of starting our camera node"),
-    "detector": ("haar", "face detector plugin: haar, yunet or a third-party name"),
+    "detector": ("blazeface", "face detector plugin: blazeface, haar, yunet or a third-party "
+                 "name"),
     "yunet_model": COMMON_ARGUMENTS["yunet_model"],
     "classifier": ("auto", "emotion classifier plugin: auto (by model_path's extension; the "
                    "shipped int8 TFLite model by default), keras, tflite or a third-party name"),

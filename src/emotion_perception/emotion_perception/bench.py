@@ -230,7 +230,9 @@ def bench_graph(seconds: float, classifier: str) -> dict[str, Any]:
         settings = {
             "ours": {"face_detector": {"max_side": 320, "tracking.min_hits": 1},
                      "emotion_classifier": {"classifier": classifier}},
-            "baseline": {"face_detector": {"max_side": 0, "tracking.min_hits": 1},
+            # the naive graph: Haar at full resolution (the old default detector) + Keras
+            "baseline": {"face_detector": {"detector": "haar", "max_side": 0,
+                                           "tracking.min_hits": 1},
                          "emotion_classifier": {"classifier": "keras"}},
         }
         for name, overrides in settings.items():

@@ -24,7 +24,10 @@ COVERED = {
                       "haar.scale_factor", "haar.min_neighbors", "haar.min_size",
                       "yunet.model_path", "yunet.score_threshold", "yunet.nms_threshold",
                       "max_side", "crop_margin", "max_faces", "tracking.min_iou",
-                      "tracking.min_hits", "tracking.max_misses"},
+                      "tracking.min_hits", "tracking.max_misses", "blazeface.model",
+                      "blazeface.model_path", "blazeface.input_side",
+                      "blazeface.score_threshold", "blazeface.nms_threshold", "crop_offset",
+                      "crop_align"},
     "emotion_classifier": {"diagnostics_period", "max_image_pixels", "max_faces", "max_age",
                            "max_clock_offset"},
     "emotion_smoother": {"diagnostics_period", "max_faces", "max_age", "max_clock_offset",
@@ -164,7 +167,7 @@ def test_max_faces_applies(active, kind):
 
 # --- detector --------------------------------------------------------------------------------
 def test_detector_parameters_rebuild_the_detector_and_a_refused_one_loses_nothing(active):
-    node, _ = active("face_detector")
+    node, _ = active("face_detector", detector="haar")
     first = node.pipeline.detector
     res = _set(node, max_side=10)
     assert not res.successful and "max_side" in res.reason
@@ -187,7 +190,8 @@ def test_detector_changes_keep_the_tracker_and_its_ids(active):
     from emotion_perception.core.sample_input import synthetic_scene
     from emotion_perception.nodes.convert import array_to_image
 
-    node, out = active("face_detector", max_age=0.0, **{"tracking.min_hits": 1})
+    node, out = active("face_detector", detector="haar", max_age=0.0,
+                       **{"tracking.min_hits": 1})
     tracker = node.pipeline.tracker
 
     def ids(t):
@@ -216,6 +220,46 @@ def test_crop_margin_and_max_faces_apply(active):
     assert _set(node, crop_margin=0.4, max_faces=1).successful
     node._process(frame)
     assert len(out[-1].faces) == 1 and out[-1].faces[0].crop.width > width
+
+
+def test_blazeface_parameters_rebuild_blazeface(active):
+    node, _ = active("face_detector", detector="blazeface")
+    for key, value, attr in (("blazeface.input_side", 192, "input_side"),
+                             ("blazeface.score_threshold", 0.6, "score_threshold"),
+                             ("blazeface.nms_threshold", 0.4, "nms_threshold"),
+                             ("blazeface.model", "full", "model")):
+        first = node.pipeline.detector
+        assert _set(node, **{key: value}).successful
+        assert node.pipeline.detector is not first
+        assert getattr(node.pipeline.detector, attr) == value
+    path = str(node.pipeline.detector.path)
+    assert _set(node, **{"blazeface.model_path": path}).successful
+    assert str(node.pipeline.detector.path) == path
+    res = _set(node, **{"blazeface.model_path": "/no/such/model.tflite"})
+    assert not res.successful and "model_path" in res.reason
+    for key, value in (("max_side", 240), ("haar.min_size", 60)):  # read by other detectors
+        res = _set(node, **{key: value})
+        assert not res.successful and "no effect with detector 'blazeface'" in res.reason
+
+
+def test_crop_framing_and_alignment_apply(active):
+    from emotion_perception.core.sample_input import synthetic_scene
+    from emotion_perception.nodes.convert import array_to_image
+
+    node, out = active("face_detector", max_age=0.0, **{"tracking.min_hits": 1})
+    margin, offset = node.pipeline.detector.crop_framing  # crop_margin -1: the calibrated one
+    assert (node.pipeline.crop_margin, node.pipeline.crop_offset) == (margin, offset)
+    assert node.pipeline.crop_align
+    frame = array_to_image(synthetic_scene(1), "bgr8")
+    node._process(frame)
+    calibrated = out[-1].faces[0].crop
+    assert _set(node, crop_margin=0.0, crop_offset=0.2, crop_align=False).successful
+    assert (node.pipeline.crop_margin, node.pipeline.crop_offset) == (0.0, 0.2)
+    assert not node.pipeline.crop_align
+    node._process(frame)
+    assert out[-1].faces[0].crop.width < calibrated.width
+    assert _set(node, crop_margin=-1.0).successful  # back to the detector's framing
+    assert (node.pipeline.crop_margin, node.pipeline.crop_offset) == (margin, offset)
 
 
 class _FakeYuNet:

@@ -92,7 +92,7 @@ def test_bad_parameter_at_startup_names_it(rclpy_session, param, value, expect):
 def test_bad_parameter_at_runtime_is_rejected_with_reason(rclpy_session):
     from rclpy.parameter import Parameter
 
-    node = _detector(rclpy_session)
+    node = _detector(rclpy_session, detector="haar")
     try:
         res = node.set_parameters([Parameter("haar.min_neighbors", value=500)])[0]
         assert not res.successful and "haar.min_neighbors" in res.reason

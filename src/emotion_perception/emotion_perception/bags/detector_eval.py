@@ -47,6 +47,8 @@ from .scenes import Scene, SceneFace, face_to_frame_matrix, make_scenes
 MATCH_DISTANCE = 0.3   # detection centre within this many face sides of the face centre
 FRAMINGS = ("calibrated", "unaligned", "legacy")
 LEGACY_FRAMING = (0.1, 0.0)
+DEFAULT_DETECTORS = ("haar", "blazeface:input_side=128", "blazeface:input_side=192",
+                     "blazeface", "blazeface:model=full")
 
 
 def parse_detector(spec: str) -> tuple[str, str, dict[str, Any]]:
@@ -312,8 +314,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, default=0, help="first N faces only (0 = all)")
     p.add_argument("--seed", type=int, default=0, help="scene generator seed (default 0)")
     p.add_argument("--detector", action="append", default=[],
-                   help="NAME or NAME:key=value,... (repeatable; default haar, blazeface, "
-                        "blazeface:model=full)")
+                   help="NAME or NAME:key=value,... (repeatable; default "
+                        f"{', '.join(DEFAULT_DETECTORS)})")
     p.add_argument("--model-path", default="", help="classifier model (default: the shipped "
                    "int8 model, as live)")
     p.add_argument("--no-tta", action="store_true", help="classify without mirror TTA")
@@ -336,7 +338,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.limit < 0:
             raise ValueError("--limit must be >= 0")
         detectors = [parse_detector(s) for s in
-                     (args.detector or ["haar", "blazeface", "blazeface:model=full"])]
+                     (args.detector or DEFAULT_DETECTORS)]
         images, labels = load_faces(args.npz, args.split, args.limit)
         from ..builders import build_classifier
         from ..nodes.params import CLASSIFIER, by_name

@@ -15,7 +15,8 @@ from typing import Any
 from emotion_msgs.msg import FaceArray
 from sensor_msgs.msg import Image
 
-from ..builders import BUILTIN_DETECTORS, build_detector, build_pipeline, param_prefix
+from ..builders import (BUILTIN_DETECTORS, MAX_SIDE_DETECTORS, build_detector, build_pipeline,
+                        crop_framing, param_prefix)
 from ..core.image_conversion import ImageConversionError, to_bgr8
 from ..core.tracking import FaceTracker
 from .base import RESULT_QOS, PerceptionNode, image_sub_qos
@@ -46,7 +47,7 @@ class FaceDetectorNode(PerceptionNode):
         for key in sorted(changed):
             head = key.split(".", 1)[0]
             foreign = head in BUILTIN_DETECTORS and head != prefix
-            if foreign or (key == "max_side" and not prefix):
+            if foreign or (key == "max_side" and values["detector"] not in MAX_SIDE_DETECTORS):
                 raise ValueError(f"parameter '{key}' has no effect with detector "
                                  f"'{values['detector']}' (parameter 'detector' is read-only)")
 
@@ -67,9 +68,10 @@ class FaceDetectorNode(PerceptionNode):
             return
         if "detector" in prepared:
             pipeline.detector = prepared["detector"]
-        for key in ("crop_margin", "crop_offset", "crop_align", "max_faces"):
-            if key in values and hasattr(pipeline, key):  # crop geometry and limit: in place
-                setattr(pipeline, key, type(getattr(pipeline, key))(values[key]))
+        # crop geometry (crop_margin -1: the detector's calibrated framing) and limit: in place
+        pipeline.crop_margin, pipeline.crop_offset = crop_framing(pipeline.detector, values)
+        pipeline.crop_align = bool(values["crop_align"])
+        pipeline.max_faces = int(values["max_faces"])
         if pipeline.tracker is not None:  # the same tracker: its tracks and ids go on
             for key, value in prefixed(values, "tracking").items():
                 setattr(pipeline.tracker, key, type(getattr(pipeline.tracker, key))(value))

@@ -103,8 +103,9 @@ CAMERA = (
 )
 
 DETECTOR = (
-    Param("detector", "haar", "Face detector plugin (entry-point group "
-          "emotion_perception.detectors): haar, yunet, or a third-party name.", read_only=True),
+    Param("detector", "blazeface", "Face detector plugin (entry-point group "
+          "emotion_perception.detectors): blazeface, haar, yunet, or a third-party name.",
+          read_only=True),
     Param("plugin_params", "{}", "Extra keyword arguments for the detector plugin, as a JSON "
           "object (for third-party plugins).", read_only=True),
     Param("haar.scale_factor", 1.1, "Haar: image pyramid step.", 1.01, 2.0),
@@ -114,10 +115,26 @@ DETECTOR = (
           "(required when detector is yunet)."),
     Param("yunet.score_threshold", 0.7, "YuNet: minimum face score.", 0.0, 1.0),
     Param("yunet.nms_threshold", 0.3, "YuNet: non-maximum suppression IoU.", 0.0, 1.0),
-    Param("max_side", 320, "Detect on a copy downscaled so its longer side is at most this "
-          "(0 = full resolution); boxes are mapped back.", 0, 8192),
-    Param("crop_margin", 0.1, "Face crops are squares enlarged by this fraction per side.",
-          0.0, 1.0),
+    Param("blazeface.model", "short", "BlazeFace: short (short-range model, resizable input) "
+          "or full (full-range model, fixed 192x192 input).", choices=("short", "full")),
+    Param("blazeface.model_path", "", "BlazeFace: model file; empty = the one inside the "
+          "installed mediapipe wheel (never downloaded)."),
+    Param("blazeface.input_side", 256, "BlazeFace short range: the frame is scaled so its "
+          "longer side is this (px) before detection; larger finds smaller faces for more "
+          "time (0 = the model's own 128; the full-range model always takes 192).", 0, 1024),
+    Param("blazeface.score_threshold", 0.5, "BlazeFace: minimum face score.", 0.01, 0.99),
+    Param("blazeface.nms_threshold", 0.3, "BlazeFace: IoU above which candidate boxes merge "
+          "(weighted non-maximum suppression).", 0.0, 1.0),
+    Param("max_side", 320, "Haar and YuNet: detect on a copy downscaled so its longer side is "
+          "at most this (0 = full resolution); boxes are mapped back.", 0, 8192),
+    Param("crop_margin", -1.0, "Face crops are squares of the box's longer side enlarged by "
+          "this fraction per side; -1 = the detector's calibrated framing (margin and offset "
+          "that make its crops look like FER2013 faces: haar 0.01 / 0, blazeface short "
+          "0.105 / -0.095).", -1.0, 1.0),
+    Param("crop_offset", 0.0, "With crop_margin >= 0: move the crop down the face by this "
+          "fraction of the box side (negative: up).", -0.5, 0.5),
+    Param("crop_align", True, "Turn each face upright along its eye keypoints before "
+          "cropping (detectors with keypoints: blazeface, yunet; haar crops stay unrotated)."),
     Param("max_faces", 10, "At most this many faces per frame (largest first).", 1, 100),
     Param("tracking.min_iou", 0.3, "Tracker: overlap needed to continue a track.", 0.01, 1.0),
     Param("tracking.min_hits", 2, "Tracker: detections before a track is confirmed.", 1, 100),

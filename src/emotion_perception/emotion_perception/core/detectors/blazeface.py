@@ -12,8 +12,12 @@ from the models' published format:
 
 Each model returns, per anchor, 16 regression values (box centre x, y, width, height, then six
 keypoints x, y, all in input pixels relative to the anchor centre) and one score logit. The
-frame is letterboxed into the square input (aspect kept, black padding, RGB scaled to [-1, 1]);
-anchors with a sigmoid score >= ``score_threshold`` are decoded and merged by weighted
+short-range network is fully convolutional: the frame is scaled (aspect kept, bilinear) to
+``input_side`` pixels on its longer side, padded black to multiples of 16, and the anchor grids
+follow that input (256x192 for a 640x480 frame at the default 256: 2688 anchors); the
+full-range one reshapes to a fixed anchor count, so the frame is letterboxed into its 192x192
+input. RGB is scaled to [-1, 1]. Anchors with a sigmoid score >= ``score_threshold`` are
+decoded and merged by weighted
 non-maximum suppression (each kept face is the score-weighted mean of the candidates that
 overlap it by IoU > ``nms_threshold``, as in MediaPipe's graphs), then mapped back to frame
 pixels.
@@ -161,7 +165,8 @@ class BlazeFaceDetector(FaceDetector):
     padded to multiples of 16 and its anchor grids follow; the full-range one has a fixed
     192x192 input the frame is letterboxed into, whatever ``input_side`` says. 0 = the
     model's own square side (128). A larger input finds smaller faces for more work (about
-    proportional to its pixels).
+    proportional to its pixels); the default 256 is the ``blazeface.input_side`` parameter's,
+    chosen by measurement (README, face detectors).
     ``min_size`` drops faces whose box side is smaller (full-resolution pixels; 0 = keep
     all). ``num_threads`` is the interpreter's thread count (1: the detector is one stage of a
     pipeline running on a small CPU).
@@ -169,7 +174,7 @@ class BlazeFaceDetector(FaceDetector):
 
     name = "blazeface"
 
-    def __init__(self, model: str = "short", model_path: str = "", input_side: int = 0,
+    def __init__(self, model: str = "short", model_path: str = "", input_side: int = 256,
                  score_threshold: float = 0.5, nms_threshold: float = 0.3,
                  min_size: int = 0, num_threads: int = 1) -> None:
         if model not in MODELS:
