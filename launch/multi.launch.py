@@ -1,7 +1,7 @@
 """Launch many cameras served by one emotion classifier (and one smoother).
 
     ros2 launch emotion_perception multi.launch.py cameras:=front,back[,...]
-        [sources:=front=0,back=/data/back.mp4] [source:=demo] [detector:=haar]
+        [sources:=front=0,back=/data/back.mp4] [source:=demo] [detector:=blazeface]
         [classifier:=auto] [model_path:=...] [smoothing:=true] [smoother:=ema]
         [namespace:=robot1] [params_file:=...] [dds_profile:=auto|none|FILE]
         [debug_image:=false] [only:=camera,face_detector]
@@ -43,7 +43,7 @@ ARGUMENTS = {
                 "(front=0,back=/data/back.mp4); over the cameras file's"),
     "source": ("demo", "source of every camera without one in sources or the cameras file "
                "(device index, video file, URL, image folder, demo, auto)"),
-    "detector": ("haar", "face detector plugin of every camera: haar, yunet, blazeface or a "
+    "detector": ("blazeface", "face detector plugin of every camera: blazeface, haar, yunet or a "
                  "third-party name"),
     "yunet_model": COMMON_ARGUMENTS["yunet_model"],
     "classifier": ("auto", "emotion classifier plugin: auto (by model_path's extension; the "
