@@ -101,6 +101,14 @@ def test_robot_process_feeds_a_classifier_in_another_process(rclpy_session, spin
         for c in cams:
             assert got[c][-1].header.frame_id == f"{c}_camera"
         assert classifier.camera_stats.counts["front"]["published"] >= 1
+
+        def monitor_matched() -> bool:  # the robot's live monitor listens to our /emotion too
+            pubs = [p for p in smoother.publishers if p.topic_name.endswith("/emotion")]
+            return len(pubs) == len(cams) and all(p.get_subscription_count() >= 2 for p in pubs)
+
+        assert wait_for(monitor_matched, 120), "the robot's monitor never subscribed to /emotion"
+        seen = {c: len(got[c]) for c in cams}  # results published from here on reach it too
+        assert wait_for(lambda: all(len(got[c]) >= seen[c] + 3 for c in cams), 120)
     finally:
         if robot.poll() is None:
             os.killpg(robot.pid, signal.SIGINT)
