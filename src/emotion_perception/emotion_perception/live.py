@@ -175,6 +175,8 @@ class Monitor:
 
         now = self.node.get_clock().now().nanoseconds * 1e-9
         with self._lock:
+            if self.limit and self.frames >= self.limit:
+                return  # --frames reached: what arrives while the graph stops is not counted
             self.frames += 1
             self.per_frame_id[msg.header.frame_id] += 1
             self.latencies.append(now - stamp_seconds(msg.header.stamp))
@@ -200,6 +202,8 @@ class Monitor:
         with self._lock:
             if self.closed or self.video_path is None:
                 return
+            if self.limit and self.video_frames >= self.limit:
+                return  # the video holds the --frames frames the summary counts
             if self.writer is None:
                 try:
                     self.video_path.parent.mkdir(parents=True, exist_ok=True)
