@@ -145,3 +145,15 @@ def test_live_records_an_image_folder_of_mixed_sizes_to_its_end(tmp_path, tiny_m
     assert written == len(frames) > 0
     assert all(f.shape == (120, 160, 3) for f in frames)  # one size: the first image's
     assert "of them letterboxed into 160x120" in summary[-1], summary
+
+
+def test_set_coerces_whole_numbers_for_double_parameters_only() -> None:
+    from emotion_perception.live import coerce_exact
+
+    assert coerce_exact("camera", "fps", 15) == 15.0 and isinstance(
+        coerce_exact("camera", "fps", 15), float)
+    assert coerce_exact("camera", "width", 320) == 320 and isinstance(
+        coerce_exact("camera", "width", 320), int)
+    assert coerce_exact("camera", "width", 320.5) == 320.5  # refused later, naming it
+    assert coerce_exact("camera", "loop", True) is True
+    assert coerce_exact("camera", "no_such", 3) == 3
