@@ -21,6 +21,13 @@ def test_every_yaml_key_is_declared_and_in_range():
             declared[key].check(value)
 
 
+def test_every_declared_parameter_is_in_the_yaml():
+    params = load_params_file(CONFIG)
+    missing = [f"{node}.{p.name}" for node, declared in NODE_PARAMS.items()
+               for p in declared if p.name not in params.get(node, {})]
+    assert not missing, f"declared but not in {CONFIG.name}: {missing}"
+
+
 def test_every_node_of_the_graph_has_parameters_and_yaml():
     params = load_params_file(CONFIG)
     for spec in graph_spec(smoothing=True, debug_image=True):
