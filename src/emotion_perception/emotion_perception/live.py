@@ -285,7 +285,24 @@ def count_video_frames(path: Path | None) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the live graph in this process."""
+    """Run the live graph in this process (the ``live`` command).
+
+    As a command (``argv`` None) the process leaves with ``os._exit`` once the graph is shut
+    down, the video closed and the summary flushed: one fresh-clone CI run saw the process
+    crash with SIGSEGV *after* its last line, in the interpreter's teardown of TensorFlow
+    (Keras classifier) and rclpy's threads, turning a correct exit status into -11. Nothing
+    is left to clean up by then. Called with ``argv`` (from Python) it returns the status.
+    """
+    status = run(argv)
+    if argv is None:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(status)
+    return status
+
+
+def run(argv: list[str] | None = None) -> int:
+    """Run the live graph in this process; return the exit status."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     args = build_parser().parse_args(argv)
     try:
