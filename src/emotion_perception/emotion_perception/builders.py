@@ -16,7 +16,7 @@ from .core import plugins
 from .core.pipeline import FramePipeline
 from .core.tracking import FaceTracker
 from .core.types import EmotionEstimate
-from .nodes.params import prefixed
+from .core.params import prefixed
 
 BUILTIN_DETECTORS = ("haar", "yunet", "blazeface")
 #: built-in detectors that take the shared ``max_side`` (blazeface has blazeface.input_side)

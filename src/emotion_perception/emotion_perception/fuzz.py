@@ -288,7 +288,7 @@ class Mutator:
         """Return (rclpy Parameter, description) for one random set request to ``node``."""
         from rclpy.parameter import Parameter
 
-        from .nodes.params import NODE_PARAMS
+        from .core.params import NODE_PARAMS
 
         r = self.rng
         declared = list(NODE_PARAMS[node])

@@ -111,7 +111,7 @@ def coerce_exact(node: str, name: str, value: Any) -> Any:
     parameter, so a whole number given for a float parameter becomes that float. Nothing else
     is converted (a float for an integer parameter stays an error naming the parameter).
     """
-    from .nodes.params import NODE_PARAMS
+    from .core.params import NODE_PARAMS
 
     spec = next((p for p in NODE_PARAMS.get(node, ()) if p.name == name), None)
     if spec is not None and isinstance(spec.default, float) and isinstance(value, int) \

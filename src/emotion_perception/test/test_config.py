@@ -6,7 +6,7 @@ import pytest
 
 from conftest import REPO_ROOT
 from emotion_perception.graph import graph_spec, load_params_file
-from emotion_perception.nodes.params import NODE_PARAMS, Param, by_name
+from emotion_perception.core.params import NODE_PARAMS, Param, by_name
 
 CONFIG = REPO_ROOT / "config" / "emotion_perception.yaml"
 

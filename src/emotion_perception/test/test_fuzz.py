@@ -64,7 +64,7 @@ def test_faces_and_emotions_cover_absurd_values(valid_frames):
 
 
 def test_parameter_requests_mix_declared_undeclared_and_bad_values(valid_frames):
-    from emotion_perception.nodes.params import NODE_PARAMS
+    from emotion_perception.core.params import NODE_PARAMS
 
     m = _mutator(valid_frames)
     declared = {p.name for p in NODE_PARAMS["emotion_smoother"]}

@@ -326,7 +326,7 @@ def test_stamp_ns():
 def test_graph_adds_the_bridge_or_replaces_camera_and_detector():
     from conftest import REPO_ROOT
     from emotion_perception.graph import graph_spec, load_params_file
-    from emotion_perception.nodes.params import NODE_PARAMS
+    from emotion_perception.core.params import NODE_PARAMS
 
     names = [s.name for s in graph_spec(hri=True)]
     assert names == ["camera", "face_detector", "emotion_classifier", "emotion_smoother",

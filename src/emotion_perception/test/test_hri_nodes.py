@@ -374,7 +374,7 @@ def test_read_only_parameters_are_refused_and_diagnostics_period_applies(rclpy_s
                                                                          hri_msgs, kind):
     from rclpy.parameter import Parameter
 
-    from emotion_perception.nodes.params import NODE_PARAMS
+    from emotion_perception.core.params import NODE_PARAMS
 
     node = _activate(_node(kind))
     try:

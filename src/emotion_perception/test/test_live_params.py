@@ -39,7 +39,7 @@ COVERED = {
 
 
 def test_every_settable_parameter_has_an_effect_test():
-    from emotion_perception.nodes.params import NODE_PARAMS
+    from emotion_perception.core.params import NODE_PARAMS
     from test_hri_nodes import HRI_COVERED  # the ROS4HRI nodes' effect tests (need hri_msgs)
 
     covered = {**COVERED, **HRI_COVERED}
@@ -61,7 +61,7 @@ def _other(value):
 @pytest.mark.parametrize("kind", sorted(COVERED))
 def test_read_only_parameters_are_refused_with_the_reason(rclpy_session, tiny_model_path,
                                                           kind):
-    from emotion_perception.nodes.params import NODE_PARAMS
+    from emotion_perception.core.params import NODE_PARAMS
 
     node = _node(kind, **({"model_path": str(tiny_model_path)}
                           if kind == "emotion_classifier" else {}))

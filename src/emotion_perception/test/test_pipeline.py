@@ -297,7 +297,7 @@ def test_every_path_builds_its_crops_with_the_detectors_calibrated_framing() -> 
     """Nodes, emotion-eval-bag and emotion-eval-detectors: one builder, one crop function."""
     from emotion_perception.bags.evaluate import build_pipeline as eval_pipeline, resolve_params
     from emotion_perception.builders import build_pipeline
-    from emotion_perception.nodes.params import DETECTOR, by_name
+    from emotion_perception.core.params import DETECTOR, by_name
 
     defaults = {name: p.default for name, p in by_name(DETECTOR).items()}
     assert defaults["crop_margin"] == -1.0 and defaults["crop_align"] is True

@@ -341,7 +341,7 @@ def main(argv: list[str] | None = None) -> int:
                      (args.detector or DEFAULT_DETECTORS)]
         images, labels = load_faces(args.npz, args.split, args.limit)
         from ..builders import build_classifier
-        from ..nodes.params import CLASSIFIER, by_name
+        from ..core.params import CLASSIFIER, by_name
 
         values = {name: p.default for name, p in by_name(CLASSIFIER).items()}
         values["model_path"] = args.model_path

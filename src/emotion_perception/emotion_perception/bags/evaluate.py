@@ -61,12 +61,12 @@ def resolve_params(params_file: str | Path | None = None,
                    ) -> dict[str, dict[str, Any]]:
     """Return the full parameter values of detector, classifier and smoother nodes.
 
-    Declared defaults (``nodes/params.py``), then the YAML file (default: the package's
+    Declared defaults (``core/params.py``), then the YAML file (default: the package's
     ``config/emotion_perception.yaml``), then ``overrides`` ({node: {param: value}}); every
     value is checked against its declaration (ValueError naming the parameter).
     """
     from ..graph import default_params_file, load_params_file
-    from ..nodes.params import NODE_PARAMS, by_name
+    from ..core.params import NODE_PARAMS, by_name
 
     path = Path(params_file) if params_file else default_params_file()
     loaded = load_params_file(path)

@@ -6,7 +6,7 @@ never runs wrong), creates I/O in ``activate``, and publishes diagnostics. With 
 ``autostart`` (default true) the node walks itself to *active*, so plain ``ros2 run`` and
 launch files without lifecycle management work too.
 
-Parameters at runtime: a parameter declared ``read_only`` (nodes/params.py) is refused by rclpy
+Parameters at runtime: a parameter declared ``read_only`` (core/params.py) is refused by rclpy
 with its reason. Every other one is applied while the node runs, in three steps inside the
 set-parameters callback, so a change is either in effect when ``ros2 param set`` answers
 "successful" or refused with the reason (and the old objects are kept):
@@ -39,7 +39,9 @@ from rclpy.publisher import Publisher
 from rclpy.subscription import Subscription
 from rclpy.qos import QoSProfile, ReliabilityPolicy, HistoryPolicy, qos_profile_sensor_data
 
-from .params import NODE_PARAMS, Param, by_name
+from ..core.image_conversion import ImageConversionError
+from ..core.params import NODE_PARAMS, Param, by_name
+from .convert import check_image_msg
 
 RESULT_QOS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE,
                         history=HistoryPolicy.KEEP_LAST)
@@ -133,17 +135,78 @@ class StageStats:
         return out
 
 
-class LatestWorker:
-    """Process only the newest item on a worker thread; a newer item replaces a waiting one.
+class SingleSlot:
+    """One newest-wins slot: a new item replaces the waiting one (LatestWorker's default).
 
-    ``submit`` never blocks the executor; a replaced item counts as dropped.
+    A slot is what a :class:`LatestWorker` keeps its waiting input in; the worker calls it
+    with its lock held, so a slot needs no lock of its own.
     """
 
-    def __init__(self, fn: Callable[[Any], None], stats: StageStats, name: str) -> None:
+    def __init__(self) -> None:
+        self._item: Any = None
+        self._full = False
+
+    def put(self, item: Any) -> bool:
+        """Store ``item``; return True when it replaced a waiting one (a drop)."""
+        replaced = self._full
+        self._item, self._full = item, True
+        return replaced
+
+    def take(self) -> Any:
+        """Return the waiting item and empty the slot."""
+        item, self._item, self._full = self._item, None, False
+        return item
+
+    def waiting(self) -> list:
+        """Return ``[None]`` while an item waits, else ``[]`` (the keys of a keyed slot)."""
+        return [None] if self._full else []
+
+
+class KeyedSlot:
+    """One newest-wins slot per key: ``put((key, item))`` replaces only that key's item.
+
+    ``take`` returns every waiting item at once as ``{key: item}``, in the order the keys were
+    first put since the last take (the classifier batches all cameras' faces into one call).
+    ``on_replace(key)`` is called for each replaced item (per-camera drop counters).
+    """
+
+    def __init__(self, on_replace: Callable[[Any], None] | None = None) -> None:
+        self._items: dict[Any, Any] = {}
+        self._on_replace = on_replace
+
+    def put(self, item: tuple[Any, Any]) -> bool:
+        """Store ``(key, value)``; return True when it replaced that key's waiting value."""
+        key, value = item
+        replaced = key in self._items
+        if replaced and self._on_replace is not None:
+            self._on_replace(key)
+        self._items[key] = value
+        return replaced
+
+    def take(self) -> dict[Any, Any]:
+        """Return ``{key: item}`` of all waiting items and empty the slot."""
+        items, self._items = self._items, {}
+        return items
+
+    def waiting(self) -> list:
+        """Return the keys whose item waits (not yet taken)."""
+        return list(self._items)
+
+
+class LatestWorker:
+    """Process only the newest input on a worker thread; a newer one replaces a waiting one.
+
+    Which inputs replace which is the ``slot``'s business: :class:`SingleSlot` (the default,
+    one input) or :class:`KeyedSlot` (one per camera; ``fn`` then gets ``{camera: item}``).
+    ``submit`` never blocks the executor; a replaced input counts as dropped.
+    """
+
+    def __init__(self, fn: Callable[[Any], None], stats: StageStats, name: str,
+                 slot: SingleSlot | KeyedSlot | None = None) -> None:
         self._fn = fn
         self._stats = stats
+        self._slot = slot if slot is not None else SingleSlot()
         self._cond = threading.Condition()
-        self._item: Any = None
         self._has_item = False
         self._busy = False
         self._stop = False
@@ -151,12 +214,17 @@ class LatestWorker:
         self._thread.start()
 
     def submit(self, item: Any) -> None:
-        """Hand over the newest item."""
+        """Hand over the newest item (``(key, item)`` for a KeyedSlot)."""
         with self._cond:
-            if self._has_item:
+            if self._slot.put(item):
                 self._stats.count("dropped")
-            self._item, self._has_item = item, True
+            self._has_item = True
             self._cond.notify()
+
+    def waiting(self) -> list:
+        """Return the keys whose item waits for the worker (see the slot's ``waiting``)."""
+        with self._cond:
+            return self._slot.waiting()
 
     def idle(self) -> bool:
         """Return True when nothing is waiting or being processed."""
@@ -177,7 +245,7 @@ class LatestWorker:
                     self._cond.wait()
                 if self._stop:
                     return
-                item, self._item, self._has_item = self._item, None, False
+                item, self._has_item = self._slot.take(), False
                 self._busy = True
             try:
                 self._fn(item)
@@ -423,16 +491,18 @@ class PerceptionNode(LifecycleNode):
         self._io.append(sub)
         return sub
 
-    def add_worker(self, fn: Callable[[Any], None]) -> LatestWorker:
+    def add_worker(self, fn: Callable[[Any], None],
+                   slot: SingleSlot | KeyedSlot | None = None) -> LatestWorker:
         """Start a newest-item worker thread that close_io stops.
 
         ``fn`` runs with ``state_lock`` held, so a parameter change never lands mid-input.
+        ``slot`` (default :class:`SingleSlot`) decides which waiting input a new one replaces.
         """
         def locked(item: Any) -> None:
             with self.state_lock:
                 fn(item)
 
-        worker = LatestWorker(locked, self.stats, self.NODE_NAME)
+        worker = LatestWorker(locked, self.stats, self.NODE_NAME, slot)
         self._io.append(worker)
         return worker
 
@@ -454,6 +524,21 @@ class PerceptionNode(LifecycleNode):
         self.stats.count("rejected", n)
         self.stats.last_error = message
         self.warn_limited(key, message)
+
+    def screen_image(self, msg: Any) -> bool:
+        """Count an incoming Image and check its fields; False (counted rejected) if malformed.
+
+        Reads no pixel (see ``convert.check_image_msg``: fields, step, data length, the
+        ``max_image_pixels`` limit), so image callbacks call it before the newest-wins slot and
+        a malformed message never displaces a good one.
+        """
+        self.stats.count("received")
+        try:
+            check_image_msg(msg, self.values["max_image_pixels"])
+        except ImageConversionError as exc:
+            self.reject("image", f"rejected image: {exc}")
+            return False
+        return True
 
     def limit_faces(self, items: list) -> list:
         """Return the first ``max_faces`` items; the rest are counted as faces_dropped."""

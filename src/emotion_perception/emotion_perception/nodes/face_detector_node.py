@@ -20,8 +20,8 @@ from ..builders import (BUILTIN_DETECTORS, MAX_SIDE_DETECTORS, build_detector, b
 from ..core.image_conversion import ImageConversionError, to_bgr8
 from ..core.tracking import FaceTracker
 from .base import RESULT_QOS, PerceptionNode, image_sub_qos
-from .convert import check_image_msg, faces_to_msg, image_to_numpy
-from .params import prefixed
+from .convert import faces_to_msg, image_to_numpy
+from ..core.params import prefixed
 
 
 class FaceDetectorNode(PerceptionNode):
@@ -89,11 +89,7 @@ class FaceDetectorNode(PerceptionNode):
 
     def _on_image(self, msg: Image) -> None:
         """Validate the image's fields, then hand it to the worker (newest wins)."""
-        self.stats.count("received")
-        try:
-            check_image_msg(msg, self.values["max_image_pixels"])
-        except ImageConversionError as exc:
-            self.reject("image", f"rejected image: {exc}")
+        if not self.screen_image(msg):
             return
         worker = self._worker
         if worker is not None:
