@@ -160,8 +160,8 @@ def test_camera_sources_from_list_pairs_and_yaml(tmp_path):
 
 # --- nodes -------------------------------------------------------------------------------------
 def test_per_camera_worker_is_newest_wins_per_camera_and_takes_all_waiting():
-    from emotion_perception.nodes.base import StageStats
-    from emotion_perception.nodes.multicam import CameraCounters, LatestPerCameraWorker
+    from emotion_perception.nodes.base import LatestWorker, StageStats
+    from emotion_perception.nodes.multicam import CameraCounters, camera_slot
 
     stats, cams = StageStats(), CameraCounters(["a", "b", "c"])
     calls: list[dict] = []
@@ -172,7 +172,7 @@ def test_per_camera_worker_is_newest_wins_per_camera_and_takes_all_waiting():
         first.set()
         release.wait(10)
 
-    worker = LatestPerCameraWorker(fn, stats, "test", cams)
+    worker = LatestWorker(fn, stats, "test", camera_slot(cams))
     try:
         worker.submit(("a", 1))
         assert first.wait(10)  # the worker holds a's first item; the rest wait
@@ -187,6 +187,33 @@ def test_per_camera_worker_is_newest_wins_per_camera_and_takes_all_waiting():
     assert stats.counters["dropped"] == 2  # a's 2, b's 1: each replaced by its own camera
     snap = cams.snapshot()
     assert snap["a.dropped"] == 1 and snap["b.dropped"] == 1 and snap["c.dropped"] == 0
+
+
+def test_single_slot_worker_keeps_only_the_newest_waiting_item():
+    from emotion_perception.nodes.base import LatestWorker, StageStats
+
+    stats, calls = StageStats(), []
+    first, release = threading.Event(), threading.Event()
+
+    def fn(item):
+        calls.append(item)
+        first.set()
+        release.wait(10)
+
+    worker = LatestWorker(fn, stats, "test")
+    try:
+        worker.submit(1)
+        assert first.wait(10)
+        assert worker.waiting() == []
+        for item in (2, 3, 4):
+            worker.submit(item)
+        assert worker.waiting() == [None] and not worker.idle()
+        release.set()
+        assert wait_for(worker.idle, 10)
+    finally:
+        worker.stop()
+    assert calls == [1, 4]
+    assert stats.counters["dropped"] == 2
 
 
 def _faces_msg(n: int, frame_id: str, stamp, value: int):

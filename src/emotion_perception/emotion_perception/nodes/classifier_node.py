@@ -34,7 +34,7 @@ from ..core.types import TrackedFace
 from .base import RESULT_QOS, PerceptionNode, stamp_seconds
 from .convert import (check_image_msg, check_score, checked_box, estimates_to_msg,
                       image_to_numpy)
-from .multicam import CameraCounters, LatestPerCameraWorker
+from .multicam import CameraCounters, camera_slot
 
 #: crops per inference call: bounds the memory of one call whatever the face count
 INFERENCE_CHUNK = 32
@@ -77,14 +77,7 @@ class EmotionClassifierNode(PerceptionNode):
         for cam in self.cameras:
             self._camera_pubs[cam] = self.add_publisher(EmotionArray, f"{cam}/emotion_raw",
                                                         RESULT_QOS)
-
-        def locked(items: dict[str, Any]) -> None:
-            with self.state_lock:
-                self._classify_cameras(items)
-
-        self._worker = LatestPerCameraWorker(locked, self.stats, self.NODE_NAME,
-                                             self.camera_stats)
-        self._io.append(self._worker)
+        self._worker = self.add_worker(self._classify_cameras, camera_slot(self.camera_stats))
         for cam in self.cameras:
             self.add_subscription(FaceArray, f"{cam}/faces", self._camera_callback(cam),
                                   RESULT_QOS)

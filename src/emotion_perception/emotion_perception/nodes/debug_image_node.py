@@ -19,7 +19,7 @@ from ..core.annotate import draw_annotations
 from ..core.classes import CLASS_NAMES
 from ..core.image_conversion import ImageConversionError, to_bgr8
 from .base import IMAGE_PUB_QOS, RESULT_QOS, PerceptionNode, image_sub_qos, stamp_seconds
-from .convert import (array_to_image, check_image_msg, emotion_problem, image_to_numpy,
+from .convert import (array_to_image, emotion_problem, image_to_numpy,
                       msg_to_estimate)
 
 
@@ -92,11 +92,7 @@ class DebugImageNode(PerceptionNode):
             worker.submit((image, emotions))
 
     def _on_image(self, msg: Image) -> None:
-        self.stats.count("received")
-        try:
-            check_image_msg(msg, self.values["max_image_pixels"])
-        except ImageConversionError as exc:
-            self.reject("image", f"rejected image: {exc}")
+        if not self.screen_image(msg):
             return
         emotions = self._pair(_key(msg.header), self._images, self._emotions, msg)
         if emotions is not None:

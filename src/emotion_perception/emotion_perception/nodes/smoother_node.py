@@ -30,7 +30,7 @@ from ..builders import BUILTIN_SMOOTHERS, build_smoother, param_prefix, smooth_e
 from .base import RESULT_QOS, PerceptionNode, stamp_seconds
 from ..core.multicam import parse_cameras
 from .convert import emotion_problem, estimate_to_msg, is_finite_emotion, msg_to_estimate
-from .multicam import CameraCounters, LatestPerCameraWorker
+from .multicam import CameraCounters, camera_slot
 
 
 def smooth_array(smoother, name: str, msg: EmotionArray) -> EmotionArray:
@@ -115,15 +115,7 @@ class EmotionSmootherNode(PerceptionNode):
         for cam in self.cameras:
             self._camera_pubs[cam] = self.add_publisher(EmotionArray, f"{cam}/emotion",
                                                         RESULT_QOS)
-
-        def locked(items: dict[str, Any]) -> None:
-            with self.state_lock:
-                for cam, msg in items.items():
-                    self._process(msg, cam)
-
-        self._worker = LatestPerCameraWorker(locked, self.stats, self.NODE_NAME,
-                                             self.camera_stats)
-        self._io.append(self._worker)
+        self._worker = self.add_worker(self._process_cameras, camera_slot(self.camera_stats))
         for cam in self.cameras:
             self.add_subscription(EmotionArray, f"{cam}/emotion_raw", self._camera_callback(cam),
                                   RESULT_QOS)
@@ -169,6 +161,11 @@ class EmotionSmootherNode(PerceptionNode):
                 good.append(e)
         msg.emotions = good
         return msg
+
+    def _process_cameras(self, items: dict[str, EmotionArray]) -> None:
+        """Smooth the waiting message of each camera (the per-camera worker's function)."""
+        for cam, msg in items.items():
+            self._process(msg, cam)
 
     def _process(self, msg: EmotionArray, camera: str = "") -> None:
         """Smooth one message (of ``camera``'s smoother with ``cameras``) and publish it."""
