@@ -42,8 +42,8 @@ setup(
             "emotion-make-bag = emotion_perception.bags.make_bag:main",
             "emotion-eval-bag = emotion_perception.bags.evaluate:main",
             "emotion-eval-detectors = emotion_perception.bags.detector_eval:main",
-            "emotion-play-bag = emotion_perception.bags.replay:play_main",
-            "emotion-record-bag = emotion_perception.bags.replay:record_main",
+            "emotion-play-bag = emotion_perception.bags.player:play_main",
+            "emotion-record-bag = emotion_perception.bags.recorder:record_main",
             "emotion-replay-eval = emotion_perception.bags.replay:run_main",
         ],
         "emotion_perception.detectors": [

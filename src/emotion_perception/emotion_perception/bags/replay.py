@@ -24,606 +24,46 @@ Three commands:
 With a ROS 2 installation, ``ros2 bag play BAG`` and ``ros2 bag record`` work in place of the
 player and recorder (the bags are standard rosbag2); ``ros2 bag play`` has no lockstep mode,
 so on a slow machine the graph drops frames (they count as "without output" in the report).
+
+Layout: :mod:`.player` (the ``BagPlayer`` node, ``emotion-play-bag``), :mod:`.recorder` (the
+``BagRecorder`` node, ``emotion-record-bag``), :mod:`.replay_common` (what they share) and
+this module (the in-process ``run`` command and the ``python -m`` dispatcher). This module
+imports without rclpy: ``BagPlayer``, ``BagRecorder`` and the play/record commands load on
+first access.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import os
-import signal
-import struct
 import sys
-import threading
 import time
-from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
-from .io import BagError, BagReader, ThreadedBagWriter
-from .typestore import EMOTION_ARRAY_TYPE, LABEL_TOPIC
+from .io import BagReader
+from .replay_common import (DEFAULT_RECORD_TOPICS, RESULT_TOPIC, PlayStats, StopOnSignal,
+                            absolute_topic, cdr_header_stamp_ns, init_rclpy, parse_remaps,
+                            progress_bar, ros_message_class)
 
-DEFAULT_RECORD_TOPICS = ("/emotion", "/emotion_raw", "/faces")
-RESULT_TOPIC = "/emotion"
+__all__ = [  # and, loaded on first access, the names of _LAZY
+    "DEFAULT_RECORD_TOPICS", "RESULT_TOPIC", "PlayStats", "cdr_header_stamp_ns", "graph_params",
+    "main", "parse_remaps", "ros_message_class", "run_main", "run_parser", "run_replay",
+    "wait_graph_ready", "wait_recorded",
+]
 
-
-def ros_message_class(msgtype: str) -> Any:
-    """Return the rclpy message class of ``pkg/msg/Name``."""
-    pkg, kind, name = (msgtype.split("/") + ["", ""])[:3]
-    if kind != "msg" or not pkg or not name:
-        raise ValueError(f"expected a message type 'package/msg/Name', got {msgtype!r}")
-    try:
-        return getattr(importlib.import_module(f"{pkg}.msg"), name)
-    except (ImportError, AttributeError) as exc:
-        raise ValueError(f"message type {msgtype} is not available in this ROS environment "
-                         f"({exc})") from exc
-
-
-def cdr_header_stamp_ns(raw: bytes | memoryview) -> int:
-    """Return the header stamp (ns) of a CDR message whose first field is a std_msgs/Header."""
-    data = bytes(raw[:12])
-    if len(data) < 12:
-        raise ValueError("CDR message too short to hold a header")
-    little = data[1] == 1  # encapsulation 0x0001 = CDR little endian, 0x0000 = big endian
-    sec, nanosec = struct.unpack_from("<iI" if little else ">iI", data, 4)
-    return sec * 1_000_000_000 + nanosec
-
-
-def parse_remaps(items: Sequence[str]) -> dict[str, str]:
-    """Return {old: new} of ``old:=new`` items."""
-    out = {}
-    for item in items:
-        old, sep, new = item.partition(":=")
-        if not sep or not old or not new:
-            raise ValueError(f"--topic-remap expects OLD:=NEW, got {item!r}")
-        out[old] = new
-    return out
-
-
-def _absolute(topic: str) -> str:
-    return topic if topic.startswith("/") else "/" + topic
-
-
-def _reliable_qos(depth: int = 10) -> Any:
-    from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
-
-    return QoSProfile(depth=depth, reliability=ReliabilityPolicy.RELIABLE,
-                      history=HistoryPolicy.KEEP_LAST)
-
-
-@dataclass
-class PlayStats:
-    """What a playback did."""
-
-    images: int = 0
-    messages: int = 0
-    results: int = 0
-    resent: int = 0
-    timeouts: list[int] = field(default_factory=list)  # stamps without a result
-    seconds: float = 0.0
-
-
-@lru_cache(maxsize=1)
-def _player_node_class() -> type:
-    from rclpy.node import Node
-
-    class BagPlayer(Node):
-        """Publishes a bag's image and label topics (see the module docstring)."""
-
-        def __init__(self, bag: str | Path, *, rate: float = 1.0,
-                     remaps: dict[str, str] | None = None, loop: bool = False,
-                     image_topic: str | None = None, topics: Sequence[str] | None = None,
-                     result_topic: str = RESULT_TOPIC, node_name: str = "emotion_bag_player",
-                     **kwargs: Any) -> None:
-            if not rate > 0:
-                raise ValueError(f"rate must be > 0, got {rate}")
-            super().__init__(node_name, **kwargs)
-            self.bag = Path(bag)
-            self.rate = float(rate)
-            self.loop = bool(loop)
-            self.remaps = {_absolute(k): _absolute(v) for k, v in (remaps or {}).items()}
-            with BagReader(self.bag) as reader:
-                self.image_topic = reader.image_topic(image_topic)
-                names = list(topics) if topics else [self.image_topic] + (
-                    [LABEL_TOPIC] if LABEL_TOPIC in reader.info.topics else [])
-                for name in names:
-                    reader.require_topic(name)
-                self.types = {t: reader.info.topics[t].msgtype for t in names}
-                self.counts = {t: reader.info.topics[t].count for t in names}
-            self._pubs = {}
-            for topic, msgtype in self.types.items():
-                self._pubs[topic] = self.create_publisher(
-                    ros_message_class(msgtype), self.out_topic(topic), _reliable_qos())
-            self._results: set[int] = set()
-            self._result_cond = threading.Condition()
-            self.result_topic = result_topic
-            self._result_sub = self.create_subscription(
-                ros_message_class(EMOTION_ARRAY_TYPE), result_topic, self._on_result,
-                _reliable_qos(50), raw=True)
-
-        def out_topic(self, topic: str) -> str:
-            """Return the topic a bag topic is published on (after remapping)."""
-            return self.remaps.get(topic, topic)
-
-        @property
-        def image_publisher(self) -> Any:
-            """Return the image topic's publisher."""
-            return self._pubs[self.image_topic]
-
-        def _on_result(self, raw: bytes) -> None:
-            try:
-                stamp = cdr_header_stamp_ns(raw)
-            except ValueError:
-                return
-            with self._result_cond:
-                self._results.add(stamp)
-                self._result_cond.notify_all()
-
-        def graph_ready(self, subscribers: int = 1, result_publishers: int = 0,
-                        topic_subscribers: dict[str, int] | None = None) -> bool:
-            """Return True when the image topic, result topic and named topics are connected."""
-            if self.image_publisher.get_subscription_count() < subscribers:
-                return False
-            if self._result_sub.get_publisher_count() < result_publishers:
-                return False
-            return all(self.count_subscribers(t) >= n
-                       for t, n in (topic_subscribers or {}).items())
-
-        def wait_ready(self, subscribers: int = 1, result_publishers: int = 0,
-                       topic_subscribers: dict[str, int] | None = None,
-                       timeout: float | None = None, stop: threading.Event | None = None
-                       ) -> bool:
-            """Poll :meth:`graph_ready` until true, the timeout, or ``stop``; return it."""
-            deadline = None if timeout is None else time.monotonic() + timeout
-            last_log = 0.0
-            while not self.graph_ready(subscribers, result_publishers, topic_subscribers):
-                if stop is not None and stop.is_set():
-                    return False
-                if deadline is not None and time.monotonic() >= deadline:
-                    return False
-                if time.monotonic() - last_log > 5.0:
-                    last_log = time.monotonic()
-                    self.get_logger().info(
-                        f"waiting for {subscribers} subscriber(s) on "
-                        f"{self.out_topic(self.image_topic)}"
-                        + (f" and a publisher on {self.result_topic}" if result_publishers
-                           else "")
-                        + (f" and subscribers {topic_subscribers}" if topic_subscribers
-                           else ""))
-                time.sleep(0.02)
-            return True
-
-        def wait_acked(self, timeout: float = 5.0) -> bool:
-            """Wait until reliable subscribers acknowledged everything published; return it."""
-            from rclpy.duration import Duration
-
-            return all(pub.wait_for_all_acked(Duration(nanoseconds=int(timeout * 1e9)))
-                       for pub in self._pubs.values())
-
-        def _messages(self) -> Any:
-            with BagReader(self.bag) as reader:
-                yield from reader.raw_messages(list(self.types))
-
-        def play(self, stop: threading.Event | None = None,
-                 progress: Callable[[int], None] | None = None) -> PlayStats:
-            """Publish everything with the recorded timing scaled by 1 / rate (blocking)."""
-            stats = PlayStats()
-            start = time.monotonic()
-            offset = 0.0
-            while True:
-                first_ns = None
-                last = 0.0
-                for topic, _, log_ns, raw in self._messages():
-                    if stop is not None and stop.is_set():
-                        stats.seconds = time.monotonic() - start
-                        return stats
-                    if first_ns is None:
-                        first_ns = log_ns
-                    last = (log_ns - first_ns) * 1e-9 / self.rate
-                    delay = start + offset + last - time.monotonic()
-                    if delay > 0:
-                        if stop is not None:
-                            if stop.wait(delay):
-                                continue
-                        else:
-                            time.sleep(delay)
-                    self._pubs[topic].publish(bytes(raw))
-                    stats.messages += 1
-                    if topic == self.image_topic:
-                        stats.images += 1
-                        if progress:
-                            progress(1)
-                if not self.loop or first_ns is None:
-                    break
-                offset += last + 1.0 / 15.0 / self.rate
-            stats.seconds = time.monotonic() - start
-            return stats
-
-        def play_lockstep(self, timeout: float = 10.0, retries: int = 1,
-                          stop: threading.Event | None = None,
-                          progress: Callable[[int], None] | None = None) -> PlayStats:
-            """Publish image by image, each after the previous one's result (blocking).
-
-            Every other topic's messages go out in record order between the images; those
-            recorded at the same time as an image (its label) go out just before it. An image
-            whose result does not come within ``timeout`` s is sent again up to ``retries``
-            times, then given up (its stamp is listed in ``timeouts``).
-            """
-            stats = PlayStats()
-            start = time.monotonic()
-            stopped = (lambda: stop is not None and stop.is_set())  # noqa: E731
-            while True:
-                pending: tuple[bytes, int] | None = None  # image waiting for same-time messages
-                for topic, _, log_ns, raw in self._messages():
-                    if stopped():
-                        break
-                    if topic != self.image_topic:
-                        if pending is not None and log_ns != pending[1]:
-                            self._send_image(pending[0], timeout, retries, stop, stats, progress)
-                            pending = None
-                        self._pubs[topic].publish(bytes(raw))  # e.g. the image's label
-                        stats.messages += 1
-                        continue
-                    if pending is not None:
-                        self._send_image(pending[0], timeout, retries, stop, stats, progress)
-                    pending = (bytes(raw), log_ns)
-                if pending is not None and not stopped():
-                    self._send_image(pending[0], timeout, retries, stop, stats, progress)
-                if not self.loop or stopped():
-                    break
-            stats.seconds = time.monotonic() - start
-            return stats
-
-        def _send_image(self, data: bytes, timeout: float, retries: int,
-                        stop: threading.Event | None, stats: PlayStats,
-                        progress: Callable[[int], None] | None) -> None:
-            """Publish one image and wait for its result (resending on timeout)."""
-            stamp = cdr_header_stamp_ns(data)
-            with self._result_cond:
-                self._results.discard(stamp)
-            got = False
-            for attempt in range(retries + 1):
-                self._pubs[self.image_topic].publish(data)
-                stats.messages += 1
-                stats.resent += attempt > 0
-                got = self._wait_result(stamp, timeout, stop)
-                if got or (stop is not None and stop.is_set()):
-                    break
-            stats.images += 1
-            if got:
-                stats.results += 1
-            elif not (stop is not None and stop.is_set()):
-                stats.timeouts.append(stamp)
-                self.get_logger().warning(
-                    f"no result on {self.result_topic} for the image stamped "
-                    f"{stamp * 1e-9:.6f} within {timeout} s; going on")
-            if progress:
-                progress(1)
-
-        def _wait_result(self, stamp: int, timeout: float, stop: threading.Event | None
-                         ) -> bool:
-            deadline = time.monotonic() + timeout
-            with self._result_cond:
-                while stamp not in self._results:
-                    left = deadline - time.monotonic()
-                    if left <= 0 or (stop is not None and stop.is_set()):
-                        return False
-                    self._result_cond.wait(min(left, 0.1))
-                return True
-
-    return BagPlayer
-
-
-@lru_cache(maxsize=1)
-def _recorder_node_class() -> type:
-    from rclpy.node import Node
-    from rclpy.qos import QoSProfile, ReliabilityPolicy
-
-    class BagRecorder(Node):
-        """Records topics into a new bag (see the module docstring)."""
-
-        def __init__(self, out: str | Path, topics: Sequence[str] = DEFAULT_RECORD_TOPICS, *,
-                     storage: str = "mcap", overwrite: bool = False, compress: bool = True,
-                     node_name: str = "emotion_bag_recorder", **kwargs: Any) -> None:
-            if not topics:
-                raise ValueError("topics must name at least one topic")
-            super().__init__(node_name, **kwargs)
-            self.topics = [_absolute(t) for t in topics]
-            self._lock = threading.Lock()
-            self._writer = ThreadedBagWriter(
-                out, storage=storage, overwrite=overwrite,
-                compress=compress and storage == "mcap",
-                custom_data={"emotion_perception.recorder": node_name})
-            self.path = self._writer.path
-            self._subs: dict[str, Any] = {}
-            self.counts: dict[str, int] = {t: 0 for t in self.topics}
-            self.first_time: float | None = None
-            self.last_time: float | None = None
-            self.closed = False
-            self._discover()
-            self._timer = self.create_timer(0.1, self._discover)
-
-        def _discover(self) -> None:
-            if self.closed:
-                return
-            missing = [t for t in self.topics if t not in self._subs]
-            if not missing:
-                return
-            types = dict(self.get_topic_names_and_types())
-            for topic in missing:
-                names = types.get(topic)
-                if not names:
-                    continue
-                msgtype = names[0]
-                infos = self.get_publishers_info_by_topic(topic)
-                if not infos:
-                    continue
-                best_effort = all(i.qos_profile.reliability == ReliabilityPolicy.BEST_EFFORT
-                                  for i in infos)
-                qos = QoSProfile(depth=100)
-                qos.reliability = (ReliabilityPolicy.BEST_EFFORT if best_effort
-                                   else ReliabilityPolicy.RELIABLE)
-                try:
-                    cls = ros_message_class(msgtype)
-                    self._writer.add_topic(topic, msgtype)
-                except (BagError, ValueError) as exc:
-                    self.get_logger().error(f"not recording {topic}: {exc}")
-                    self.topics.remove(topic)
-                    continue
-                self._subs[topic] = self.create_subscription(
-                    cls, topic, self._callback(topic), qos, raw=True)
-                self.get_logger().info(f"recording {topic} ({msgtype})")
-
-        def _callback(self, topic: str) -> Callable[[bytes], None]:
-            def write(raw: bytes) -> None:
-                now = self.get_clock().now().nanoseconds
-                with self._lock:
-                    if self.closed:
-                        return
-                    self._writer.write(topic, now, raw)
-                    self.counts[topic] += 1
-                    self.last_time = time.monotonic()
-                    if self.first_time is None:
-                        self.first_time = self.last_time
-            return write
-
-        def connected(self) -> bool:
-            """Return True when every recorded topic is subscribed and matched to a publisher."""
-            return all(t in self._subs and self._subs[t].get_publisher_count() > 0
-                       for t in self.topics)
-
-        def idle_for(self) -> float:
-            """Return seconds since the last recorded message (inf before the first)."""
-            return float("inf") if self.last_time is None else time.monotonic() - self.last_time
-
-        def close(self) -> dict[str, int]:
-            """Stop recording and finish the bag file (idempotent); return message counts."""
-            if not self.closed:
-                self.destroy_timer(self._timer)
-                for sub in self._subs.values():
-                    self.destroy_subscription(sub)
-                with self._lock:
-                    self.closed = True
-                self._writer.close()  # writes what is queued; raises BagError on failure
-            return dict(self.counts)
-
-    return BagRecorder
+_LAZY = {"BagPlayer": "player", "play_main": "player", "play_parser": "player",
+         "BagRecorder": "recorder", "record_main": "recorder",
+         "record_parser": "recorder"}
 
 
 def __getattr__(name: str) -> Any:
-    """Create the rclpy node classes on first access (the module imports without rclpy)."""
-    if name == "BagPlayer":
-        return _player_node_class()
-    if name == "BagRecorder":
-        return _recorder_node_class()
+    """Load the rclpy node classes and their commands on first access (see the docstring)."""
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __package__), name)
     raise AttributeError(name)
-
-
-# -- command line helpers -----------------------------------------------------------------------
-class _Stop:
-    """SIGINT / SIGTERM set an event instead of killing the process (files get closed)."""
-
-    def __init__(self) -> None:
-        self.event = threading.Event()
-        self._old: dict[int, Any] = {}
-
-    def __enter__(self) -> threading.Event:
-        if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                self._old[sig] = signal.signal(sig, lambda *_: self.event.set())
-        return self.event
-
-    def __exit__(self, *exc: Any) -> None:
-        # Once a stop was asked for, later signals (Ctrl-C under ros2 launch arrives twice: from
-        # the terminal and forwarded by launch) must not interrupt the clean-up that follows,
-        # so they stay swallowed; otherwise the old handlers come back.
-        for sig, handler in self._old.items():
-            signal.signal(sig, _ignore_signal if self.event.is_set() else handler)
-
-
-def _ignore_signal(*_: Any) -> None:
-    """Signal handler that does nothing (a repeated SIGINT/SIGTERM during clean-up)."""
-
-
-def _init_rclpy(argv: Sequence[str] | None = None) -> None:
-    import rclpy
-    from rclpy.signals import SignalHandlerOptions
-
-    rclpy.init(args=[sys.argv[0], *(argv or [])],
-               signal_handler_options=SignalHandlerOptions.NO)
-
-
-def _split_ros_args(argv: Sequence[str] | None) -> tuple[list[str], list[str]]:
-    """Return (our arguments, ROS arguments): each ``--ros-args ... [--]`` block goes to ROS.
-
-    Only explicit ``--ros-args`` blocks are ROS's (as ``ros2 run``/launch pass them), so our
-    own ``OLD:=NEW`` options are not mistaken for the deprecated remap syntax.
-    """
-    full = list(sys.argv[1:] if argv is None else argv)
-    ours: list[str] = []
-    ros: list[str] = []
-    inside = False
-    for item in full:
-        if item == "--ros-args":
-            inside = True
-            ros.append(item)
-        elif inside and item == "--":
-            inside = False
-        elif inside:
-            ros.append(item)
-        else:
-            ours.append(item)
-    return ours, ros
-
-
-def _bar(total: int, desc: str, quiet: bool) -> Any:
-    from tqdm import tqdm
-
-    return tqdm(total=total or None, unit="frame", desc=desc, disable=quiet, file=sys.stderr)
-
-
-def play_parser() -> argparse.ArgumentParser:
-    """Return the parser of emotion-play-bag."""
-    p = argparse.ArgumentParser(prog="emotion-play-bag",
-                                description="Publish a bag's images (and labels) into ROS 2.")
-    p.add_argument("bag", type=Path)
-    p.add_argument("--rate", type=float, default=1.0, help="playback speed factor (default 1)")
-    p.add_argument("--topic-remap", action="append", default=[], metavar="OLD:=NEW",
-                   help="publish bag topic OLD on NEW")
-    p.add_argument("--loop", action="store_true", help="start over at the end")
-    p.add_argument("--image-topic", help="the bag's image topic (default: its only one)")
-    p.add_argument("--topics", nargs="+", help="bag topics to play (default: image + label)")
-    p.add_argument("--wait-subscribers", type=int, default=1, metavar="N",
-                   help="wait for N subscribers on the image topic first (default 1; 0 = no)")
-    p.add_argument("--wait-topic-subscribers", action="append", default=[],
-                   metavar="TOPIC=N", help="also wait for N subscribers on TOPIC (e.g. "
-                   "/emotion=2 for the player and a recorder)")
-    p.add_argument("--lockstep", action="store_true", help="send each image only after the "
-                   "previous one's result arrived on --result-topic (no drops)")
-    p.add_argument("--result-topic", default=RESULT_TOPIC, help="lockstep: result topic")
-    p.add_argument("--timeout", type=float, default=10.0,
-                   help="lockstep: seconds to wait for a result before resending / going on")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
-    return p
-
-
-def _topic_counts(items: Sequence[str]) -> dict[str, int]:
-    out = {}
-    for item in items:
-        topic, sep, n = item.rpartition("=")
-        if not sep or not topic or not n.isdigit():
-            raise ValueError(f"--wait-topic-subscribers expects TOPIC=N, got {item!r}")
-        out[_absolute(topic)] = int(n)
-    return out
-
-
-def play_main(argv: list[str] | None = None) -> int:
-    """Run emotion-play-bag (``--ros-args`` are passed to rclpy)."""
-    ours, full = _split_ros_args(argv)
-    args = play_parser().parse_args(ours)
-    try:
-        remaps = parse_remaps(args.topic_remap)
-        waits = _topic_counts(args.wait_topic_subscribers)
-        if not args.rate > 0 or args.wait_subscribers < 0 or not args.timeout > 0:
-            raise ValueError("--rate and --timeout must be > 0, --wait-subscribers >= 0")
-    except ValueError as exc:
-        print(f"emotion-play-bag: error: {exc}", file=sys.stderr)
-        return 2
-    _init_rclpy(full)
-    player = None
-    executor = None
-    try:
-        try:
-            player = _player_node_class()(args.bag, rate=args.rate, remaps=remaps,
-                                          loop=args.loop, image_topic=args.image_topic,
-                                          topics=args.topics, result_topic=args.result_topic)
-        except ValueError as exc:  # BagError included
-            print(f"emotion-play-bag: error: {exc}", file=sys.stderr)
-            return 2
-        from ..nodes.runner import BackgroundSpin
-
-        executor = BackgroundSpin([player], name="replay_spin")
-        with _Stop() as stop:
-            if not player.wait_ready(args.wait_subscribers, 1 if args.lockstep else 0, waits,
-                                     stop=stop):
-                return 1
-            bar = _bar(player.counts[player.image_topic], "play", args.quiet)
-            try:
-                if args.lockstep:
-                    stats = player.play_lockstep(args.timeout, stop=stop, progress=bar.update)
-                else:
-                    stats = player.play(stop=stop, progress=bar.update)
-            finally:
-                bar.close()
-            player.wait_acked()  # do not exit before reliable subscribers have everything
-        print(f"emotion-play-bag: published {stats.images} images ({stats.messages} messages) "
-              f"in {stats.seconds:.1f} s"
-              + (f"; {stats.results} results, {len(stats.timeouts)} timed out"
-                 if args.lockstep else ""))
-        return 0 if not stats.timeouts else 1
-    finally:
-        if executor is not None:
-            executor.stop(shutdown_rclpy=True)
-        else:
-            import rclpy
-            rclpy.try_shutdown()
-
-
-def record_parser() -> argparse.ArgumentParser:
-    """Return the parser of emotion-record-bag."""
-    p = argparse.ArgumentParser(prog="emotion-record-bag",
-                                description="Record topics of the live graph into a new bag.")
-    p.add_argument("out", type=Path, help="bag directory to create")
-    p.add_argument("--topics", nargs="+", default=list(DEFAULT_RECORD_TOPICS),
-                   help=f"topics (default {' '.join(DEFAULT_RECORD_TOPICS)})")
-    p.add_argument("--storage", choices=("mcap", "sqlite3"), default="mcap")
-    p.add_argument("--duration", type=float, default=0.0, help="stop after S seconds")
-    p.add_argument("--until-idle", type=float, default=0.0, metavar="S",
-                   help="stop when nothing arrived for S seconds (after the first message)")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing bag")
-    return p
-
-
-def record_main(argv: list[str] | None = None) -> int:
-    """Run emotion-record-bag until Ctrl-C, SIGTERM, --duration or --until-idle."""
-    ours, full = _split_ros_args(argv)
-    args = record_parser().parse_args(ours)
-    if args.duration < 0 or args.until_idle < 0:
-        print("emotion-record-bag: error: --duration and --until-idle must be >= 0",
-              file=sys.stderr)
-        return 2
-    _init_rclpy(full)
-    try:
-        recorder = _recorder_node_class()(args.out, args.topics, storage=args.storage,
-                                          overwrite=args.overwrite)
-    except ValueError as exc:
-        print(f"emotion-record-bag: error: {exc}", file=sys.stderr)
-        import rclpy
-        rclpy.try_shutdown()
-        return 2
-    from ..nodes.runner import BackgroundSpin
-
-    executor = BackgroundSpin([recorder], name="replay_spin")
-    start = time.monotonic()
-    try:
-        with _Stop() as stop:  # held while the bag is finished: no signal can interrupt that
-            try:
-                print(f"emotion-record-bag: recording {' '.join(recorder.topics)} to "
-                      f"{args.out}; Ctrl-C to stop", flush=True)
-                while not stop.wait(0.1):
-                    if args.duration and time.monotonic() - start >= args.duration:
-                        break
-                    if args.until_idle and recorder.idle_for() >= args.until_idle:
-                        break
-            finally:
-                stop.set()  # from here on a SIGINT/SIGTERM changes nothing
-                counts = recorder.close()
-    finally:
-        executor.stop(shutdown_rclpy=True)
-    print("emotion-record-bag: wrote " + str(args.out) + ": "
-          + ", ".join(f"{t} {n} msgs" for t, n in counts.items()))
-    return 0
 
 
 # -- in-process replay of the whole graph ---------------------------------------------------
@@ -731,6 +171,8 @@ def run_replay(args: argparse.Namespace) -> tuple[dict[str, Any], Path]:
     """Compose the graph, replay, record, score; return (report, report folder)."""
     from ..live import create_nodes
     from .evaluate import evaluate_predictions, overrides_from_args, predictions_json, score
+    from .player import BagPlayer
+    from .recorder import BagRecorder
     from .report import write_outputs
 
     with BagReader(args.bag) as reader:
@@ -738,24 +180,23 @@ def run_replay(args: argparse.Namespace) -> tuple[dict[str, Any], Path]:
     smoothing = not args.no_smoothing
     specs, params = graph_params(image_topic, args.params_file, overrides_from_args(args),
                                  smoothing, args.lockstep)
-    topics = [t for t in args.record_topics if smoothing or _absolute(t) != "/emotion_raw"]
-    _init_rclpy()
+    topics = [t for t in args.record_topics if smoothing or absolute_topic(t) != "/emotion_raw"]
+    init_rclpy()
     everything: list = []
     executor = None
     try:
         nodes = create_nodes(specs, params)
         everything += nodes
-        player = _player_node_class()(args.bag, rate=args.rate, image_topic=image_topic)
+        player = BagPlayer(args.bag, rate=args.rate, image_topic=image_topic)
         everything.append(player)
-        recorder = _recorder_node_class()(args.out, topics, storage=args.storage,
-                                          overwrite=args.overwrite)
+        recorder = BagRecorder(args.out, topics, storage=args.storage, overwrite=args.overwrite)
         everything.append(recorder)
         from ..nodes.runner import BackgroundSpin
 
         executor = BackgroundSpin(everything, name="replay_spin")
-        with _Stop() as stop:
+        with StopOnSignal() as stop:
             wait_graph_ready(player, recorder, nodes, lockstep=args.lockstep)
-            bar = _bar(player.counts[image_topic], "replay", args.quiet)
+            bar = progress_bar(player.counts[image_topic], "replay", args.quiet)
             try:
                 if args.lockstep:
                     stats = player.play_lockstep(args.timeout, stop=stop, progress=bar.update)
@@ -807,7 +248,7 @@ def run_main(argv: list[str] | None = None) -> int:
     return 0
 
 
-COMMANDS = {"play": play_main, "record": record_main, "run": run_main}
+COMMANDS = ("play", "record", "run")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -817,7 +258,13 @@ def main(argv: list[str] | None = None) -> int:
         print("usage: python -m emotion_perception.bags.replay {play,record,run} ...",
               file=sys.stderr)
         return 2
-    return COMMANDS[argv[0]](argv[1:])
+    if argv[0] == "play":
+        from .player import play_main as command
+    elif argv[0] == "record":
+        from .recorder import record_main as command
+    else:
+        command = run_main
+    return command(argv[1:])
 
 
 if __name__ == "__main__":
