@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Mapping
 
-from emotion_perception.nodes.params import CLASSIFIER, by_name
+from emotion_perception.core.params import CLASSIFIER, by_name
 
 LSTM_FILE = "emotion_lstm.keras"
 CARD_STEM = "emotion_lstm.model_card"
