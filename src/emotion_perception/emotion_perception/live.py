@@ -76,9 +76,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def node_params(args: argparse.Namespace, specs: list[NodeSpec]) -> dict[str, dict[str, Any]]:
-    """Merge the YAML file with command-line overrides into per-node parameters."""
+    """Return every parameter of the graph's nodes: defaults, the YAML file, the options.
+
+    The merge and the checks are ``core.params.merge_params`` (the offline bag evaluation's
+    too), so a bad value is refused here, naming the parameter, before any node is created.
+    """
+    from .core.params import merge_params
+
     path = args.params_file or default_params_file()
-    params = load_params_file(path)
+    loaded = load_params_file(path)
     overrides: dict[str, dict[str, Any]] = {}
     if args.source is not None:
         overrides.setdefault("camera", {})["source"] = args.source
@@ -95,29 +101,8 @@ def node_params(args: argparse.Namespace, specs: list[NodeSpec]) -> dict[str, di
         node, dot, name = key.partition(".")
         if not sep or not dot:
             raise ValueError(f"--set expects NODE.PARAM=VALUE, got {item!r}")
-        overrides.setdefault(node, {})[name] = coerce_exact(node, name, parse_value(value))
-    known = {s.name for s in specs}
-    for node, values in overrides.items():
-        if node not in known:
-            raise ValueError(f"--set: no node {node!r} in this graph; nodes: {sorted(known)}")
-        params.setdefault(node, {}).update(values)
-    return params
-
-
-def coerce_exact(node: str, name: str, value: Any) -> Any:
-    """Return ``value`` as a float where the parameter is a double and the number is exact.
-
-    ``--set camera.fps=15`` parses as the integer 15; ROS 2 refuses an integer for a double
-    parameter, so a whole number given for a float parameter becomes that float. Nothing else
-    is converted (a float for an integer parameter stays an error naming the parameter).
-    """
-    from .core.params import NODE_PARAMS
-
-    spec = next((p for p in NODE_PARAMS.get(node, ()) if p.name == name), None)
-    if spec is not None and isinstance(spec.default, float) and isinstance(value, int) \
-            and not isinstance(value, bool) and float(value) == value:
-        return float(value)
-    return value
+        overrides.setdefault(node, {})[name] = parse_value(value)
+    return merge_params([s.name for s in specs], loaded, overrides, overrides_name="--set")
 
 
 def create_nodes(specs: list[NodeSpec], params: dict[str, dict[str, Any]], namespace: str = ""

@@ -148,12 +148,20 @@ def test_live_records_an_image_folder_of_mixed_sizes_to_its_end(tmp_path, tiny_m
 
 
 def test_set_coerces_whole_numbers_for_double_parameters_only() -> None:
-    from emotion_perception.live import coerce_exact
+    from emotion_perception.graph import graph_spec
+    from emotion_perception.live import build_parser, node_params
 
-    assert coerce_exact("camera", "fps", 15) == 15.0 and isinstance(
-        coerce_exact("camera", "fps", 15), float)
-    assert coerce_exact("camera", "width", 320) == 320 and isinstance(
-        coerce_exact("camera", "width", 320), int)
-    assert coerce_exact("camera", "width", 320.5) == 320.5  # refused later, naming it
-    assert coerce_exact("camera", "loop", True) is True
-    assert coerce_exact("camera", "no_such", 3) == 3
+    def merged(*sets: str) -> dict:
+        args = build_parser().parse_args([a for s in sets for a in ("--set", s)])
+        return node_params(args, graph_spec())
+
+    cam = merged("camera.fps=15", "camera.width=320", "camera.loop=false")["camera"]
+    assert cam["fps"] == 15.0 and isinstance(cam["fps"], float)
+    assert cam["width"] == 320 and isinstance(cam["width"], int)
+    assert cam["loop"] is False
+    with pytest.raises(ValueError, match="'width' must be of type int"):
+        merged("camera.width=320.5")  # a float for an integer parameter: refused, named
+    with pytest.raises(ValueError, match="'no_such' is not declared for node 'camera'"):
+        merged("camera.no_such=3")
+    with pytest.raises(ValueError, match="--set: no node 'cameraa' in this graph"):
+        merged("cameraa.fps=15")

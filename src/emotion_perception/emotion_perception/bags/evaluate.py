@@ -63,32 +63,15 @@ def resolve_params(params_file: str | Path | None = None,
 
     Declared defaults (``core/params.py``), then the YAML file (default: the package's
     ``config/emotion_perception.yaml``), then ``overrides`` ({node: {param: value}}); every
-    value is checked against its declaration (ValueError naming the parameter).
+    value is checked against its declaration (ValueError naming the parameter). The merge is
+    ``core.params.merge_params``, the one the in-process runner ``live`` uses.
     """
+    from ..core.params import merge_params
     from ..graph import default_params_file, load_params_file
-    from ..core.params import NODE_PARAMS, by_name
 
     path = Path(params_file) if params_file else default_params_file()
-    loaded = load_params_file(path)
-    out: dict[str, dict[str, Any]] = {}
-    for node in (DETECTOR_NODE, CLASSIFIER_NODE, SMOOTHER_NODE):
-        specs = by_name(NODE_PARAMS[node])
-        values = {name: p.default for name, p in specs.items()}
-        for source in (loaded.get(node, {}), (overrides or {}).get(node, {})):
-            for key, value in source.items():
-                if key not in specs:
-                    raise ValueError(f"parameter '{key}' is not declared for node {node!r}")
-                if isinstance(specs[key].default, float) and isinstance(value, int) \
-                        and not isinstance(value, bool):
-                    value = float(value)
-                specs[key].check(value)
-                values[key] = value
-        out[node] = values
-    unknown = set(overrides or {}) - set(out)
-    if unknown:
-        raise ValueError(f"no node(s) {sorted(unknown)} in the evaluated pipeline; nodes: "
-                         f"{sorted(out)}")
-    return out
+    return merge_params((DETECTOR_NODE, CLASSIFIER_NODE, SMOOTHER_NODE), load_params_file(path),
+                        overrides)
 
 
 def build_pipeline(params: dict[str, dict[str, Any]]) -> Any:

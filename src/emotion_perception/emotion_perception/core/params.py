@@ -10,7 +10,7 @@ declared keys, with values inside their ranges. The schema lives in ``core/`` (n
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any, Iterable, Mapping
 
 
 @dataclass(frozen=True)
@@ -246,3 +246,64 @@ def prefixed(values: dict[str, Any], prefix: str) -> dict[str, Any]:
     """Return ``{key without prefix: value}`` for keys starting with ``prefix + '.'``."""
     head = prefix + "."
     return {k[len(head):]: v for k, v in values.items() if k.startswith(head)}
+
+
+def coerce(spec: Param, value: Any) -> Any:
+    """Return ``value`` as a float where ``spec`` is a float parameter and the int is exact.
+
+    YAML and ``--set NODE.PARAM=15`` give the integer 15 for ``fps``; ROS 2 refuses an integer
+    for a double parameter, so a whole number given for a float parameter becomes that float.
+    Nothing else is converted (a float for an integer parameter stays an error naming it).
+    """
+    if isinstance(spec.default, float) and isinstance(value, int) \
+            and not isinstance(value, bool) and float(value) == value:
+        return float(value)
+    return value
+
+
+def validate(node: str, values: Mapping[str, Any]) -> dict[str, Any]:
+    """Return ``values`` coerced (:func:`coerce`) and checked against ``node``'s declarations.
+
+    Raises ValueError naming the parameter: one not declared for ``node``, or a value of the
+    wrong type or outside its range or choices (:meth:`Param.check`).
+    """
+    if node not in NODE_PARAMS:
+        raise ValueError(f"no parameters are declared for node {node!r}; nodes: "
+                         f"{sorted(NODE_PARAMS)}")
+    specs = by_name(NODE_PARAMS[node])
+    out: dict[str, Any] = {}
+    for key, value in values.items():
+        spec = specs.get(key)
+        if spec is None:
+            raise ValueError(f"parameter '{key}' is not declared for node {node!r}")
+        value = coerce(spec, value)
+        spec.check(value)
+        out[key] = value
+    return out
+
+
+def merge_params(nodes: Iterable[str], loaded: Mapping[str, Mapping[str, Any]] | None = None,
+                 overrides: Mapping[str, Mapping[str, Any]] | None = None,
+                 overrides_name: str = "overrides") -> dict[str, dict[str, Any]]:
+    """Return {node: every declared parameter's value} for ``nodes``: the one merge path.
+
+    Declared defaults, then ``loaded`` (a parameter file as ``graph.load_params_file`` reads
+    it), then ``overrides`` ({node: {param: value}}, e.g. from ``--set``); each value passes
+    :func:`validate`. ``loaded`` may hold other nodes (a file serves every graph): those are
+    not read. An override for a node not in ``nodes`` raises ValueError (a typo would
+    otherwise be ignored), its message starting with ``overrides_name``. The in-process runner
+    (``live``), the offline bag evaluation and the nodes' own start-up check all go through
+    :func:`validate`; the nodes additionally declare each parameter to ROS from this schema.
+    """
+    names = list(dict.fromkeys(nodes))
+    unknown = sorted(set(overrides or {}) - set(names))
+    if unknown:
+        raise ValueError(f"{overrides_name}: no node {', '.join(map(repr, unknown))} in this "
+                         f"graph; nodes: {sorted(names)}")
+    out: dict[str, dict[str, Any]] = {}
+    for node in names:
+        values = {p.name: p.default for p in NODE_PARAMS.get(node, ())}
+        for layer in (loaded or {}, overrides or {}):
+            values.update(validate(node, layer.get(node, {})))
+        out[node] = values
+    return out

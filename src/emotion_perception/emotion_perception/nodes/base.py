@@ -40,7 +40,7 @@ from rclpy.subscription import Subscription
 from rclpy.qos import QoSProfile, ReliabilityPolicy, HistoryPolicy, qos_profile_sensor_data
 
 from ..core.image_conversion import ImageConversionError
-from ..core.params import NODE_PARAMS, Param, by_name
+from ..core.params import NODE_PARAMS, Param, by_name, validate
 from .convert import check_image_msg
 
 RESULT_QOS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE,
@@ -289,9 +289,8 @@ class PerceptionNode(LifecycleNode):
                 self.declare_parameter(p.name, p.default, _descriptor(p))
             except Exception as exc:
                 raise ValueError(f"{self.get_name()}: parameter '{p.name}': {exc}") from exc
-        values = self.param_values()
-        for name, value in values.items():
-            self._specs[name].check(value)  # raises ValueError naming the parameter
+        # the checks of core.params.validate, as live and the bag evaluation apply them
+        values = validate(self.NODE_NAME, self.param_values())  # ValueError naming it
         self.stats = StageStats()
         for key in self.EXTRA_COUNTERS:
             self.stats.count(key, 0)  # listed in diagnostics from the start
@@ -329,16 +328,11 @@ class PerceptionNode(LifecycleNode):
 
         Read-only parameters never get here (rclpy refuses them first).
         """
-        new: dict[str, Any] = {}
-        for prm in params:
-            spec = self._specs.get(prm.name)
-            if spec is None:
-                continue
-            try:
-                spec.check(prm.value)
-            except ValueError as exc:
-                return SetParametersResult(successful=False, reason=str(exc))
-            new[prm.name] = prm.value
+        try:
+            new = validate(self.NODE_NAME, {prm.name: prm.value for prm in params
+                                            if prm.name in self._specs})
+        except ValueError as exc:
+            return SetParametersResult(successful=False, reason=str(exc))
         current = self.param_values()
         changed = {k for k, v in new.items() if current[k] != v}
         if not changed:
