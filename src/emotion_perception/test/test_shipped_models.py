@@ -35,6 +35,7 @@ def _shipped_classifier_formats() -> list[tuple[str, dict]]:
 def test_every_shipped_model_file_has_a_card_entry_with_its_sha256() -> None:
     carded = {entry["file"]: entry["sha256"] for _, entry in _shipped_classifier_formats()}
     carded[LSTM_CARD["model"]] = LSTM_CARD["sha256"]
+    carded[LSTM_CARD["tflite"]["file"]] = LSTM_CARD["tflite"]["sha256"]
     shipped = sorted(p.name for p in MODELS.iterdir() if p.suffix in (".keras", ".tflite"))
     assert shipped, f"no model files in {MODELS}"
     assert sorted(carded) == shipped, "a shipped model file without a card entry, or the reverse"

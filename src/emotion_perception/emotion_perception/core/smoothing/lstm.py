@@ -13,19 +13,34 @@ Design (shared with the trainer in ``emotion_training.temporal``):
   cannot disagree on the input layout.
 * The model outputs the smoothed (7,) softmax for the newest frame (many-to-one).
 * ``update_many`` stacks the windows of all tracks updated in one frame and calls the model
-  once (a ``tf.function`` with a fixed input signature under the TensorFlow backend, traced
-  once; a direct model call otherwise; never ``model.predict``).
+  once (LiteRT's interpreter for a ``.tflite``; for a Keras file a ``tf.function`` with a
+  fixed input signature under the TensorFlow backend, traced once, or a direct model call
+  under another backend; never ``model.predict``).
 * Model outputs are clipped at 0 and renormalised; a non-finite or all-zero output (a broken
   model) falls back to the newest input vector and is counted in ``fallbacks``.
 
-The model file is ``model_path`` or, when that is empty, the shipped ``emotion_lstm.keras``
-found by :func:`emotion_perception.core.model_lookup.find_model`. It is loaded with
-``safe_mode=True`` (no Lambda layers, no arbitrary code) and must take ``(None, window, 7)``
-or ``(None, None, 7)`` inputs and return ``(None, 7)``; otherwise ``ModelError`` names the file.
+Model files and runtimes:
+
+* ``model_path`` empty: the shipped ``emotion_lstm.tflite`` (found by
+  :func:`emotion_perception.core.model_lookup.find_model`), run with LiteRT
+  (``ai_edge_litert``, the classifier's runtime; ``tf.lite`` only when LiteRT is missing), so a
+  live process with ``smoother:=lstm`` never imports TensorFlow. When no ``.tflite`` is
+  installed, the shipped ``emotion_lstm.keras`` is used through Keras instead (logged).
+* ``model_path`` ending in ``.tflite``: that file through LiteRT; any other suffix
+  (``.keras``, ``.h5``): Keras, loaded with ``safe_mode=True`` (no Lambda layers, no arbitrary
+  code). Keras is what the trainer and the export's parity check use.
+
+The ``.tflite`` is the Keras model with its LSTM unrolled over the fixed window
+(``emotion_training.lstm_export``): builtin ops only, so LiteRT runs it without TensorFlow's
+select ops; its batch dimension is resized to the number of tracks updated per call.
+A model must take ``(None, window, 7)`` (Keras also ``(None, None, 7)``) inputs and return
+``(None, 7)``; otherwise ``ModelError`` names the file.
 """
 
 from __future__ import annotations
 
+import logging
+import threading
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
@@ -35,7 +50,12 @@ from ..classes import NUM_CLASSES
 from ..classifiers.base import ModelError
 from .simple import Observation, TrackedSmoother, _check_stamp, finish, validate_probs
 
-DEFAULT_MODEL = "emotion_lstm.keras"
+_LOG = logging.getLogger(__name__)
+
+DEFAULT_MODEL = "emotion_lstm.tflite"
+#: used when no ``.tflite`` is installed (a tree exported before the TFLite step existed)
+FALLBACK_KERAS_MODEL = "emotion_lstm.keras"
+PARAMETER = "lstm.model_path"
 
 
 def sliding_windows(probs: np.ndarray, window: int) -> np.ndarray:
@@ -83,7 +103,10 @@ class _Ring:
 
 
 class LstmSmoother(TrackedSmoother):
-    """``lstm``: a Keras LSTM over the last ``window`` vectors of each track (see module doc)."""
+    """``lstm``: a learned LSTM over the last ``window`` vectors of each track (module doc).
+
+    ``runtime`` says what runs the model: ``litert``, ``tf.lite`` or ``keras``.
+    """
 
     name = "lstm"
 
@@ -96,11 +119,13 @@ class LstmSmoother(TrackedSmoother):
             raise ValueError(f"model_path must be a string, got {model_path!r}")
         self.window = int(window)
         self.fallbacks = 0
-        from ..model_lookup import find_model
-
-        self.model_path = find_model(DEFAULT_MODEL, str(model_path), "lstm.model_path")
-        self._model = _load(self.model_path, self.window)
-        self._infer = _inference_fn(self._model, self.window)
+        self.model_path = _resolve(str(model_path))
+        if self.model_path.suffix.lower() == ".tflite":
+            runner = _TfliteRunner(self.model_path, self.window)
+            self.runtime, self._infer = runner.runtime, runner
+        else:
+            model = _load(self.model_path, self.window)
+            self.runtime, self._infer = "keras", _inference_fn(model, self.window)
         self._batch = np.zeros((8, self.window, NUM_CLASSES), np.float32)
         self._check_output(self._run(_probe(self.window)), 1)
 
@@ -182,12 +207,80 @@ def _probe(window: int) -> np.ndarray:
     return x
 
 
+def _resolve(explicit: str) -> Path:
+    """Return the model file: ``explicit``, else the shipped .tflite, else the shipped .keras."""
+    from ..model_lookup import find_model
+
+    if explicit.strip():
+        return find_model(DEFAULT_MODEL, explicit, PARAMETER)
+    try:
+        return find_model(DEFAULT_MODEL, "", PARAMETER)
+    except FileNotFoundError as exc:
+        try:
+            path = find_model(FALLBACK_KERAS_MODEL, "", PARAMETER)
+        except FileNotFoundError:
+            raise exc from None
+        _LOG.info("%s not installed; running %s through Keras (export the .tflite with "
+                  "python -m emotion_training.lstm_export)", DEFAULT_MODEL, path)
+        return path
+
+
+class _TfliteRunner:
+    """batch (N, window, 7) -> (N, 7): a float32 ``.tflite`` LSTM run by LiteRT."""
+
+    def __init__(self, path: Path, window: int) -> None:
+        from ..classifiers.tflite_classifier import _interpreter_class
+
+        cls = _interpreter_class()
+        self.runtime = "litert" if cls.__module__.startswith("ai_edge_litert") else "tf.lite"
+        try:  # one thread: a 5 k-weight model on a handful of tracks gains nothing from more
+            self._interp = cls(model_path=str(path), num_threads=1)
+            self._interp.allocate_tensors()
+        except Exception as exc:  # ValueError / RuntimeError on garbage or truncated files
+            raise ModelError(f"cannot load temporal model {path} (parameter {PARAMETER}): "
+                             f"{type(exc).__name__}: {exc}") from exc
+        inputs, outputs = self._interp.get_input_details(), self._interp.get_output_details()
+        if len(inputs) != 1 or len(outputs) != 1:
+            raise ModelError(f"temporal model {path} must have one input and one output, has "
+                             f"{len(inputs)} and {len(outputs)}")
+        self._in, self._out = inputs[0], outputs[0]
+        in_shape = tuple(int(v) for v in self._in.get("shape_signature", self._in["shape"]))
+        out_shape = tuple(int(v) for v in self._out.get("shape_signature", self._out["shape"]))
+        if len(in_shape) != 3 or in_shape[1:] != (window, NUM_CLASSES):
+            raise ModelError(f"temporal model {path} takes inputs of shape {in_shape}; expected "
+                             f"(-1, {window}, {NUM_CLASSES}) for window={window} (a .tflite "
+                             "LSTM is unrolled over a fixed window)")
+        if len(out_shape) != 2 or out_shape[1] != NUM_CLASSES:
+            raise ModelError(f"temporal model {path} returns shape {out_shape}; expected "
+                             f"(-1, {NUM_CLASSES})")
+        for what, detail in (("input", self._in), ("output", self._out)):
+            if np.dtype(detail["dtype"]) != np.float32:
+                raise ModelError(f"temporal model {path}: {what} is "
+                                 f"{np.dtype(detail['dtype'])}, expected float32")
+        self._window = window
+        self._batch = int(self._in["shape"][0])
+        self._lock = threading.Lock()  # one interpreter: calls from two threads take turns
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        """Run the model on a (N, window, 7) float32 batch; return a (N, 7) copy."""
+        n = len(batch)
+        with self._lock:
+            if n != self._batch:
+                self._interp.resize_tensor_input(self._in["index"],
+                                                 [n, self._window, NUM_CLASSES])
+                self._interp.allocate_tensors()
+                self._batch = n
+            self._interp.set_tensor(self._in["index"], np.ascontiguousarray(batch, np.float32))
+            self._interp.invoke()
+            return self._interp.get_tensor(self._out["index"]).copy()
+
+
 def _load(path: Path, window: int) -> Any:
     """Load and shape-check the Keras model at ``path``."""
     from ..model_lookup import load_keras_model
 
     try:  # a truncated or corrupt file is reported as such, naming it
-        model = load_keras_model(path, "lstm.model_path", "temporal model")
+        model = load_keras_model(path, PARAMETER, "temporal model")
     except ValueError as exc:
         raise ModelError(str(exc)) from exc
     inputs = getattr(model, "inputs", None) or []
