@@ -24,13 +24,14 @@ import json
 import math
 import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 
+from .graph_harness import (make_tiny_model, resolve_model,  # noqa: F401 (re-exported)
+                            run_graph_command, scene_messages)
 from .probe import ProbedGraph
 
 #: nodes of the soak graph whose counters are reported, with their short names
@@ -49,56 +50,8 @@ def rss_mb() -> float:
     return float("nan")
 
 
-def make_tiny_model(path: Path) -> Path:
-    """Save a tiny untrained 48x48x1 -> 7 Keras classifier at ``path`` and return the path."""
-    import keras
-
-    keras.utils.set_random_seed(0)
-    inputs = keras.Input((48, 48, 1))
-    x = keras.layers.Conv2D(4, 3, strides=2, activation="relu")(inputs)
-    x = keras.layers.GlobalAveragePooling2D()(x)
-    outputs = keras.layers.Dense(7, activation="softmax")(x)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    keras.Model(inputs, outputs).save(path)
-    return path
-
-
-def resolve_model(classifier: str, model_path: str, tmp_dir: Path) -> tuple[str, str, str]:
-    """Return (classifier, model path, notice): the given or shipped model, else a tiny one."""
-    from .core.model_lookup import DEFAULT_KERAS_MODEL, DEFAULT_TFLITE_MODEL, find_model
-
-    if model_path:
-        return classifier, str(find_model("", model_path)), ""
-    name = DEFAULT_TFLITE_MODEL if classifier == "tflite" else DEFAULT_KERAS_MODEL
-    try:
-        return classifier, str(find_model(name)), ""
-    except FileNotFoundError:
-        pass
-    if classifier not in ("keras", "tflite"):
-        raise ValueError(f"classifier {classifier!r} needs --model-path (no shipped model)")
-    path = make_tiny_model(Path(tmp_dir) / "tiny_soak.keras")
-    return "keras", str(path), (f"notice: no shipped {name} found; using a tiny untrained Keras "
-                                f"model ({path}) with the keras classifier. Pass --model-path "
-                                "to soak the real model.")
-
-
 def _pct(values: list[float], q: float) -> float:
     return float(np.percentile(values, q) * 1e3) if values else float("nan")
-
-
-def scene_messages(n_faces: int, count: int = 30, size: tuple[int, int] = (480, 640),
-                   fps: float = 15.0) -> list:
-    """Return ``count`` precomputed synthetic scenes as sensor_msgs/Image (bgr8)."""
-    from .core.sample_input import synthetic_scene
-    from .nodes.convert import array_to_image
-
-    msgs = []
-    for i in range(count):
-        msg = array_to_image(synthetic_scene(n_faces, size=size, t=i / fps), "bgr8")
-        msg.header.frame_id = "soak_camera"
-        msgs.append(msg)
-    return msgs
 
 
 def _counter(stats: dict[str, dict[str, float]], node: str, key: str) -> int:
@@ -407,38 +360,17 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     every = a.every or max(50, a.frames // 20)
 
-    import rclpy
-    from rclpy.signals import SignalHandlerOptions
+    def body(graph: ProbedGraph, classifier: str, model: str) -> dict[str, Any]:
+        print(f"soak: {a.frames} frames, {a.faces} face(s), {a.fps:g} fps offered, "
+              f"classifier {classifier} ({model}); a line every {every} frames", flush=True)
+        return run_soak(graph, a.frames, a.fps, a.faces, every, progress=True,
+                        on_window=lambda r: _write(format_window(r, a.frames)))
 
-    with tempfile.TemporaryDirectory(prefix="ep_soak_") as tmp:
-        try:
-            classifier, model, notice = resolve_model(a.classifier, a.model_path, Path(tmp))
-        except (FileNotFoundError, ValueError) as exc:
-            print(f"soak: {exc}", file=sys.stderr)
-            return 2
-        if notice:
-            print(notice, flush=True)
-        # Ctrl-C stops the feed (KeyboardInterrupt) instead of shutting the context down
-        rclpy.init(signal_handler_options=SignalHandlerOptions.NO)
-        graph = None
-        try:
-            graph = ProbedGraph(model, classifier, namespace="/soak",
-                                smoothing=not a.no_smoothing, params_file=a.params_file)
-            graph.wait_ready()
-            print(f"soak: {a.frames} frames, {a.faces} face(s), {a.fps:g} fps offered, "
-                  f"classifier {classifier} ({model}); a line every {every} frames", flush=True)
-            result = run_soak(graph, a.frames, a.fps, a.faces, every, progress=True,
-                              on_window=lambda r: _write(format_window(r, a.frames)))
-        except (RuntimeError, TimeoutError, ValueError) as exc:
-            print(f"soak: {exc}", file=sys.stderr)
-            return 2
-        except KeyboardInterrupt:  # before or after the feed (the feed itself handles it)
-            print("soak: interrupted", file=sys.stderr)
-            return 130
-        finally:
-            if graph is not None:
-                graph.close()
-            rclpy.try_shutdown()
+    run = run_graph_command("soak", a.classifier, a.model_path, body, namespace="/soak",
+                            smoothing=not a.no_smoothing, params_file=a.params_file)
+    if run.status:
+        return run.status
+    result, classifier, model = run.result, run.classifier, run.model
     result["classifier"], result["model_path"] = classifier, model
     checks = verdict(result, a.max_slope, a.max_drift,
                      max_unanswered=a.max_unanswered)
