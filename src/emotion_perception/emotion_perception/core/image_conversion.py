@@ -301,11 +301,22 @@ class ImageConverter:
             from cv_bridge import CvBridge
             self._bridge = CvBridge()
 
-    def to_array(self, msg: Any) -> np.ndarray:
-        """Return the message's pixels, (H, W) or (H, W, C), native byte order."""
+    def to_array(self, msg: Any, max_pixels: int | None = None) -> np.ndarray:
+        """Return the message's pixels, (H, W) or (H, W, C), native byte order.
+
+        ``max_pixels`` overrides the converter's limit for this call (a node's parameter).
+        Two kinds of message go through the own conversion even with cv_bridge: a ``step``
+        that is not a whole number of pixels (cv_bridge derives the row length as ``step /
+        bytes per pixel`` and would misread the rows), and 16-bit data in foreign byte order
+        (cv_bridge swaps it with ``ndarray.newbyteorder``, which NumPy 2 removed).
+        """
+        limit = self.max_pixels if max_pixels is None else int(max_pixels)
         if self._bridge is None:
-            return image_to_array(msg, self.max_pixels)
-        check_image_fields(msg, self.max_pixels)
+            return image_to_array(msg, limit)
+        _, _, step, dtype, channels = check_image_fields(msg, limit)
+        foreign = dtype.itemsize > 1 and bool(msg.is_bigendian) != (sys.byteorder == "big")
+        if step % (channels * dtype.itemsize) or foreign:
+            return image_to_array(msg, limit)
         try:
             out = np.asarray(self._bridge.imgmsg_to_cv2(msg, desired_encoding="passthrough"))
         except Exception as exc:  # cv_bridge raises its own CvBridgeError / TypeError
@@ -324,7 +335,11 @@ class ImageConverter:
 
     def from_array(self, array: np.ndarray, encoding: str,
                    factory: Callable[[], Any] = RawImage, header: Any = None) -> Any:
-        """Build a message with ``factory`` holding ``array`` (same checks on both paths)."""
+        """Build a message holding ``array`` (same checks on both paths).
+
+        The own path builds it with ``factory``; cv_bridge builds a ``sensor_msgs/Image``
+        itself. Either way the data is tightly packed in native byte order.
+        """
         fields = array_to_image_fields(array, encoding)
         if self._bridge is None:
             msg = factory()
@@ -332,7 +347,9 @@ class ImageConverter:
                 setattr(msg, key, value)
         else:
             try:
-                msg = self._bridge.cv2_to_imgmsg(np.ascontiguousarray(array), encoding=encoding)
+                array = np.asarray(array)
+                native = np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("="))
+                msg = self._bridge.cv2_to_imgmsg(native, encoding=encoding)
             except Exception as exc:
                 raise ImageConversionError(f"cv_bridge could not convert the array: "
                                            f"{exc}") from exc

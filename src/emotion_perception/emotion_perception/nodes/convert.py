@@ -1,8 +1,18 @@
-"""Conversions between emotion_msgs / sensor_msgs messages and core dataclasses."""
+"""Conversions between emotion_msgs / sensor_msgs messages and core dataclasses.
+
+Images: :func:`image_to_numpy` and :func:`array_to_image` (what every node uses) go through
+one :class:`~..core.image_conversion.ImageConverter` per process (:func:`image_converter`):
+``cv_bridge.CvBridge`` when ``cv_bridge`` imports (a ROS install from apt), this package's own
+conversion otherwise (the PyPI wheels have no cv_bridge). Both paths validate the message
+first with the same checks and errors and give the same arrays and messages; which one runs is
+logged once at debug level and readable as ``image_converter().uses_cv_bridge``.
+"""
 
 from __future__ import annotations
 
+import logging
 import math
+from functools import lru_cache
 from typing import Sequence
 
 import numpy as np
@@ -10,10 +20,11 @@ from emotion_msgs.msg import Emotion, EmotionArray, Face, FaceArray
 from sensor_msgs.msg import Image, RegionOfInterest
 
 from ..core.classes import CLASS_NAMES, NUM_CLASSES, VALENCE_AROUSAL
-from ..core.image_conversion import (ImageConversionError, array_to_image_fields,
-                                     check_image_fields, encoding_info, image_to_array)
+from ..core.image_conversion import (ImageConversionError, ImageConverter, check_image_fields,
+                                     encoding_info)
 from ..core.types import Box, EmotionEstimate, TrackedFace
 
+_LOG = logging.getLogger(__name__)
 _VA = np.array(VALENCE_AROUSAL, dtype=np.float32)
 
 #: Largest ROI coordinate (x + width, y + height) accepted when the image size is unknown:
@@ -72,17 +83,23 @@ def check_image_msg(msg: Image, max_pixels: int) -> None:
                                    "convert it to BGR or gray")
 
 
+@lru_cache(maxsize=1)
+def image_converter() -> ImageConverter:
+    """Return the process's image converter: cv_bridge when importable, own code otherwise."""
+    conv = ImageConverter()
+    _LOG.debug("image conversion through %s",
+               "cv_bridge" if conv.uses_cv_bridge else "emotion_perception's own code")
+    return conv
+
+
 def array_to_image(array: np.ndarray, encoding: str, header=None) -> Image:
     """Build a sensor_msgs/Image from an array (header copied when given)."""
-    msg = Image(**array_to_image_fields(array, encoding))
-    if header is not None:
-        msg.header = header
-    return msg
+    return image_converter().from_array(array, encoding, factory=Image, header=header)
 
 
 def image_to_numpy(msg: Image, max_pixels: int) -> np.ndarray:
-    """Return the image's pixels (validated) as an array."""
-    return image_to_array(msg, max_pixels=max_pixels)
+    """Return the image's pixels (validated against ``max_pixels``) as an array."""
+    return image_converter().to_array(msg, max_pixels=max_pixels)
 
 
 def faces_to_msg(header, image: np.ndarray, encoding: str, faces: Sequence[TrackedFace],
