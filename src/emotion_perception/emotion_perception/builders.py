@@ -84,6 +84,30 @@ def crop_framing(detector: Any, values: dict[str, Any]) -> tuple[float, float]:
     return float(values["crop_margin"]), float(values["crop_offset"])
 
 
+def framing_text(pipeline: FramePipeline) -> str:
+    """Return the crop framing ``pipeline`` cuts its face crops with, as a JSON object.
+
+    The face detector publishes this on ``crop_framing`` whenever it changes; the debug image
+    node reads it back with :func:`parse_framing` (its class activation maps cover the crops
+    the classifier saw).
+    """
+    return json.dumps({"crop_margin": pipeline.crop_margin, "crop_offset": pipeline.crop_offset,
+                       "crop_align": pipeline.crop_align})
+
+
+def parse_framing(text: str) -> tuple[float, float]:
+    """Return (crop margin, crop offset) from :func:`framing_text`'s JSON; ValueError if bad."""
+    try:
+        data = json.loads(text)
+        margin, offset = float(data["crop_margin"]), float(data["crop_offset"])
+    except (ValueError, TypeError, KeyError) as exc:
+        raise ValueError(f"crop_framing {text!r} is not a framing: {exc}") from exc
+    if not (0.0 <= margin <= 1.0 and -0.5 <= offset <= 0.5):
+        raise ValueError(f"crop_framing {text!r} is outside crop_margin [0, 1] / "
+                         "crop_offset [-0.5, 0.5]")
+    return margin, offset
+
+
 def build_pipeline(detector_values: dict[str, Any], classifier: Any = None) -> FramePipeline:
     """Build detector + tracker (+ an optional classifier) from face_detector parameters."""
     detector = build_detector(detector_values)

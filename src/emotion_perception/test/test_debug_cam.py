@@ -61,17 +61,19 @@ def _debug_node(rclpy_session, **params):
     return DebugImageNode(parameter_overrides=[Parameter(k, value=v) for k, v in params.items()])
 
 
-def _draw_once(node, frame: np.ndarray, box, probs) -> np.ndarray:
+def _draw_once(node, frame: np.ndarray, box, probs, framing: str = "") -> np.ndarray:
     """Feed one image and its emotions through the node's callbacks; return the drawing."""
     from emotion_msgs.msg import Emotion, EmotionArray
     from sensor_msgs.msg import RegionOfInterest
-    from std_msgs.msg import Header
+    from std_msgs.msg import Header, String
 
     from emotion_perception.nodes.convert import array_to_image, image_to_numpy
 
     node.trigger_configure()
     assert not node.configure_error, node.configure_error
     node.trigger_activate()
+    if framing:  # as the detector announces it on crop_framing
+        node._on_framing(String(data=framing))
     out = []
     node._pub.publish = out.append
     header = Header(frame_id="cam")
@@ -93,10 +95,11 @@ def test_debug_node_paints_the_map_of_the_estimated_class(rclpy_session, tiny_mo
     probs = np.array([0.05, 0.05, 0.05, 0.05, 0.05, 0.7, 0.05], np.float32)
     plain_node = _debug_node(rclpy_session)
     cam_node = _debug_node(rclpy_session, cam=True, cam_model_path=str(tiny_model_path),
-                           cam_alpha=0.6, crop_margin=0.2)
+                           cam_alpha=0.6)
     try:
         plain = _draw_once(plain_node, frame, box, probs)
-        with_cam = _draw_once(cam_node, frame, box, probs)
+        with_cam = _draw_once(cam_node, frame, box, probs,
+                              '{"crop_margin": 0.2, "crop_offset": 0.0, "crop_align": true}')
     finally:
         for node in (plain_node, cam_node):
             node._close_all()
@@ -132,3 +135,29 @@ def test_debug_node_names_an_unusable_cam_model(rclpy_session, tmp_path):
         assert "cam_model_path" in node.configure_error and "GAP" in node.configure_error
     finally:
         node.destroy_node()
+
+
+@pytest.mark.ros
+def test_debug_node_follows_the_framing_the_detector_announces(rclpy_session, spinner,
+                                                                tiny_model_path):
+    """The map's framing has one source: the detector's crops (calibrated or set)."""
+    from rclpy.parameter import Parameter
+    from std_msgs.msg import String
+
+    from emotion_perception.nodes.face_detector_node import FaceDetectorNode
+
+    detector = FaceDetectorNode(parameter_overrides=[Parameter("detector", value="haar")])
+    debug = _debug_node(rclpy_session, cam=True, cam_model_path=str(tiny_model_path),
+                        autostart=True)
+    spinner([detector, debug])  # the fixture stops it and destroys the nodes
+    assert wait_for(lambda: getattr(detector, "pipeline", None) is not None
+                    and getattr(debug, "_cam", None) is not None, 60)
+    calibrated = (detector.pipeline.crop_margin, detector.pipeline.crop_offset)
+    assert calibrated != (0.0, 0.0)  # haar's calibrated framing, not the fallback
+    assert wait_for(lambda: debug.framing == calibrated, 30), debug.framing
+    res = detector.set_parameters([Parameter("crop_margin", value=0.3),
+                                   Parameter("crop_offset", value=0.1)])
+    assert all(r.successful for r in res), res
+    assert wait_for(lambda: debug.framing == (0.3, 0.1), 30), debug.framing
+    debug._on_framing(String(data="not json"))  # refused, counted, the old one kept
+    assert debug.framing == (0.3, 0.1) and debug.stats.counters["rejected"] == 1

@@ -34,7 +34,7 @@ COVERED = {
                          "max_gap", "max_tracks", "ema.tau", "hysteresis.window",
                          "hysteresis.margin", "lstm.window"},
     "emotion_debug_image": {"diagnostics_period", "max_image_pixels", "max_faces", "max_age",
-                            "max_clock_offset", "history", "cam_alpha", "crop_margin"},
+                            "max_clock_offset", "history", "cam_alpha"},
 }
 
 
@@ -351,30 +351,34 @@ def test_history_applies(active):
 
 def test_cam_parameters_apply_with_cam_and_are_refused_without(active, tiny_model_path,
                                                                monkeypatch):
+    from std_msgs.msg import String
+
     from emotion_perception.core import cam
 
     plain, _ = active("emotion_debug_image")
-    for key, value in (("cam_alpha", 0.9), ("crop_margin", 0.3)):
-        res = _set(plain, **{key: value})
-        assert not res.successful and "cam: false" in res.reason
+    res = _set(plain, cam_alpha=0.9)
+    assert not res.successful and "cam: false" in res.reason
     node, out = active("emotion_debug_image", cam=True, cam_model_path=str(tiny_model_path),
                        max_age=0.0)
     seen = []
     real = cam.draw_face_cams
 
-    def spy(image, boxes, labels, extractor, margin, alpha):
-        seen.append((margin, alpha))
-        return real(image, boxes, labels, extractor, margin, alpha)
+    def spy(image, boxes, labels, extractor, margin, alpha, offset):
+        seen.append((margin, alpha, offset))
+        return real(image, boxes, labels, extractor, margin, alpha, offset)
 
     monkeypatch.setattr(cam, "draw_face_cams", spy)
-    assert _set(node, cam_alpha=0.9, crop_margin=0.3).successful
+    assert _set(node, cam_alpha=0.9).successful
+    # the framing is the detector's, as it announces it on crop_framing (no own parameter)
+    node._on_framing(String(data='{"crop_margin": 0.3, "crop_offset": -0.1, '
+                                 '"crop_align": true}'))
     msg = _emotion_array([_emotion(1)])
     node._on_emotion(msg)
     image = _image(160, 120)
     image.header = msg.header
     node._on_image(image)
     assert wait_for(lambda: len(out) == 1, 60)
-    assert seen == [(0.3, 0.9)]
+    assert seen == [(0.3, 0.9, -0.1)]
 
 
 # --- camera ----------------------------------------------------------------------------------

@@ -70,3 +70,10 @@ def test_core_and_builders_do_not_import_the_node_layer() -> None:
             if bad:
                 offenders.append(f"{path.relative_to(PKG)}: from {node.module}")
     assert not offenders, offenders
+
+
+def test_crop_framing_is_declared_by_the_face_detector_only() -> None:
+    """The debug node reads the detector's announced framing (crop_framing), no copy."""
+    framing = {"crop_margin", "crop_offset", "crop_align"}
+    owners = {node for node, params in NODE_PARAMS.items() if framing & {p.name for p in params}}
+    assert owners == {"face_detector"}

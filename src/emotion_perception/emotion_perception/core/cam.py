@@ -235,12 +235,14 @@ def overlay(face: np.ndarray, cam: np.ndarray, alpha: float = 0.45,
 
 def draw_face_cams(image_bgr: np.ndarray, boxes: Sequence[Sequence[float]],
                    labels: Sequence[int], extractor: CamExtractor | MeanCam,
-                   margin: float = 0.1, alpha: float = 0.45) -> np.ndarray:
+                   margin: float = 0.1, alpha: float = 0.45, offset: float = 0.0
+                   ) -> np.ndarray:
     """Return a BGR copy of a frame with each face's class activation map painted over it.
 
     ``boxes`` are face boxes (x, y, w, h) in pixels and ``labels`` the class whose map is drawn
-    for each (normally the estimated one). The map covers the square crop with ``margin`` that
-    the classifier saw (the detector's ``crop_margin``). Boxes outside the frame are skipped.
+    for each (normally the estimated one). The map covers the square crop with ``margin`` and
+    ``offset`` that the classifier saw (the detector's framing, ``square_crop_box``), unrotated.
+    Boxes outside the frame are skipped.
     """
     if len(boxes) != len(labels):
         raise ValueError(f"{len(boxes)} boxes but {len(labels)} labels")
@@ -250,7 +252,7 @@ def draw_face_cams(image_bgr: np.ndarray, boxes: Sequence[Sequence[float]],
     out = image.copy()
     regions, crops, keep = [], [], []
     for box, label in zip(boxes, labels):
-        x, y, w, h = square_crop_box(box, margin, image.shape)
+        x, y, w, h = square_crop_box(box, margin, image.shape, offset)
         if w == 0 or h == 0:
             continue
         regions.append((x, y, w, h))

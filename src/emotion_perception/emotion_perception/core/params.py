@@ -181,8 +181,8 @@ DEBUG_IMAGE = (
     Param("cam_model_path", "", "Keras model for the maps; empty = the shipped "
           "emotion_net.keras.", read_only=True),
     Param("cam_alpha", 0.45, "Weight of the heat map in the blend.", 0.0, 1.0),
-    Param("crop_margin", 0.1, "The detector's crop_margin: the map covers the crop the "
-          "classifier saw.", 0.0, 1.0),
+    # no crop framing here: the map covers the crop the face detector announces on
+    # crop_framing (see nodes/debug_image_node.py), so nothing is kept equal by hand
 )
 
 # ROS4HRI (REP-155) output and input nodes (nodes/hri_bridge_node.py, nodes/hri_input_node.py)

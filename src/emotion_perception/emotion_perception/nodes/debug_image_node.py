@@ -3,6 +3,16 @@
 Images and emotions are paired by header stamp, so the drawing always matches its frame. View
 it with rqt_image_view or RViz. With ``cam: true`` each face also shows the class activation
 map of its estimated emotion (``core.cam``): where the classifier found the evidence.
+
+Crop framing: the map must cover the crop the classifier saw, whose margin and offset are the
+face detector's (``crop_margin``, ``crop_offset``; -1 = its calibrated framing, which depends
+on the detector plugin). This node has no framing parameter of its own: a copy would have to
+be kept equal to the detector's by hand, and went wrong whenever the detector or its
+calibration changed. It reads the framing the detector announces on ``crop_framing``
+(latched, so a late start still gets it; ``builders.framing_text``) and follows every runtime
+change. Until one arrives (or in a graph without our detector, e.g. ``hri_input``) the map
+covers the face box itself (margin 0, offset 0). Maps are drawn unrotated, also where the
+detector turns crops upright (``crop_align``): the emotions carry no eye keypoints.
 """
 
 from __future__ import annotations
@@ -14,11 +24,14 @@ from typing import Any
 
 from emotion_msgs.msg import EmotionArray
 from sensor_msgs.msg import Image
+from std_msgs.msg import String
 
+from ..builders import parse_framing
 from ..core.annotate import draw_annotations
 from ..core.classes import CLASS_NAMES
 from ..core.image_conversion import ImageConversionError, to_bgr8
-from .base import IMAGE_PUB_QOS, RESULT_QOS, PerceptionNode, image_sub_qos, stamp_seconds
+from .base import (IMAGE_PUB_QOS, LATCHED_QOS, RESULT_QOS, PerceptionNode, image_sub_qos,
+                   stamp_seconds)
 from .convert import (array_to_image, emotion_problem, image_to_numpy,
                       msg_to_estimate)
 
@@ -45,6 +58,8 @@ class DebugImageNode(PerceptionNode):
         self._images: OrderedDict = OrderedDict()
         self._emotions: OrderedDict = OrderedDict()
         self._cam = load_cam_extractor(values["cam_model_path"]) if values["cam"] else None
+        #: (crop margin, crop offset) of the detector's crops, from ``crop_framing``
+        self.framing: tuple[float, float] = (0.0, 0.0)
 
     def teardown(self) -> None:
         """Release the CAM model."""
@@ -54,7 +69,7 @@ class DebugImageNode(PerceptionNode):
         """Refuse a runtime change of a map parameter while no maps are drawn."""
         if changed is None or values["cam"]:
             return
-        for key in sorted(changed & {"cam_alpha", "crop_margin"}):
+        for key in sorted(changed & {"cam_alpha"}):
             raise ValueError(f"parameter '{key}' has no effect with cam: false (parameter "
                              "'cam' is read-only)")
 
@@ -66,12 +81,21 @@ class DebugImageNode(PerceptionNode):
                     self._trim(cache)
 
     def open_io(self) -> None:
-        """Subscribe to ``image`` and ``emotion``; publish ``debug_image``."""
+        """Subscribe to ``image``, ``emotion`` and ``crop_framing``; publish ``debug_image``."""
         self._pub = self.add_publisher(Image, "debug_image", IMAGE_PUB_QOS)
         self._worker = self.add_worker(self._draw_pair)
         self.add_subscription(Image, "image", self._on_image,
                               image_sub_qos(self.values["image_qos"]))
         self.add_subscription(EmotionArray, "emotion", self._on_emotion, RESULT_QOS)
+        if self._cam is not None:
+            self.add_subscription(String, "crop_framing", self._on_framing, LATCHED_QOS)
+
+    def _on_framing(self, msg: String) -> None:
+        """Take the detector's crop framing (a bad one is rejected, the old one kept)."""
+        try:
+            self.framing = parse_framing(msg.data)
+        except ValueError as exc:
+            self.reject("crop_framing", str(exc))
 
     def _trim(self, cache: OrderedDict) -> None:
         while len(cache) > self.values["history"]:
@@ -130,7 +154,7 @@ class DebugImageNode(PerceptionNode):
 
             bgr = draw_face_cams(bgr, [e.box.as_tuple() for e in estimates],
                                  [e.label for e in estimates], self._cam,
-                                 self.values["crop_margin"], self.values["cam_alpha"])
+                                 self.framing[0], self.values["cam_alpha"], self.framing[1])
         canvas = draw_annotations(bgr, estimates)
         self.publish_output(array_to_image(canvas, "bgr8", image.header))
         self.record(image.header.stamp, t0)

@@ -14,12 +14,13 @@ from typing import Any
 
 from emotion_msgs.msg import FaceArray
 from sensor_msgs.msg import Image
+from std_msgs.msg import String
 
 from ..builders import (BUILTIN_DETECTORS, MAX_SIDE_DETECTORS, build_detector, build_pipeline,
-                        crop_framing, param_prefix)
+                        crop_framing, framing_text, param_prefix)
 from ..core.image_conversion import ImageConversionError, to_bgr8
 from ..core.tracking import FaceTracker
-from .base import RESULT_QOS, PerceptionNode, image_sub_qos
+from .base import LATCHED_QOS, RESULT_QOS, PerceptionNode, image_sub_qos
 from .convert import faces_to_msg, image_to_numpy
 from ..core.params import prefixed
 
@@ -72,16 +73,37 @@ class FaceDetectorNode(PerceptionNode):
         pipeline.crop_margin, pipeline.crop_offset = crop_framing(pipeline.detector, values)
         pipeline.crop_align = bool(values["crop_align"])
         pipeline.max_faces = int(values["max_faces"])
+        self._publish_framing()
         if pipeline.tracker is not None:  # the same tracker: its tracks and ids go on
             for key, value in prefixed(values, "tracking").items():
                 setattr(pipeline.tracker, key, type(getattr(pipeline.tracker, key))(value))
 
     def open_io(self) -> None:
-        """Subscribe to ``image`` and publish ``faces``."""
+        """Subscribe to ``image``; publish ``faces`` and (latched) ``crop_framing``.
+
+        ``crop_framing`` (std_msgs/String, JSON ``{crop_margin, crop_offset, crop_align}``,
+        ``builders.framing_text``) is the framing the crops are cut with, the calibrated one
+        resolved: the debug image node reads it, so no second parameter must match this one.
+        """
+        self._framing_pub = self.add_publisher(String, "crop_framing", LATCHED_QOS)
+        self._publish_framing()
         self._pub = self.add_publisher(FaceArray, "faces", RESULT_QOS)
         self._worker = self.add_worker(self._process)
         self.add_subscription(Image, "image", self._on_image,
                               image_sub_qos(self.values["image_qos"]))
+
+    def close_io(self) -> None:
+        """Destroy the I/O; the framing is sent again by the next ``open_io``."""
+        self._framing_pub = self._framing_sent = None
+        super().close_io()
+
+    def _publish_framing(self) -> None:
+        pub = getattr(self, "_framing_pub", None)
+        if pub is not None and self.pipeline is not None:
+            text = framing_text(self.pipeline)
+            if text != getattr(self, "_framing_sent", None):
+                pub.publish(String(data=text))
+                self._framing_sent = text
 
     def diagnostics_extra(self) -> dict[str, Any]:
         """Add the detector name and face count."""
