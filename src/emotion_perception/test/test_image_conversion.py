@@ -292,13 +292,26 @@ def _image_fields(draw: st.DrawFn) -> RawImage:
                 data=data)
 
 
+def _is_valid(msg: RawImage, max_pixels: int) -> bool:
+    """Whether a message meets the documented contract (written apart from the code)."""
+    if msg.encoding not in ENCODINGS or msg.height <= 0 or msg.width <= 0:
+        return False
+    dtype, channels = ENCODINGS[msg.encoding]
+    return (msg.height * msg.width <= max_pixels
+            and msg.step >= msg.width * channels * dtype.itemsize
+            and len(msg.data) == msg.step * msg.height)
+
+
 @settings(max_examples=300, deadline=None)
 @given(_image_fields())
 def test_property_image_to_array_returns_or_raises_conversion_error(msg: RawImage) -> None:
+    valid = _is_valid(msg, 100)
     try:
         out = image_to_array(msg, max_pixels=100)
-    except ImageConversionError:
+    except ImageConversionError as exc:
+        assert not valid, f"a valid message was refused: {exc}"
         return
+    assert valid, "an invalid message was converted"
     dtype, channels = ENCODINGS[msg.encoding]
     expected = (msg.height, msg.width) if channels == 1 else (msg.height, msg.width, channels)
     assert out.shape == expected
@@ -309,3 +322,36 @@ def test_property_image_to_array_returns_or_raises_conversion_error(msg: RawImag
     first = np.frombuffer(raw[:channels * dtype.itemsize],
                           dtype=dtype.newbyteorder(">" if msg.is_bigendian else "<"))
     np.testing.assert_array_equal(out.reshape(msg.height, msg.width, channels)[0, 0], first)
+
+
+@st.composite
+def _valid_images(draw: st.DrawFn) -> tuple[RawImage, np.ndarray]:
+    """A valid message (any encoding, row padding, either byte order) and its pixels."""
+    encoding = draw(st.sampled_from(sorted(ENCODINGS)))
+    dtype, channels = ENCODINGS[encoding]
+    height, width = draw(st.integers(1, 9)), draw(st.integers(1, 9))
+    shape = (height, width) if channels == 1 else (height, width, channels)
+    pixels = np.frombuffer(draw(st.binary(min_size=height * width * channels * dtype.itemsize,
+                                          max_size=height * width * channels * dtype.itemsize)),
+                           dtype=dtype).reshape(shape)
+    big = draw(st.booleans()) and dtype.itemsize > 1
+    rows = pixels.astype(dtype.newbyteorder(">" if big else "<")).reshape(height, -1)
+    pad = draw(st.integers(0, 5))
+    data = b"".join(r.tobytes() + b"\xee" * pad for r in rows)
+    list_data = draw(st.booleans())
+    msg = _msg(height=height, width=width, encoding=encoding, is_bigendian=int(big),
+               step=rows.shape[1] * dtype.itemsize + pad,
+               data=list(data) if list_data else data)
+    return msg, pixels
+
+
+@settings(max_examples=200, deadline=None)
+@given(_valid_images())
+def test_property_valid_messages_convert_to_their_pixels(case: tuple[RawImage, np.ndarray]
+                                                         ) -> None:
+    msg, pixels = case
+    out = image_to_array(msg, max_pixels=100)
+    assert out.dtype == pixels.dtype and out.dtype.isnative
+    np.testing.assert_array_equal(out, pixels)
+    # and back: the fields built from the array convert to the same pixels
+    np.testing.assert_array_equal(image_to_array(array_to_image(out, msg.encoding)), pixels)
