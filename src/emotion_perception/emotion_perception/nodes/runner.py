@@ -1,4 +1,12 @@
-"""Spinning helpers: one node per process (``ros2 run``) or several in one (the live runner)."""
+"""Spinning helpers: one node per process (``ros2 run``) or several in one (``live``, bags).
+
+Every caller spins on rclpy's single-threaded executor (:func:`make_executor` without
+``num_threads``): each node's heavy work runs on its own worker thread, and rclpy's
+multi-threaded executor, which :func:`make_executor` still returns when asked for threads,
+starved those workers in the graph. :func:`run_single` serves ``ros2 run`` and the launch
+files (one node per process), :class:`BackgroundSpin` the in-process graphs (``live``, bag
+replay, ``probe``, ``soak``, ``fuzz``, the benchmarks).
+"""
 
 from __future__ import annotations
 
@@ -8,6 +16,7 @@ import threading
 from typing import Iterable
 
 import rclpy
+import rclpy.logging
 from rclpy.executors import (ExternalShutdownException, MultiThreadedExecutor,
                              SingleThreadedExecutor)
 from rclpy.signals import SignalHandlerOptions
@@ -156,21 +165,39 @@ def shutdown_nodes(nodes: Iterable, executor=None, spin_thread=None,
     """Stop the executor (and its spin thread), then the nodes' workers; destroy the nodes.
 
     Idempotent. Entities are never destroyed while an executor is still waiting on them.
+    An error while closing one node does not stop the others: it is logged as a warning
+    (node, step, exception) and that node's remaining steps are skipped, as a node whose
+    workers did not close must not have its entities destroyed under them. Calling this
+    again on closed nodes raises nothing, so a warning here is always a real fault.
     """
     if executor is not None:
         executor.shutdown(timeout_sec=2.0)
     if spin_thread is not None:
         spin_thread.join(timeout=5.0)
     for n in nodes:
+        step = ""
         try:
+            step = "_close_all"
             n._close_all() if hasattr(n, "_close_all") else None
+            step = "teardown"
             if hasattr(n, "teardown"):
                 n.teardown()
+            step = "destroy_node"
             n.destroy_node()
-        except Exception:  # shutting down: nothing left to report to
-            pass
+        except Exception as exc:  # shutting down: report it, go on with the next node
+            rclpy.logging.get_logger("emotion_perception.shutdown").warning(
+                f"closing node {_node_label(n)}: {step}() raised "
+                f"{type(exc).__name__}: {exc}; its remaining shutdown steps were skipped")
     if shutdown_rclpy:
         rclpy.try_shutdown()
+
+
+def _node_label(node) -> str:
+    """Return a node's name for a log line, even for a half-destroyed node."""
+    try:
+        return node.get_name()
+    except Exception:  # the handle is gone: the Python object is all there is
+        return repr(node)
 
 
 def make_executor(num_threads: int = 0):
