@@ -1,10 +1,15 @@
 """Packaging of emotion_perception (ament_python)."""
 
+import runpy
 from glob import glob
+from pathlib import Path
 
 from setuptools import find_packages, setup
 
 PACKAGE = "emotion_perception"
+# the built-in plugins' entry points, from the one list (read by path: no package import)
+PLUGINS = runpy.run_path(str(Path(__file__).resolve().parent / PACKAGE / "core"
+                             / "plugin_table.py"))["entry_points"]()
 
 setup(
     name=PACKAGE,
@@ -46,20 +51,6 @@ setup(
             "emotion-record-bag = emotion_perception.bags.recorder:record_main",
             "emotion-replay-eval = emotion_perception.bags.replay:run_main",
         ],
-        "emotion_perception.detectors": [
-            "blazeface = emotion_perception.core.detectors.blazeface:BlazeFaceDetector",
-            "haar = emotion_perception.core.detectors.haar:HaarDetector",
-            "yunet = emotion_perception.core.detectors.yunet:YuNetDetector",
-        ],
-        "emotion_perception.classifiers": [
-            "keras = emotion_perception.core.classifiers.keras_classifier:KerasClassifier",
-            "tflite = emotion_perception.core.classifiers.tflite_classifier:TFLiteClassifier",
-        ],
-        "emotion_perception.smoothers": [
-            "none = emotion_perception.core.smoothing.simple:NoSmoother",
-            "ema = emotion_perception.core.smoothing.simple:EmaSmoother",
-            "hysteresis = emotion_perception.core.smoothing.simple:HysteresisSmoother",
-            "lstm = emotion_perception.core.smoothing.lstm:LstmSmoother",
-        ],
+        **PLUGINS,
     },
 )

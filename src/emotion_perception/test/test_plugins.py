@@ -70,3 +70,34 @@ def test_broken_plugin_reports_reason_and_others_still_load(
         load_class("detector", "noattr")
     assert isinstance(create("detector", "haar"), HaarDetector)
     sys.modules.pop("ep_broken_plugin_mod", None)
+
+
+def test_setup_py_declares_exactly_the_plugin_table(monkeypatch) -> None:
+    """setup.py's entry points come from core/plugin_table.py: the two cannot diverge."""
+    import runpy
+
+    import setuptools
+
+    root = Path(__file__).resolve().parents[1]
+    captured: dict = {}
+    monkeypatch.setattr(setuptools, "setup", lambda **kwargs: captured.update(kwargs))
+    runpy.run_path(str(root / "setup.py"))
+    declared = {group: dict(line.replace(" ", "").split("=", 1) for line in lines)
+                for group, lines in captured["entry_points"].items()
+                if group in plugins.GROUPS.values()}
+    assert declared == plugins.BUILTINS
+    assert set(declared) == set(plugins.GROUPS.values())
+    assert "emotion_perception.core" not in (root / "setup.py").read_text(), \
+        "setup.py lists a plugin by hand instead of reading core/plugin_table.py"
+
+
+def test_installed_entry_points_match_the_plugin_table() -> None:
+    """An install built from an older table (a stale build) shows here, not at runtime."""
+    from importlib.metadata import entry_points
+
+    for group, table in plugins.BUILTINS.items():
+        installed = {ep.name: ep.value for ep in entry_points(group=group)
+                     if ep.value.startswith("emotion_perception.")}
+        if not installed:
+            pytest.skip("emotion_perception's entry points are not installed")
+        assert installed == table, group

@@ -1,7 +1,8 @@
 """Plugin discovery through Python entry points, one group per extension point.
 
-Built-in plugins are declared as entry points in ``setup.py`` like any third-party one; they
-are also listed here so that the core works from a source tree that was never installed.
+Built-in plugins are listed once, in ``plugin_table.py``: ``setup.py`` declares them from it as
+entry points like any third-party one, and this module reads it too so that the core works
+from a source tree that was never installed.
 A plugin that fails to import is reported (and the others still load); an unknown name fails
 with the list of available names.
 """
@@ -13,31 +14,9 @@ import logging
 from importlib.metadata import entry_points
 from typing import Any
 
+from .plugin_table import BUILTINS, GROUPS  # the one list (setup.py reads it as well)
+
 _LOG = logging.getLogger(__name__)
-
-GROUPS = {
-    "detector": "emotion_perception.detectors",
-    "classifier": "emotion_perception.classifiers",
-    "smoother": "emotion_perception.smoothers",
-}
-
-BUILTINS: dict[str, dict[str, str]] = {
-    "emotion_perception.detectors": {
-        "blazeface": "emotion_perception.core.detectors.blazeface:BlazeFaceDetector",
-        "haar": "emotion_perception.core.detectors.haar:HaarDetector",
-        "yunet": "emotion_perception.core.detectors.yunet:YuNetDetector",
-    },
-    "emotion_perception.classifiers": {
-        "keras": "emotion_perception.core.classifiers.keras_classifier:KerasClassifier",
-        "tflite": "emotion_perception.core.classifiers.tflite_classifier:TFLiteClassifier",
-    },
-    "emotion_perception.smoothers": {
-        "none": "emotion_perception.core.smoothing.simple:NoSmoother",
-        "ema": "emotion_perception.core.smoothing.simple:EmaSmoother",
-        "hysteresis": "emotion_perception.core.smoothing.simple:HysteresisSmoother",
-        "lstm": "emotion_perception.core.smoothing.lstm:LstmSmoother",
-    },
-}
 
 
 class PluginError(ValueError):
