@@ -139,7 +139,7 @@ def test_debug_node_names_an_unusable_cam_model(rclpy_session, tmp_path):
 
 @pytest.mark.ros
 def test_debug_node_follows_the_framing_the_detector_announces(rclpy_session, spinner,
-                                                                tiny_model_path):
+                                                               tiny_model_path):
     """The map's framing has one source: the detector's crops (calibrated or set)."""
     from rclpy.parameter import Parameter
     from std_msgs.msg import String
