@@ -15,31 +15,16 @@ shared-memory segment that holds camera frames, so best-effort image subscribers
 processes receive every frame; with ``image_topic:=`` the camera process needs it too (README).
 """
 
-import os
-
-from ament_index_python.packages import get_package_share_directory
-from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument, OpaqueFunction
-from launch.substitutions import LaunchConfiguration
-
 from emotion_perception.graph import graph_spec
-from emotion_perception.launch_support import (COMMON_ARGUMENTS, PROFILE_FILE,
-                                               check_params_file, detector_overrides,
-                                               dds_profile_actions, graph_nodes, share_file,
-                                               truthy)
+from emotion_perception.launch_support import (GRAPH_ARGUMENTS, graph_nodes, launch_description,
+                                               model_overrides, profile_actions,
+                                               read_arguments, truthy)
 
 ARGUMENTS = {
     "source": ("auto", "camera source: device index, video file, stream URL, image folder, "
                "demo (embedded clip) or auto (device 0 if present, else demo)"),
     "image_topic": ("", "use this existing camera topic instead of starting our camera node"),
-    "detector": ("blazeface", "face detector plugin: blazeface, haar, yunet or a third-party "
-                 "name"),
-    "yunet_model": COMMON_ARGUMENTS["yunet_model"],
-    "classifier": ("auto", "emotion classifier plugin: auto (by model_path's extension; the "
-                   "shipped int8 TFLite model by default), keras, tflite or a third-party name"),
-    "model_path": ("", "classifier model file (empty: the shipped model)"),
-    "smoothing": ("true", "run the temporal smoother between classifier and /emotion"),
-    "smoother": ("ema", "smoother plugin: none, ema, hysteresis, lstm"),
+    **GRAPH_ARGUMENTS,
     "debug_image": ("true", "publish the annotated debug image"),
     "hri": ("false", "also publish ROS4HRI faces: /humans/faces/tracked and "
             "/humans/faces/<id>/{expression,roi,cropped} (needs hri_msgs)"),
@@ -47,31 +32,19 @@ ARGUMENTS = {
                   "instead of starting camera and detector; expressions go back under its "
                   "ids (needs hri_msgs)"),
     "namespace": ("", "namespace of all nodes and topics"),
-    "params_file": (os.path.join(get_package_share_directory("emotion_perception"), "config",
-                                 "emotion_perception.yaml"), "parameter YAML for all nodes"),
-    "log_level": ("info", "logging level of the nodes"),
-    "dds_profile": COMMON_ARGUMENTS["dds_profile"],
 }
 
 
 def _nodes(context):
-    arg = {name: LaunchConfiguration(name).perform(context) for name in ARGUMENTS}
-    arg["params_file"] = check_params_file(arg["params_file"])
-    overrides = {
-        "camera": {"source": arg["source"]},
-        "face_detector": detector_overrides(arg),
-        "emotion_classifier": {"classifier": arg["classifier"], "model_path": arg["model_path"]},
-        "emotion_smoother": {"smoother": arg["smoother"]},
-    }
+    arg = read_arguments(context, ARGUMENTS)
+    overrides = {"camera": {"source": arg["source"]}, **model_overrides(arg)}
     specs = graph_spec(arg["image_topic"], smoothing=truthy(arg["smoothing"]),
                        debug_image=truthy(arg["debug_image"]), hri=truthy(arg["hri"]),
                        hri_input=truthy(arg["hri_input"]))
-    return (dds_profile_actions(arg["dds_profile"], share_file(__file__, "config", PROFILE_FILE))
+    return (profile_actions(arg, __file__)
             + graph_nodes(specs, arg, overrides, arg["namespace"]))
 
 
 def generate_launch_description():
     """Declare the arguments and start the graph."""
-    declared = [DeclareLaunchArgument(name, default_value=default, description=text)
-                for name, (default, text) in ARGUMENTS.items()]
-    return LaunchDescription(declared + [OpaqueFunction(function=_nodes)])
+    return launch_description(ARGUMENTS, _nodes)

@@ -24,24 +24,17 @@ left unfinished. A node, player or recorder that exits non-zero stops the launch
 1; so does a missing ``params_file``.
 """
 
-import os
-
-from ament_index_python.packages import get_package_share_directory
-from launch import LaunchDescription
-from launch.actions import (DeclareLaunchArgument, EmitEvent, ExecuteProcess, OpaqueFunction,
-                            RegisterEventHandler, TimerAction)
+from launch.actions import EmitEvent, ExecuteProcess, RegisterEventHandler, TimerAction
 from launch.event_handlers import OnProcessExit
 from launch.events import Shutdown
-from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
 from emotion_perception.bags.io import BagReader
 from emotion_perception.bags.typestore import LABEL_TOPIC
 from emotion_perception.graph import graph_spec
-from emotion_perception.launch_support import (COMMON_ARGUMENTS, PROFILE_FILE,
-                                               check_params_file, detector_overrides,
-                                               dds_profile_actions, graph_nodes, share_file,
-                                               stop_on_failure, truthy)
+from emotion_perception.launch_support import (GRAPH_ARGUMENTS, graph_nodes, launch_description,
+                                               model_overrides, profile_actions,
+                                               read_arguments, stop_on_failure, truthy)
 
 ARGUMENTS = {
     "bag": ("", "the bag to replay (rosbag2 directory, .mcap or .db3); required"),
@@ -53,26 +46,15 @@ ARGUMENTS = {
     "start_delay": ("5.0", "ros2 player: seconds to wait for the graph before playing"),
     "grace": ("2.0", "seconds between the end of playback and shutdown"),
     "image_topic": ("", "the bag's image topic (empty: its only image topic)"),
-    "detector": ("blazeface", "face detector plugin: blazeface, haar, yunet or a third-party "
-                 "name"),
-    "yunet_model": COMMON_ARGUMENTS["yunet_model"],
-    "classifier": ("auto", "emotion classifier plugin: auto (by model_path), keras, tflite, ..."),
-    "model_path": ("", "classifier model file (empty: the shipped model)"),
-    "smoothing": ("true", "run the temporal smoother between classifier and /emotion"),
-    "smoother": ("ema", "smoother plugin: none, ema, hysteresis, lstm"),
+    **GRAPH_ARGUMENTS,
     "debug_image": ("false", "publish the annotated debug image"),
-    "params_file": (os.path.join(get_package_share_directory("emotion_perception"), "config",
-                                 "emotion_perception.yaml"), "parameter YAML for all nodes"),
-    "log_level": ("info", "logging level of the nodes"),
-    "dds_profile": COMMON_ARGUMENTS["dds_profile"],
 }
 
 
 def _actions(context):
-    arg = {name: LaunchConfiguration(name).perform(context) for name in ARGUMENTS}
+    arg = read_arguments(context, ARGUMENTS)
     if not arg["bag"]:
         raise RuntimeError("replay.launch.py: give the bag to replay: bag:=/path/to/bag")
-    arg["params_file"] = check_params_file(arg["params_file"])
     with BagReader(arg["bag"]) as reader:  # fails with a clear message for a bad bag
         image_topic = reader.image_topic(arg["image_topic"] or None)
         has_labels = LABEL_TOPIC in reader.info.topics
@@ -82,19 +64,15 @@ def _actions(context):
         raise RuntimeError(f"replay.launch.py: player must be ours or ros2, got "
                            f"{arg['player']!r}")
     lockstep = ours and truthy(arg["lockstep"])
-    overrides = {
-        "face_detector": {**detector_overrides(arg),
-                          **({"image_qos": "reliable"} if lockstep else {})},
-        "emotion_classifier": {"classifier": arg["classifier"], "model_path": arg["model_path"]},
-        "emotion_smoother": {"smoother": arg["smoother"]},
-    }
+    overrides = model_overrides(arg)
+    if lockstep:
+        overrides["face_detector"]["image_qos"] = "reliable"
     specs = graph_spec(image_topic, smoothing=smoothing, debug_image=truthy(arg["debug_image"]))
     for spec in specs:  # a bag's stamps are the recording's, whatever their age: every frame
         # counts (as in `bags.replay run`); a fresh bag's stamps would otherwise go stale
         if spec.name != "camera":
             overrides.setdefault(spec.name, {})["max_age"] = 0.0
-    actions = dds_profile_actions(arg["dds_profile"],
-                                  share_file(__file__, "config", PROFILE_FILE))
+    actions = profile_actions(arg, __file__)
     actions += graph_nodes(specs, arg, overrides)
 
     record_topics = ["/emotion"] + (["/emotion_raw"] if smoothing else [])
@@ -135,6 +113,4 @@ def _actions(context):
 
 def generate_launch_description():
     """Declare the arguments and start graph, player and recorder."""
-    declared = [DeclareLaunchArgument(name, default_value=default, description=text)
-                for name, (default, text) in ARGUMENTS.items()]
-    return LaunchDescription(declared + [OpaqueFunction(function=_actions)])
+    return launch_description(ARGUMENTS, _actions)

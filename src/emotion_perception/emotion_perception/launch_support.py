@@ -1,8 +1,13 @@
-"""What both launch files share: argument checks, DDS profile, node actions, failure stop.
+"""What the launch files share: arguments, their checks, DDS profile, node actions, failure stop.
 
 Imported only by ``launch/*.launch.py`` (it needs ROS 2 ``launch`` and ``launch_ros``, which
-are not on PyPI). Failures here raise RuntimeError: ``ros2 launch`` then prints
-"Caught exception in launch ...: <our message>", stops every process it started and exits 1.
+are not on PyPI). It is a module of the package, not a file beside the launch files, so the
+same ``from emotion_perception.launch_support import ...`` works for an installed launch file
+(share/emotion_perception/launch: ``launch/*.launch.py`` is installed there by setup.py's
+data_files, this module with the package) and for this checkout's launch/ (with
+src/emotion_perception on PYTHONPATH). Failures here raise RuntimeError: ``ros2 launch`` then
+prints "Caught exception in launch ...: <our message>", stops every process it started and
+exits 1.
 """
 
 from __future__ import annotations
@@ -10,23 +15,69 @@ from __future__ import annotations
 import os
 from typing import Any, Iterable
 
-from launch.actions import LogInfo, RegisterEventHandler, SetEnvironmentVariable
+from ament_index_python.packages import get_package_share_directory
+from launch import LaunchDescription
+from launch.actions import (DeclareLaunchArgument, LogInfo, OpaqueFunction, RegisterEventHandler,
+                            SetEnvironmentVariable)
 from launch.event_handlers import OnProcessExit
+from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
 #: Fast DDS reads the first; Fast DDS 2.x (Jazzy) still honours the older second name
 PROFILE_VARS = ("FASTDDS_DEFAULT_PROFILES_FILE", "FASTRTPS_DEFAULT_PROFILES_FILE")
 PROFILE_FILE = "fastdds_shm.xml"
 
-#: launch arguments shared by live.launch.py and replay.launch.py: {name: (default, help)}
-COMMON_ARGUMENTS = {
+#: the graph's launch arguments, alike in every launch file: {name: (default, help)}. A launch
+#: file spreads it into its own ARGUMENTS (``{..., **GRAPH_ARGUMENTS, ...}``) and may replace
+#: an entry's help after it (the entry keeps its place).
+GRAPH_ARGUMENTS = {
+    "detector": ("blazeface", "face detector plugin: blazeface, haar, yunet or a third-party "
+                 "name"),
     "yunet_model": ("", "YuNet .onnx model for detector:=yunet (sets the face detector's "
                     "yunet.model_path; empty: the parameter file's value)"),
+    "classifier": ("auto", "emotion classifier plugin: auto (by model_path's extension; the "
+                   "shipped int8 TFLite model by default), keras, tflite or a third-party name"),
+    "model_path": ("", "classifier model file (empty: the shipped model)"),
+    "smoothing": ("true", "run the temporal smoother between classifier and /emotion"),
+    "smoother": ("ema", "smoother plugin: none, ema, hysteresis, lstm"),
+    "params_file": (os.path.join(get_package_share_directory("emotion_perception"), "config",
+                                 "emotion_perception.yaml"), "parameter YAML for all nodes"),
+    "log_level": ("info", "logging level of the nodes"),
     "dds_profile": ("auto", "Fast DDS XML profile of the node processes: auto (the shipped "
                     "config/fastdds_shm.xml, a shared-memory segment that holds camera "
                     "frames, unless FASTDDS_DEFAULT_PROFILES_FILE is already set), none "
                     "(Fast DDS defaults), or a file"),
 }
+
+
+def launch_description(arguments: dict[str, tuple[str, str]],
+                       function: Any) -> LaunchDescription:
+    """Return a description that declares ``arguments`` and then runs ``function(context)``."""
+    declared = [DeclareLaunchArgument(name, default_value=default, description=text)
+                for name, (default, text) in arguments.items()]
+    return LaunchDescription(declared + [OpaqueFunction(function=function)])
+
+
+def read_arguments(context: Any, arguments: dict[str, tuple[str, str]]) -> dict[str, str]:
+    """Return each argument's value in ``context``; ``params_file`` checked and expanded."""
+    arg = {name: LaunchConfiguration(name).perform(context) for name in arguments}
+    arg["params_file"] = check_params_file(arg["params_file"])
+    return arg
+
+
+def model_overrides(arg: dict[str, str]) -> dict[str, dict[str, Any]]:
+    """Return the detector's, classifier's and smoother's parameters from the arguments."""
+    return {
+        "face_detector": detector_overrides(arg),
+        "emotion_classifier": {"classifier": arg["classifier"], "model_path": arg["model_path"]},
+        "emotion_smoother": {"smoother": arg["smoother"]},
+    }
+
+
+def profile_actions(arg: dict[str, str], launch_file: str) -> list:
+    """Return :func:`dds_profile_actions` for ``dds_profile:=``, shipped profile beside it."""
+    return dds_profile_actions(arg["dds_profile"], share_file(launch_file, "config",
+                                                              PROFILE_FILE))
 
 
 def truthy(text: str) -> bool:
