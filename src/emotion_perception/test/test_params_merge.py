@@ -77,3 +77,16 @@ def test_crop_framing_is_declared_by_the_face_detector_only() -> None:
     framing = {"crop_margin", "crop_offset", "crop_align"}
     owners = {node for node, params in NODE_PARAMS.items() if framing & {p.name for p in params}}
     assert owners == {"face_detector"}
+
+
+def test_descriptions_say_what_an_option_does_not_what_it_measured() -> None:
+    """Measured figures (accuracy points, ms, percentages) go stale with every model."""
+    import re
+
+    figure = re.compile(r"[+-]?\d+(\.\d+)?\s*(%|ms\b|points?\b|pt\b)|quarter of|within \d")
+    stale = [f"{node}.{p.name}: {p.description}" for node, params in NODE_PARAMS.items()
+             for p in params if figure.search(p.description)]
+    config = Path(__file__).resolve().parents[1] / "config" / "emotion_perception.yaml"
+    stale += [line for line in config.read_text().splitlines()
+              if "#" in line and figure.search(line.split("#", 1)[1])]
+    assert not stale, stale

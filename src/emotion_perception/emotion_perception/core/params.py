@@ -130,9 +130,10 @@ DETECTOR = (
     Param("max_side", 320, "Haar and YuNet: detect on a copy downscaled so its longer side is "
           "at most this (0 = full resolution); boxes are mapped back.", 0, 8192),
     Param("crop_margin", -1.0, "Face crops are squares of the box's longer side enlarged by "
-          "this fraction per side; -1 = the detector's calibrated framing (margin and offset "
-          "that make its crops look like FER2013 faces: haar 0.01 / 0, blazeface short "
-          "0.105 / -0.095).", -1.0, 1.0),
+          "this fraction per side; -1 = the detector's calibrated framing (its own margin and "
+          "offset that make its crops look like FER2013 faces, measured with "
+          "emotion-eval-detectors --calibrate). The framing in use is published on "
+          "crop_framing.", -1.0, 1.0),
     Param("crop_offset", 0.0, "With crop_margin >= 0: move the crop down the face by this "
           "fraction of the box side (negative: up).", -0.5, 0.5),
     Param("crop_align", True, "Turn each face upright along its eye keypoints before "
@@ -152,9 +153,10 @@ CLASSIFIER = (
           "directory (emotion_net_int8.tflite for tflite, emotion_net.keras for keras).",
           read_only=True),
     Param("threads", 0, "Inference threads (0 = runtime default).", 0, 64, read_only=True),
-    Param("tta_mirror", True, "Average each face with its mirror image (test-time "
-          "augmentation): +1.6 points PublicTest accuracy with the shipped model for twice "
-          "the inference work (about 0.1 ms more per face with int8).", read_only=True),
+    Param("tta_mirror", True, "Average each face's probabilities with those of its mirror "
+          "image (test-time augmentation): twice the inference work per face. What it gains "
+          "depends on the model (emotion-evaluate measures it; README, The model).",
+          read_only=True),
     Param("tta_shift", 0, "Also average each face (and its mirror) moved this many pixels of "
           "the model input up, down, left and right: 5x the inference work; 0 = off.", 0, 8,
           read_only=True),
