@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import random
+import shutil
 import time
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 import pytest
@@ -25,7 +27,7 @@ REPO_ROOT = PACKAGE_DIR.parent.parent
 
 def pytest_configure(config: pytest.Config) -> None:
     """Register markers."""
-    config.addinivalue_line("markers", "slow: takes more than ~20 s")
+    config.addinivalue_line("markers", "slow: takes more than ~10 s")
     config.addinivalue_line("markers", "ros: needs rclpy and DDS")
 
 
@@ -80,6 +82,60 @@ def wait_for(predicate: Callable[[], bool], timeout: float = 20.0, period: float
             return True
         time.sleep(period)
     return bool(predicate())
+
+
+#: ROS 2 launch, launch_ros and ros2cli (not on PyPI): the real-launch tests skip without them
+HAVE_LAUNCH = (importlib.util.find_spec("launch") is not None
+               and importlib.util.find_spec("launch_ros") is not None
+               and shutil.which("ros2") is not None)
+
+
+def child_env(unset: tuple[str, ...] = ()) -> dict[str, str]:
+    """Return the environment of a test's child process, without the variables in ``unset``.
+
+    It is the test's own (so the session's ROS_DOMAIN_ID and localhost discovery, set above),
+    with the emotion_perception package that the test imports first on PYTHONPATH (this
+    checkout's, not an older installed copy), unbuffered output and quiet TensorFlow.
+    """
+    import emotion_perception
+
+    env = dict(os.environ)
+    package_root = str(Path(emotion_perception.__file__).resolve().parents[1])
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH", ""))
+                                        if p)
+    env["PYTHONUNBUFFERED"] = "1"
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    for var in unset:
+        env.pop(var, None)
+    return env
+
+
+def declared_launch_arguments(path: Path) -> tuple[set[str], Any]:
+    """Load the launch file ``path``; return the names its description declares, and it.
+
+    Skips the test where ROS 2 launch / launch_ros are not installed (they are not on PyPI).
+    """
+    for package in ("launch", "launch_ros"):
+        pytest.importorskip(package, reason="ROS 2 launch is not installed (not on PyPI)")
+    from launch.actions import DeclareLaunchArgument
+
+    spec = importlib.util.spec_from_file_location(path.stem.replace(".", "_"), path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    description = module.generate_launch_description()
+    return ({a.name for a in description.entities if isinstance(a, DeclareLaunchArgument)},
+            module)
+
+
+def other_value(value: Any) -> Any:
+    """Return a valid-looking value of the same type that differs from ``value``."""
+    if isinstance(value, bool):
+        return not value
+    if isinstance(value, int):
+        return value + 1
+    if isinstance(value, float):
+        return value * 2 + 1
+    return value + "_other"
 
 
 def graph_connected(nodes) -> bool:

@@ -126,6 +126,7 @@ def test_offline_and_live_replay_give_the_same_predictions(
     assert stamps == [f["stamp_ns"] for f in offline["frames"]]
 
 
+@pytest.mark.slow
 def test_replay_run_command_end_to_end(tiny_model_path: Path, tmp_path: Path):
     """``python -m emotion_perception.bags.replay run`` in its own process and DDS domain."""
     bag = tmp_path / "in_bag"

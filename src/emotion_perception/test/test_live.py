@@ -7,7 +7,6 @@ and on a topic nobody publishes.
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -16,18 +15,7 @@ import cv2
 import numpy as np
 import pytest
 
-
-def _env() -> dict[str, str]:
-    """The test's environment, with this checkout's package first on the path."""
-    import emotion_perception
-
-    env = dict(os.environ)
-    package_root = str(Path(emotion_perception.__file__).resolve().parents[1])
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH", ""))
-                                        if p)
-    env["PYTHONUNBUFFERED"] = "1"
-    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    return env
+from conftest import child_env
 
 
 def _decoded_frames(path: Path) -> list[np.ndarray]:
@@ -100,20 +88,22 @@ def test_summary_counts_the_file_not_the_attempts(tmp_path, capsys):
 def test_live_on_a_missing_source_fails_at_once_naming_it(tmp_path):
     missing = tmp_path / "no_such_clip.mp4"
     res = subprocess.run([sys.executable, "-m", "emotion_perception.live", "--source",
-                          str(missing), "--duration", "5"], env=_env(), cwd=tmp_path,
+                          str(missing), "--duration", "5"], env=child_env(), cwd=tmp_path,
                          capture_output=True, text=True, timeout=120)
     assert res.returncode == 2, res
     assert str(missing) in res.stderr and "does not exist" in res.stderr
     assert "Traceback" not in res.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.ros
 def test_live_without_any_result_exits_non_zero_and_says_why(tmp_path, tiny_model_path):
     res = subprocess.run([sys.executable, "-m", "emotion_perception.live", "--image-topic",
                           "/nobody_publishes_here", "--duration", "3", "--quiet",
                           "--model-path", str(tiny_model_path), "--namespace", "/live_empty",
                           "--video", str(tmp_path / "none.mp4")],
-                         env=_env(), cwd=tmp_path, capture_output=True, text=True, timeout=240)
+                         env=child_env(), cwd=tmp_path, capture_output=True, text=True,
+                         timeout=240)
     assert res.returncode == 1, (res.stdout[-2000:], res.stderr[-3000:])
     assert "no /emotion message arrived" in res.stderr
     assert "Traceback" not in res.stderr
@@ -134,7 +124,8 @@ def test_live_records_an_image_folder_of_mixed_sizes_to_its_end(tmp_path, tiny_m
                           "--set", "camera.loop=false", "--set", "camera.fps=8.0",
                           "--quiet", "--model-path", str(tiny_model_path),
                           "--namespace", "/live_mixed", "--video", str(video)],
-                         env=_env(), cwd=tmp_path, capture_output=True, text=True, timeout=240)
+                         env=child_env(), cwd=tmp_path, capture_output=True, text=True,
+                         timeout=240)
     assert res.returncode == 0, (res.stdout[-2000:], res.stderr[-3000:])
     assert "camera source ended" in res.stdout  # live stopped by itself at the folder's end
     assert "Failed to write" not in res.stderr and "Traceback" not in res.stderr

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -12,23 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import wait_for
+from conftest import child_env, wait_for
 
 pytestmark = pytest.mark.ros
-
-
-def _env() -> dict[str, str]:
-    """The test's environment, with this checkout's package first on the path."""
-    import emotion_perception
-
-    env = dict(os.environ)
-    package_root = str(Path(emotion_perception.__file__).resolve().parents[1])
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH", ""))
-                                        if p)
-    env["ROS_DOMAIN_ID"] = os.environ["ROS_DOMAIN_ID"]  # set per session by conftest
-    env["PYTHONUNBUFFERED"] = "1"
-    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    return env
 
 
 class _Pump:
@@ -66,6 +51,7 @@ def _count_frames(path: Path) -> tuple[int, int]:
     return n, total
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_live_runner_exits_cleanly_and_finishes_the_video(tmp_path, tiny_model_path, sig):
     video = tmp_path / "out.mp4"
@@ -74,7 +60,7 @@ def test_live_runner_exits_cleanly_and_finishes_the_video(tmp_path, tiny_model_p
            "--duration", "300", "--model-path", str(tiny_model_path), "--video", str(video),
            "--namespace", f"/shutdown_{sig.name.lower()}"]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=_env(), cwd=tmp_path)
+                            env=child_env(), cwd=tmp_path)
     out, err = _Pump(proc.stdout), _Pump(proc.stderr)
     try:
         started = wait_for(lambda: proc.poll() is not None or (
@@ -181,7 +167,7 @@ def _node_process(name: str, ns: str, *params: str) -> subprocess.Popen:
     for p in params:
         cmd += ["-p", p]
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=_env())
+                            env=child_env())
 
 
 def _call(node, srv_type, name: str, request, timeout: float = 60.0):

@@ -125,6 +125,7 @@ def test_too_few_windows_skip_the_drift_check_and_say_so():
     assert "SKIP" in table and "FAIL" not in table
 
 
+@pytest.mark.slow
 @pytest.mark.ros
 def test_short_soak_loses_no_processed_result_and_stays_responsive(
         rclpy_session, tiny_model_path):

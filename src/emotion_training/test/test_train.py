@@ -25,6 +25,7 @@ def _config(npz: Path, epochs: int) -> TrainConfig:
                  "brightness": 0.1, "contrast": 0.1})
 
 
+@pytest.mark.slow
 def test_training_lowers_the_loss_writes_outputs_and_resumes(tmp_path: Path, npz_writer,
                                                              capsys) -> None:
     from emotion_training import train
@@ -58,6 +59,7 @@ def test_training_lowers_the_loss_writes_outputs_and_resumes(tmp_path: Path, npz
     np.testing.assert_array_equal(hist["epoch"], [0, 1, 2])
 
 
+@pytest.mark.slow
 def test_a_run_that_stopped_early_is_not_trained_on_by_resume(tmp_path: Path, npz_writer,
                                                               capsys) -> None:
     from emotion_training import train
@@ -84,6 +86,7 @@ def test_a_run_that_stopped_early_is_not_trained_on_by_resume(tmp_path: Path, np
     assert train.run(cfg, out, resume=True)["train_seconds"] is None
 
 
+@pytest.mark.slow
 def test_cross_validation_reports_every_fold_and_public_test(tmp_path: Path, npz_writer) -> None:
     from emotion_training import train
 
@@ -150,6 +153,7 @@ def test_config_rejects_bad_values_and_unknown_keys(tmp_path: Path) -> None:
         TrainConfig.from_yaml(tmp_path / "c.yaml")
 
 
+@pytest.mark.slow
 def test_init_weights_starts_from_a_saved_model_and_refuses_a_mismatch(
         tmp_path: Path, npz_writer) -> None:
     import keras
