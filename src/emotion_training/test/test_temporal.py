@@ -227,6 +227,17 @@ def test_bench_compares_all_smoothers(tmp_path) -> None:
     assert table.count("\n") == 5 and "| lstm |" in table
 
 
+def _tensorflow_backend() -> bool:
+    from emotion_training.export import require_tensorflow_backend
+
+    try:
+        require_tensorflow_backend()
+    except RuntimeError:
+        return False
+    return True
+
+
+@pytest.mark.slow
 def test_cli_end_to_end(tmp_path) -> None:
     images, labels = synthetic_faces(70, seed=4)
     usage = np.array(["Training"] * 49 + ["PublicTest"] * 21)
@@ -258,6 +269,10 @@ def test_cli_end_to_end(tmp_path) -> None:
     assert card["benchmark_sequences"]["data"] == "faces.npz"
     assert (tmp_path / "export" / "emotion_lstm.keras").is_file()
     assert "| hysteresis |" in (tmp_path / "export" / "emotion_lstm.model_card.md").read_text()
+    if _tensorflow_backend():  # the runtime's .tflite is exported and carded too
+        card = json.loads((tmp_path / "export" / "emotion_lstm.model_card.json").read_text())
+        tflite = tmp_path / "export" / "emotion_lstm.tflite"
+        assert card["tflite"]["sha256"] == T.sha256_of(tflite)
     # benchmarking on training sequences is refused
     rc = T.main(["bench", "--out", str(work), "--test-sequences-file",
                  str(work / "sequences" / "train.npz")])

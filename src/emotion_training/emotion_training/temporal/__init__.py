@@ -30,7 +30,8 @@ bench
     of constant truth), transition lag and per-update time; see
     :mod:`emotion_perception.core.metrics` for the definitions. Writes ``WORK/bench/``
     (``bench.json``, ``bench.txt``, ``bench.png``); ``--export DIR`` also writes
-    ``DIR/emotion_lstm.keras`` and its model card (``emotion_lstm.model_card.{md,json}``).
+    ``DIR/emotion_lstm.keras``, its model card (``emotion_lstm.model_card.{md,json}``) and
+    ``DIR/emotion_lstm.tflite``, what the runtime runs (:mod:`emotion_training.lstm_export`).
 all
     make, train and bench in one go.
 

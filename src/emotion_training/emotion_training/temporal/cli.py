@@ -141,7 +141,29 @@ def cmd_bench(args: argparse.Namespace, cfg: TemporalConfig) -> dict[str, Any]:
         train_summary = json.loads(summary_file.read_text()) if summary_file.is_file() else None
         write_model_card(Path(args.export), lstm, result, train_summary, seqs.meta, cfg)
         print(f"exported {Path(args.export) / LSTM_FILE} and {CARD_STEM}.md/.json")
+        _export_tflite(Path(args.export) / LSTM_FILE)
     return result
+
+
+def _export_tflite(keras_file: Path) -> None:
+    """Write the runtime's ``emotion_lstm.tflite`` beside ``keras_file`` and into its card.
+
+    The ``lstm`` smoother runs the ``.tflite`` by default (no TensorFlow in the live process);
+    see :mod:`emotion_training.lstm_export`. Without TensorFlow (training on another Keras
+    backend) the step is skipped with the command to run where TensorFlow is installed.
+    """
+    from ..export import require_tensorflow_backend
+    from ..lstm_export import TFLITE_FILE, export_lstm_tflite
+
+    try:
+        require_tensorflow_backend()
+    except RuntimeError as exc:
+        print(f"not writing {TFLITE_FILE}: {exc}; run python -m emotion_training.lstm_export "
+              f"--model {keras_file} where TensorFlow is installed", file=sys.stderr)
+        return
+    entry = export_lstm_tflite(keras_file)
+    print(f"exported {keras_file.parent / entry['file']} (max |diff| to Keras "
+          f"{entry['parity']['max_abs_prob_diff']:.2e}) and added it to {CARD_STEM}.md/.json")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -172,7 +194,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     def bench_args(sp: argparse.ArgumentParser) -> None:
         sp.add_argument("--lstm", help="LSTM model to benchmark (default WORK/lstm/...)")
-        sp.add_argument("--export", help="folder to receive emotion_lstm.keras + model card")
+        sp.add_argument("--export", help="folder to receive emotion_lstm.keras, its .tflite "
+                        "and the model card")
 
     sp = sub.add_parser("make", help="generate training and benchmark sequences")
     common(sp)
