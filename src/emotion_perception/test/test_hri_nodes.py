@@ -12,7 +12,7 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import wait_for
+from conftest import other_value, wait_for
 
 pytestmark = pytest.mark.ros
 
@@ -359,16 +359,6 @@ def test_ros4hri_shaped_detector_feeds_faces_over_dds(rclpy_session, spinner, hr
 
 # --- parameters at runtime ------------------------------------------------------------------
 
-def _other(value):
-    if isinstance(value, bool):
-        return not value
-    if isinstance(value, int):
-        return value + 1
-    if isinstance(value, float):
-        return value * 2 + 1
-    return value + "_other"
-
-
 @pytest.mark.parametrize("kind", sorted(HRI_COVERED))
 def test_read_only_parameters_are_refused_and_diagnostics_period_applies(rclpy_session,
                                                                          hri_msgs, kind):
@@ -381,7 +371,7 @@ def test_read_only_parameters_are_refused_and_diagnostics_period_applies(rclpy_s
         for p in NODE_PARAMS[kind]:
             if p.read_only:
                 before = node.get_parameter(p.name).value
-                res = node.set_parameters([Parameter(p.name, value=_other(before))])[0]
+                res = node.set_parameters([Parameter(p.name, value=other_value(before))])[0]
                 assert not res.successful and "read-only" in res.reason, (p.name, res.reason)
         assert node._diag_timer.timer_period_ns == 1_000_000_000
         assert node.set_parameters([Parameter("diagnostics_period", value=0.3)])[0].successful

@@ -10,9 +10,7 @@ configure stops the launch with exit code 1 and the reason.
 from __future__ import annotations
 
 import ast
-import importlib.util
 import os
-import shutil
 import signal
 import subprocess
 import threading
@@ -21,13 +19,11 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO_ROOT, wait_for
+from conftest import (HAVE_LAUNCH, REPO_ROOT, child_env, declared_launch_arguments,
+                      wait_for)
 
 LAUNCH = REPO_ROOT / "launch" / "live.launch.py"
 REPLAY = REPO_ROOT / "launch" / "replay.launch.py"
-HAVE_LAUNCH = (importlib.util.find_spec("launch") is not None
-               and importlib.util.find_spec("launch_ros") is not None
-               and shutil.which("ros2") is not None)
 needs_launch = pytest.mark.skipif(
     not HAVE_LAUNCH, reason="ROS 2 launch/launch_ros/ros2cli are not installed (not on PyPI)")
 
@@ -100,18 +96,10 @@ def test_shipped_dds_profile_is_installed_and_valid():
     assert 'glob("config/*.xml")' in setup
 
 
-@pytest.mark.skipif(importlib.util.find_spec("launch") is None
-                    or importlib.util.find_spec("launch_ros") is None,
-                    reason="ROS 2 launch is not installed (it is not on PyPI)")
-def test_launch_description_declares_arguments():
-    spec = importlib.util.spec_from_file_location("live_launch", LAUNCH)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    from launch.actions import DeclareLaunchArgument
-
-    ld = mod.generate_launch_description()
-    declared = {a.name for a in ld.entities if isinstance(a, DeclareLaunchArgument)}
-    assert declared == _arguments()
+@pytest.mark.parametrize("path", [LAUNCH, REPLAY], ids=lambda p: p.name)
+def test_launch_description_declares_arguments(path):
+    declared, _ = declared_launch_arguments(path)
+    assert declared == _arguments(path)
 
 
 @pytest.mark.slow
@@ -143,18 +131,8 @@ def test_ros2_launch_publishes_emotion(tiny_model_path):
 
 # -- real launches --------------------------------------------------------------------------
 def _launch_env() -> dict[str, str]:
-    """The test's environment, with this checkout's package first on the path."""
-    import emotion_perception
-
-    env = dict(os.environ)
-    package_root = str(Path(emotion_perception.__file__).resolve().parents[1])
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH", ""))
-                                        if p)
-    env["PYTHONUNBUFFERED"] = "1"
-    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    for var in ("FASTDDS_DEFAULT_PROFILES_FILE", "FASTRTPS_DEFAULT_PROFILES_FILE"):
-        env.pop(var, None)  # the launch files' default (the shipped profile) is under test
-    return env
+    """The child environment without a Fast DDS profile: the launch files' default is tested."""
+    return child_env(unset=("FASTDDS_DEFAULT_PROFILES_FILE", "FASTRTPS_DEFAULT_PROFILES_FILE"))
 
 
 class _Launch:

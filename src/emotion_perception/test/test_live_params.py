@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import wait_for
+from conftest import other_value, wait_for
 from test_reliability import (_activate, _close, _crop, _emotion, _emotion_array, _face,
                               _face_array, _node, _set, _stamp)
 
@@ -48,16 +48,6 @@ def test_every_settable_parameter_has_an_effect_test():
         assert settable == covered[node], (node, settable ^ covered[node])
 
 
-def _other(value):
-    if isinstance(value, bool):
-        return not value
-    if isinstance(value, int):
-        return value + 1
-    if isinstance(value, float):
-        return value * 2 + 1
-    return value + "_other"
-
-
 @pytest.mark.parametrize("kind", sorted(COVERED))
 def test_read_only_parameters_are_refused_with_the_reason(rclpy_session, tiny_model_path,
                                                           kind):
@@ -69,7 +59,7 @@ def test_read_only_parameters_are_refused_with_the_reason(rclpy_session, tiny_mo
         for p in NODE_PARAMS[kind]:
             if p.read_only:
                 before = node.get_parameter(p.name).value
-                res = _set(node, **{p.name: _other(before)})
+                res = _set(node, **{p.name: other_value(before)})
                 assert not res.successful and "read-only" in res.reason, (p.name, res.reason)
                 assert node.get_parameter(p.name).value == before
     finally:

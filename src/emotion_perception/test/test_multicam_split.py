@@ -10,46 +10,29 @@ publishers, then for each camera's /emotion; no sleep.
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
 import threading
-from pathlib import Path
 
 import pytest
 
-from conftest import REPO_ROOT, wait_for
+from conftest import (HAVE_LAUNCH, REPO_ROOT, child_env, declared_launch_arguments,
+                      wait_for)
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 
 MULTI = REPO_ROOT / "launch" / "multi.launch.py"
-HAVE_LAUNCH = (importlib.util.find_spec("launch") is not None
-               and importlib.util.find_spec("launch_ros") is not None
-               and shutil.which("ros2") is not None)
-
-
-def _env() -> dict[str, str]:
-    """The test's environment (its ROS_DOMAIN_ID), this checkout's package first."""
-    import emotion_perception
-
-    env = dict(os.environ)
-    package_root = str(Path(emotion_perception.__file__).resolve().parents[1])
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH", ""))
-                                        if p)
-    env["PYTHONUNBUFFERED"] = "1"
-    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    return env
 
 
 def test_live_runs_many_cameras_in_one_process(tmp_path, tiny_model_path):
     res = subprocess.run([sys.executable, "-m", "emotion_perception.live", "--cameras",
                           "front,back", "--source", "demo", "--frames", "20", "--quiet",
                           "--model-path", str(tiny_model_path), "--namespace", "/live_multi"],
-                         env=_env(), cwd=tmp_path, capture_output=True, text=True, timeout=240)
+                         env=child_env(), cwd=tmp_path, capture_output=True, text=True,
+                         timeout=240)
     assert res.returncode == 0, (res.stdout[-2000:], res.stderr[-3000:])
     line = [ln for ln in res.stdout.splitlines() if "per camera frame_id" in ln]
     assert line, res.stdout[-2000:]
@@ -60,7 +43,7 @@ def test_live_refuses_unknown_only_and_mixed_modes(tmp_path):
     for extra, message in ((["--only", "camera,nosuch"], "--only: no node"),
                            (["--image-topic", "/x"], "--cameras runs our cameras")):
         res = subprocess.run([sys.executable, "-m", "emotion_perception.live", "--cameras",
-                              "front", *extra], env=_env(), cwd=tmp_path,
+                              "front", *extra], env=child_env(), cwd=tmp_path,
                              capture_output=True, text=True, timeout=120)
         assert res.returncode == 2 and message in res.stderr, res.stderr[-2000:]
 
@@ -79,7 +62,7 @@ def test_robot_process_feeds_a_classifier_in_another_process(rclpy_session, spin
     robot = subprocess.Popen([sys.executable, "-m", "emotion_perception.live", "--cameras",
                               ",".join(cams), "--only", "camera,face_detector", "--source",
                               "demo", "--duration", "300", "--namespace", ns],
-                             env=_env(), cwd=tmp_path, stdout=subprocess.PIPE,
+                             env=child_env(), cwd=tmp_path, stdout=subprocess.PIPE,
                              stderr=subprocess.STDOUT, text=True, start_new_session=True)
     lines: list[str] = []  # the robot's output, read as it comes (its monitor prints progress)
 
@@ -132,17 +115,8 @@ def test_robot_process_feeds_a_classifier_in_another_process(rclpy_session, spin
     assert robot.returncode == 0, out[-3000:]
 
 
-@pytest.mark.skipif(importlib.util.find_spec("launch") is None
-                    or importlib.util.find_spec("launch_ros") is None,
-                    reason="ROS 2 launch is not installed (it is not on PyPI)")
 def test_multi_launch_description_declares_its_documented_arguments():
-    spec = importlib.util.spec_from_file_location("multi_launch", MULTI)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    from launch.actions import DeclareLaunchArgument
-
-    ld = mod.generate_launch_description()
-    declared = {a.name for a in ld.entities if isinstance(a, DeclareLaunchArgument)}
+    declared, mod = declared_launch_arguments(MULTI)
     assert declared == set(mod.ARGUMENTS) >= {"cameras", "sources", "source", "smoothing"}
     readme = (REPO_ROOT / "README.md").read_text()
     for name in ("cameras", "sources"):
@@ -158,7 +132,7 @@ def test_multi_launch_serves_every_camera(rclpy_session, spinner, tiny_model_pat
 
     from emotion_perception.nodes.base import RESULT_QOS
 
-    env = _env()
+    env = child_env()
     for var in ("FASTDDS_DEFAULT_PROFILES_FILE", "FASTRTPS_DEFAULT_PROFILES_FILE"):
         env.pop(var, None)
     probe = rclpy.create_node("multi_launch_probe")
