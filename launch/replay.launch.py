@@ -6,11 +6,11 @@
         [model_path:=...] [smoothing:=true] [smoother:=ema] [params_file:=...]
         [dds_profile:=auto|none|FILE]
 
-Then score the recording: ``emotion-eval-bag /data/fer_test --predictions-bag
+Then score the recording: ``emotion_eval_bag /data/fer_test --predictions-bag
 /data/fer_test_out``.
 
 The graph is emotion_perception.graph.graph_spec fed from the bag's image topic (no camera
-node), the same node set as ``live.launch.py``. ``player:=ours`` runs ``emotion-play-bag``,
+node), the same node set as ``live.launch.py``. ``player:=ours`` runs ``emotion_play_bag``,
 which waits until the graph (and the recorder) are connected and, with ``lockstep:=true``,
 sends each image only after the previous one's result arrived on /emotion, so no frame is
 dropped; the face detector then subscribes to images reliably. ``player:=ros2`` runs
@@ -39,7 +39,7 @@ from emotion_perception.launch_support import (GRAPH_ARGUMENTS, graph_nodes, lau
 ARGUMENTS = {
     "bag": ("", "the bag to replay (rosbag2 directory, .mcap or .db3); required"),
     "record": ("", "record /emotion and /emotion_raw into this new bag (empty: no recording)"),
-    "player": ("ours", "ours (emotion-play-bag, waits for the graph, lockstep) or ros2 "
+    "player": ("ours", "ours (emotion_play_bag, waits for the graph, lockstep) or ros2 "
                "(ros2 bag play)"),
     "lockstep": ("true", "ours: send each image after the previous one's /emotion result"),
     "rate": ("1.0", "playback speed factor (timed playback)"),
@@ -77,7 +77,7 @@ def _actions(context):
 
     record_topics = ["/emotion"] + (["/emotion_raw"] if smoothing else [])
     if arg["record"]:
-        recorder = Node(package="emotion_perception", executable="emotion-record-bag",
+        recorder = Node(package="emotion_perception", executable="emotion_record_bag",
                         arguments=[arg["record"], "--topics", *record_topics], output="screen")
         actions += [recorder, stop_on_failure(recorder, "the recorder")]
 
@@ -95,7 +95,7 @@ def _actions(context):
             cmd += ["--wait-topic-subscribers", f"/emotion_raw={1 + record}"]
         if lockstep:
             cmd.append("--lockstep")
-        player = Node(package="emotion_perception", executable="emotion-play-bag",
+        player = Node(package="emotion_perception", executable="emotion_play_bag",
                       arguments=cmd, output="screen")
         start = [player, stop_on_failure(player, "the player")]
     else:

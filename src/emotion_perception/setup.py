@@ -7,6 +7,19 @@ from pathlib import Path
 from setuptools import find_packages, setup
 
 PACKAGE = "emotion_perception"
+#: executables named with dashes up to 0.1.0; now with underscores (the ROS convention). The
+#: dashed names stay as aliases for one release and go in 0.3.0 (README, "Executables").
+RENAMED = ("emotion_make_bag", "emotion_eval_bag", "emotion_eval_detectors", "emotion_play_bag",
+           "emotion_record_bag", "emotion_replay_eval")
+
+
+def with_dashed_aliases(scripts: list[str]) -> list[str]:
+    """Return the console scripts plus the old dashed name of each one in RENAMED."""
+    entries = [line.split(" = ") for line in scripts]
+    return scripts + [f"{name.replace('_', '-')} = {target}" for name, target in entries
+                      if name in RENAMED]
+
+
 # the built-in plugins' entry points, from the one list (read by path: no package import)
 PLUGINS = runpy.run_path(str(Path(__file__).resolve().parent / PACKAGE / "core"
                              / "plugin_table.py"))["entry_points"]()
@@ -32,7 +45,7 @@ setup(
                 "tracking, FER2013 CNN classification, temporal smoothing.",
     license="Apache-2.0",
     entry_points={
-        "console_scripts": [
+        "console_scripts": with_dashed_aliases([
             "camera_node = emotion_perception.nodes.camera_node:main",
             "face_detector_node = emotion_perception.nodes.face_detector_node:main",
             "emotion_classifier_node = emotion_perception.nodes.classifier_node:main",
@@ -44,13 +57,13 @@ setup(
             "bench = emotion_perception.bench:main",
             "soak = emotion_perception.soak:main",
             "fuzz = emotion_perception.fuzz:main",
-            "emotion-make-bag = emotion_perception.bags.make_bag:main",
-            "emotion-eval-bag = emotion_perception.bags.evaluate:main",
-            "emotion-eval-detectors = emotion_perception.bags.detector_eval:main",
-            "emotion-play-bag = emotion_perception.bags.player:play_main",
-            "emotion-record-bag = emotion_perception.bags.recorder:record_main",
-            "emotion-replay-eval = emotion_perception.bags.replay:run_main",
-        ],
+            "emotion_make_bag = emotion_perception.bags.make_bag:main",
+            "emotion_eval_bag = emotion_perception.bags.evaluate:main",
+            "emotion_eval_detectors = emotion_perception.bags.detector_eval:main",
+            "emotion_play_bag = emotion_perception.bags.player:play_main",
+            "emotion_record_bag = emotion_perception.bags.recorder:record_main",
+            "emotion_replay_eval = emotion_perception.bags.replay:run_main",
+        ]),
         **PLUGINS,
     },
 )

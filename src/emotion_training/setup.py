@@ -6,6 +6,17 @@ from setuptools import find_packages, setup
 
 PACKAGE = "emotion_training"
 
+
+def with_dashed_aliases(scripts: list[str]) -> list[str]:
+    """Return the console scripts plus each one's dashed name of 0.1.0 as an alias.
+
+    The executables are named with underscores (the ROS convention, as emotion_perception's);
+    the dashed names stay for one release and go in 0.3.0 (README, "Executables").
+    """
+    return scripts + [f"{name.replace('_', '-')} = {target}"
+                      for name, target in (line.split(" = ") for line in scripts)]
+
+
 setup(
     name=PACKAGE,
     version="0.1.0",
@@ -24,15 +35,15 @@ setup(
                 "emotion_perception classifiers (outside the runtime graph).",
     license="Apache-2.0",
     entry_points={
-        "console_scripts": [
-            "emotion-train = emotion_training.train:main",
-            "emotion-evaluate = emotion_training.evaluate:main",
-            "emotion-cam = emotion_training.cam:main",
-            "emotion-export = emotion_training.export:main",
-            "emotion-augment-preview = emotion_training.preview:main",
-            "emotion-ensemble = emotion_training.ensemble:main",
-            "emotion-temporal = emotion_training.temporal:main",
-            "emotion-robustness = emotion_training.robustness:main",
-        ],
+        "console_scripts": with_dashed_aliases([
+            "emotion_train = emotion_training.train:main",
+            "emotion_evaluate = emotion_training.evaluate:main",
+            "emotion_cam = emotion_training.cam:main",
+            "emotion_export = emotion_training.export:main",
+            "emotion_augment_preview = emotion_training.preview:main",
+            "emotion_ensemble = emotion_training.ensemble:main",
+            "emotion_temporal = emotion_training.temporal:main",
+            "emotion_robustness = emotion_training.robustness:main",
+        ]),
     },
 )

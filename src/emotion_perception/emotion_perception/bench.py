@@ -73,7 +73,7 @@ def recall_faces(npz: str, count: int) -> tuple[np.ndarray, np.ndarray, str]:
 def detector_recall(detector: Any, scenes: list) -> dict[str, float]:
     """Return the share of known faces ``detector`` finds in ``scenes``, and more.
 
-    Also its false positives per frame; faces are matched as ``emotion-eval-detectors`` does.
+    Also its false positives per frame; faces are matched as ``emotion_eval_detectors`` does.
     """
     from .bags.detector_eval import match_faces
 

@@ -149,7 +149,7 @@ def test_replay_run_command_end_to_end(tiny_model_path: Path, tmp_path: Path):
 
 
 def test_play_and_record_commands_over_dds(rclpy_session, spinner, tmp_path: Path):
-    """emotion-play-bag (remapped, timed) into emotion-record-bag, stopped by SIGTERM."""
+    """emotion_play_bag (remapped, timed) into emotion_record_bag, stopped by SIGTERM."""
     import signal
 
     import rclpy

@@ -627,7 +627,7 @@ def test_offline_evaluation_of_scene_bag(scene_bag: Path, tiny_model_path: Path,
 def test_evaluate_cli_reports_errors(tmp_path: Path, capsys):
     assert eval_main([str(tmp_path / "missing_bag"), "--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err
-    assert "emotion-eval-bag: error: bag not found" in err and "missing_bag" in err
+    assert "emotion_eval_bag: error: bag not found" in err and "missing_bag" in err
     assert not (tmp_path / "o").exists()
 
 
@@ -656,4 +656,4 @@ def test_launch_file_compiles():
     source = (REPO_ROOT / "launch" / "replay.launch.py").read_text()
     compile(source, "replay.launch.py", "exec")
     assert (PACKAGE_DIR / "launch" / "replay.launch.py").is_file()
-    assert "graph_spec(" in source and "emotion-record-bag" in source
+    assert "graph_spec(" in source and "emotion_record_bag" in source

@@ -232,7 +232,7 @@ def test_replay_launch_with_record_leaves_a_finished_bag(tiny_model_path, tmp_pa
         launch.close()
     text = launch.text()
     assert rc == 0, text[-4000:]
-    assert "emotion-record-bag: wrote" in text, text[-4000:]
+    assert "emotion_record_bag: wrote" in text, text[-4000:]
     assert "process has died" not in text and "Traceback" not in text, text[-4000:]
     assert (out / "metadata.yaml").is_file(), sorted(p.name for p in out.iterdir())
     with Reader(out) as reader:

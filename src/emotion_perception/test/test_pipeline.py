@@ -294,7 +294,7 @@ def test_detect_passes_each_detections_keypoints_to_its_face() -> None:
 
 
 def test_every_path_builds_its_crops_with_the_detectors_calibrated_framing() -> None:
-    """Nodes, emotion-eval-bag and emotion-eval-detectors: one builder, one crop function."""
+    """Nodes, emotion_eval_bag and emotion_eval_detectors: one builder, one crop function."""
     from emotion_perception.bags.evaluate import build_pipeline as eval_pipeline, resolve_params
     from emotion_perception.builders import build_pipeline
     from emotion_perception.core.params import DETECTOR, by_name

@@ -1,11 +1,11 @@
-"""``emotion-cam``: class activation map grids for dataset faces.
+"""``emotion_cam``: class activation map grids for dataset faces.
 
 The maps themselves (exact for GAP heads, no gradients) live in
 ``emotion_perception.core.cam``, shared with the live debug image; they are re-exported here.
 
-``emotion-cam --model M.keras --data NPZ [--n 8] [--split PublicTest] --out DIR`` writes one
+``emotion_cam --model M.keras --data NPZ [--n 8] [--split PublicTest] --out DIR`` writes one
 PNG per face (the face and its 7 class maps, titled with class and probability) and an index
-PNG with all of them. An ensemble from ``emotion-ensemble`` shows its members' mean maps.
+PNG with all of them. An ensemble from ``emotion_ensemble`` shows its members' mean maps.
 """
 
 from __future__ import annotations
@@ -63,8 +63,8 @@ def write_cam_grids(extractor: CamExtractor | MeanCam, images: np.ndarray,
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of ``emotion-cam``."""
-    p = argparse.ArgumentParser(prog="emotion-cam", description=__doc__.split("\n")[0])
+    """Entry point of ``emotion_cam``."""
+    p = argparse.ArgumentParser(prog="emotion_cam", description=__doc__.split("\n")[0])
     p.add_argument("--model", type=Path, required=True, help=".keras classifier with a GAP head")
     p.add_argument("--data", type=Path, required=True,
                    help="dataset: .npz, Kaggle .csv or image folder")
@@ -89,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
         model = keras.saving.load_model(a.model, compile=False, safe_mode=True)
         extractor = cam_extractor(model)
     except (ValueError, OSError) as exc:
-        print(f"emotion-cam: {exc}", file=sys.stderr)
+        print(f"emotion_cam: {exc}", file=sys.stderr)
         return 2
     rng = np.random.default_rng(a.seed)
     idx = np.sort(rng.choice(len(ds), size=min(a.n, len(ds)), replace=False))

@@ -1,11 +1,11 @@
-"""Average several trained classifiers into one Keras model: ``emotion-ensemble``.
+"""Average several trained classifiers into one Keras model: ``emotion_ensemble``.
 
-``emotion-ensemble --members run1/best.keras run2/best.keras --out ensemble.keras``
+``emotion_ensemble --members run1/best.keras run2/best.keras --out ensemble.keras``
 
 The ensemble is a plain functional model (input -> each member -> Average of the members'
 probabilities), so it saves, loads in safe mode, runs in the ``keras`` classifier and exports to
 TFLite exactly like a single model. Members must share the input shape and class count.
-Class activation maps are defined per member: run ``emotion-cam`` on a member file.
+Class activation maps are defined per member: run ``emotion_cam`` on a member file.
 """
 
 from __future__ import annotations
@@ -36,8 +36,8 @@ def build_ensemble(members: Sequence, name: str = "ensemble"):
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of ``emotion-ensemble``."""
-    p = argparse.ArgumentParser(prog="emotion-ensemble", description=__doc__.split("\n\n")[0])
+    """Entry point of ``emotion_ensemble``."""
+    p = argparse.ArgumentParser(prog="emotion_ensemble", description=__doc__.split("\n\n")[0])
     p.add_argument("--members", nargs="+", type=Path, required=True, help=".keras members")
     p.add_argument("--out", type=Path, required=True, help="output .keras file")
     p.add_argument("--name", default="emotion_net_ensemble", help="model name")
@@ -46,14 +46,14 @@ def main(argv: list[str] | None = None) -> int:
 
     missing = [str(m) for m in a.members if not m.is_file()]
     if missing:
-        print(f"emotion-ensemble: missing member files: {', '.join(missing)}", file=sys.stderr)
+        print(f"emotion_ensemble: missing member files: {', '.join(missing)}", file=sys.stderr)
         return 2
     members = [keras.saving.load_model(str(m), compile=False, safe_mode=True)
                for m in a.members]
     try:
         model = build_ensemble(members, a.name)
     except ValueError as exc:
-        print(f"emotion-ensemble: {exc}", file=sys.stderr)
+        print(f"emotion_ensemble: {exc}", file=sys.stderr)
         return 2
     a.out.parent.mkdir(parents=True, exist_ok=True)
     model.save(a.out)

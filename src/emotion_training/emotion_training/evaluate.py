@@ -1,4 +1,4 @@
-"""Evaluation CLI: ``emotion-evaluate --model M.keras|M.tflite --data NPZ --out DIR``.
+"""Evaluation CLI: ``emotion_evaluate --model M.keras|M.tflite --data NPZ --out DIR``.
 
 Scores a Keras or TFLite classifier on one split of a dataset (PublicTest by default) with the
 shared preprocessing, optionally with test-time augmentation: the mean of the probabilities of
@@ -284,8 +284,8 @@ def _default_out(model: Path, split: str, tta: bool, shift: int = 0) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of ``emotion-evaluate``."""
-    p = argparse.ArgumentParser(prog="emotion-evaluate", description=__doc__.split("\n")[0])
+    """Entry point of ``emotion_evaluate``."""
+    p = argparse.ArgumentParser(prog="emotion_evaluate", description=__doc__.split("\n")[0])
     p.add_argument("--model", type=Path, required=True, help=".keras or .tflite classifier")
     p.add_argument("--data", type=Path, required=True,
                    help="dataset: .npz, Kaggle .csv or image folder")
@@ -315,7 +315,7 @@ def main(argv: list[str] | None = None) -> int:
         report = evaluate_model(a.model, ds.images, ds.labels, a.tta_mirror, a.batch_size,
                                 latency_samples=a.latency_samples, tta_shift=a.tta_shift)
     except (ValueError, OSError) as exc:
-        print(f"emotion-evaluate: {exc}", file=sys.stderr)
+        print(f"emotion_evaluate: {exc}", file=sys.stderr)
         return 2
     report["data"] = str(a.data)
     report["split"] = a.split

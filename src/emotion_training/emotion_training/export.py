@@ -1,4 +1,4 @@
-"""Export CLI: ``emotion-export --model best.keras --out DIR --name NAME --data NPZ``.
+"""Export CLI: ``emotion_export --model best.keras --out DIR --name NAME --data NPZ``.
 
 Writes, into ``DIR``:
 
@@ -10,10 +10,10 @@ Writes, into ``DIR``:
   difference to the Keras model and the top-1 agreement on a sample of the evaluation split,
   the top-1 accuracy of every format on the whole evaluation split and single-face latency;
 * ``NAME.model_card.md`` and ``NAME.model_card.json``: data, split protocol, preprocessing,
-  class order, metrics (``--metrics``: an ``emotion-evaluate`` report.json), parity numbers,
+  class order, metrics (``--metrics``: an ``emotion_evaluate`` report.json), parity numbers,
   file sizes and SHA-256, parameter count, date and the training config (``--run``: the
   training run folder; by default the model's folder if it holds a ``config.yaml``; for an
-  ensemble from ``emotion-ensemble``, one ``--run`` per member in member order).
+  ensemble from ``emotion_ensemble``, one ``--run`` per member in member order).
 
 Conversion uses ``tf.lite.TFLiteConverter.from_keras_model``, which works for Keras 3.15 on
 TensorFlow 2.21 (it exports a SavedModel internally). ``from_concrete_functions`` on a traced
@@ -317,7 +317,7 @@ def to_float16(model: Any) -> Any:
 def _training_section(run: dict[str, Any]) -> dict[str, Any]:
     """Return the card's training section; an ensemble's lists one section per member."""
     if "members" in run:
-        return {"ensemble": "mean of the members' probabilities (emotion-ensemble)",
+        return {"ensemble": "mean of the members' probabilities (emotion_ensemble)",
                 "members": [_training_section(m) for m in run["members"]]}
     return {"run_dir": run.get("run_dir"), "config": run.get("config"),
             "summary": run.get("summary") or None, "epochs_logged": run.get("history_epochs"),
@@ -482,8 +482,8 @@ def _load_json(path: Path | None, what: str) -> dict[str, Any] | None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of ``emotion-export``."""
-    p = argparse.ArgumentParser(prog="emotion-export", description=__doc__.split("\n")[0])
+    """Entry point of ``emotion_export``."""
+    p = argparse.ArgumentParser(prog="emotion_export", description=__doc__.split("\n")[0])
     p.add_argument("--model", type=Path, required=True, help="trained .keras model")
     p.add_argument("--out", type=Path, required=True, help="output folder")
     p.add_argument("--name", default="emotion_net", help="file stem of the exported files")
@@ -495,7 +495,7 @@ def main(argv: list[str] | None = None) -> int:
                    help="split for parity and accuracy ('none' to skip)")
     p.add_argument("--parity-samples", type=int, default=500,
                    help="faces of the eval split compared with the Keras model")
-    p.add_argument("--metrics", type=Path, help="report.json of emotion-evaluate")
+    p.add_argument("--metrics", type=Path, help="report.json of emotion_evaluate")
     p.add_argument("--run", type=Path, action="append",
                    help="training run folder (config.yaml, summary.json); for an ensemble, "
                         "once per member in member order")
@@ -525,7 +525,7 @@ def main(argv: list[str] | None = None) -> int:
             metrics=metrics, run_dir=a.run, data_source=Path(a.data).name, seed=a.seed,
             keras_dtype=a.keras_dtype)
     except (ValueError, OSError, RuntimeError) as exc:
-        print(f"emotion-export: {exc}", file=sys.stderr)
+        print(f"emotion_export: {exc}", file=sys.stderr)
         return 2
     print(f"{'format':<8} {'bytes':>10} {'max|dp|':>10} {'top1 agr':>9} {'eval acc':>9} "
           f"{'ms/face':>8}")

@@ -2,7 +2,7 @@
 
 ``python -m emotion_training.lstm_export --model DIR/emotion_lstm.keras`` writes
 ``DIR/emotion_lstm.tflite`` and, when ``DIR`` holds the LSTM's model card
-(``emotion_lstm.model_card.{json,md}``, written by ``emotion-temporal bench --export``), adds
+(``emotion_lstm.model_card.{json,md}``, written by ``emotion_temporal bench --export``), adds
 the file's SHA-256, size, operators and Keras parity to it (``--out`` writes elsewhere).
 
 Why the LSTM is unrolled: ``TFLiteConverter`` turns a Keras LSTM with a dynamic batch into

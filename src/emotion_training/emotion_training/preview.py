@@ -1,4 +1,4 @@
-"""Augmentation preview CLI: ``emotion-augment-preview --data NPZ --out aug.png [--config Y]``.
+"""Augmentation preview CLI: ``emotion_augment_preview --data NPZ --out aug.png [--config Y]``.
 
 Draws 16 Training faces before and after the training augmenter (``augment.build_augmenter``
 called with ``training=True``), with the strengths of a training config, so a person can see
@@ -62,8 +62,8 @@ def write_preview(before: np.ndarray, after: np.ndarray, path: str | Path,
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of ``emotion-augment-preview``."""
-    p = argparse.ArgumentParser(prog="emotion-augment-preview",
+    """Entry point of ``emotion_augment_preview``."""
+    p = argparse.ArgumentParser(prog="emotion_augment_preview",
                                 description=__doc__.split("\n")[0])
     p.add_argument("--data", type=Path, required=True,
                    help="dataset: .npz, Kaggle .csv or image folder")
@@ -86,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
         aug = TrainConfig.from_yaml(a.config).augment if a.config else AugmentConfig()
         ds = load_dataset(a.data).split(a.split)
     except (ValueError, OSError, TypeError) as exc:
-        print(f"emotion-augment-preview: {exc}", file=sys.stderr)
+        print(f"emotion_augment_preview: {exc}", file=sys.stderr)
         return 2
     rng = np.random.default_rng(a.seed)
     idx = np.sort(rng.choice(len(ds), size=min(a.n, len(ds)), replace=False))

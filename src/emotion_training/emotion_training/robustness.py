@@ -1,6 +1,6 @@
 """Robustness table: accuracy of classifiers on faces degraded the way a camera path degrades them.
 
-``emotion-robustness --model A.tflite --model B.keras --data $DATA --tta-mirror`` scores every
+``emotion_robustness --model A.tflite --model B.keras --data $DATA --tta-mirror`` scores every
 model on the same split under the same fixed, seeded perturbations of the 48x48 faces (JPEG
 quality 30 and 50, Gaussian blur, low resolution, brightness and contrast changes, a 10 %
 shift, a 15-degree rotation, noise) and prints clean accuracy, each perturbation's accuracy and
@@ -172,8 +172,8 @@ def plot(table: dict[str, dict[str, float]], path: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of ``emotion-robustness``."""
-    p = argparse.ArgumentParser(prog="emotion-robustness", description=__doc__.split("\n")[0])
+    """Entry point of ``emotion_robustness``."""
+    p = argparse.ArgumentParser(prog="emotion_robustness", description=__doc__.split("\n")[0])
     p.add_argument("--model", type=Path, action="append", required=True,
                    help=".keras or .tflite classifier (repeat to compare models)")
     p.add_argument("--data", type=Path, required=True, help="dataset (.npz, .csv, folder)")
@@ -198,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
         table = robustness(a.model, ds.images, ds.labels, a.tta_mirror, a.only, a.seed,
                            progress=sys.stderr.isatty())
     except (ValueError, OSError) as exc:
-        print(f"emotion-robustness: {exc}", file=sys.stderr)
+        print(f"emotion_robustness: {exc}", file=sys.stderr)
         return 2
     a.out.mkdir(parents=True, exist_ok=True)
     report = {"split": a.split, "n": int(len(ds.labels)), "tta_mirror": a.tta_mirror,

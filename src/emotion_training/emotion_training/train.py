@@ -1,4 +1,4 @@
-"""Training CLI: ``emotion-train --config configs/emotion_net.yaml --out runs/emotion_net``.
+"""Training CLI: ``emotion_train --config configs/emotion_net.yaml --out runs/emotion_net``.
 
 Plain mode trains on the cleaned Training split and validates on PublicTest (the only split
 models are chosen on). ``--folds K`` runs K-fold cross-validation on Training (duplicate groups
@@ -314,8 +314,8 @@ def run(cfg: TrainConfig, out: Path, resume: bool = False) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of ``emotion-train``."""
-    p = argparse.ArgumentParser(prog="emotion-train", description=__doc__.split("\n")[0])
+    """Entry point of ``emotion_train``."""
+    p = argparse.ArgumentParser(prog="emotion_train", description=__doc__.split("\n")[0])
     p.add_argument("--config", type=Path, help="YAML training config (defaults if omitted)")
     p.add_argument("--out", type=Path, required=True, help="run folder for all outputs")
     p.add_argument("--data", help="dataset (.npz, .csv or image folder); overrides the config")
@@ -335,10 +335,10 @@ def main(argv: list[str] | None = None) -> int:
         else:
             cfg = TrainConfig(**{k: v for k, v in overrides.items() if v is not None})
     except (ValueError, OSError, TypeError) as exc:
-        print(f"emotion-train: {exc}", file=sys.stderr)
+        print(f"emotion_train: {exc}", file=sys.stderr)
         return 2
     if cfg.init_weights and not Path(cfg.init_weights).is_file():
-        print(f"emotion-train: init_weights: no such model file: {cfg.init_weights}",
+        print(f"emotion_train: init_weights: no such model file: {cfg.init_weights}",
               file=sys.stderr)
         return 2
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")

@@ -19,7 +19,7 @@ def tflite_converter() -> None:
     """Skip the requesting test where TFLite conversion cannot run (no TensorFlow backend).
 
     Training and evaluation tests run on any Keras backend (``KERAS_BACKEND=torch`` on the
-    GPU machine); converting to TFLite needs TensorFlow, as ``emotion-export`` says.
+    GPU machine); converting to TFLite needs TensorFlow, as ``emotion_export`` says.
     """
     from emotion_training.export import require_tensorflow_backend
 

@@ -1,4 +1,4 @@
-"""``emotion-eval-detectors``: detectors and crop framings scored on rotated, textured frames.
+"""``emotion_eval_detectors``: detectors and crop framings scored on rotated, textured frames.
 
 Makes the frames of :mod:`.scenes` from one split of the FER npz (default PublicTest: every
 face once, turned up to 25 degrees, 80-320 px, textured backgrounds, brightness and contrast
@@ -7,7 +7,7 @@ given by ``--detector`` (``NAME`` or ``NAME:key=value,...``, e.g. ``blazeface:mo
 then crops and classifies the faces it found with the live default classifier (shipped int8
 model with mirror TTA; ``--model-path`` for another) through the same
 :class:`~emotion_perception.core.pipeline.FramePipeline` and crop function as the nodes and
-``emotion-eval-bag``. Each detector is scored with three crop framings: ``calibrated`` (its own
+``emotion_eval_bag``. Each detector is scored with three crop framings: ``calibrated`` (its own
 ``crop_framing``, aligned upright with its eye keypoints when it has them), ``unaligned`` (the
 same framing, not rotated) and ``legacy`` (the old fixed margin 0.1, no offset, no rotation).
 
@@ -305,7 +305,7 @@ def format_report(result: dict[str, Any]) -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     """Return the command-line parser."""
-    p = argparse.ArgumentParser(prog="emotion-eval-detectors",
+    p = argparse.ArgumentParser(prog="emotion_eval_detectors",
                                 description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--npz", type=Path, required=True, help="FER npz (images, labels, usage)")
@@ -358,7 +358,7 @@ def main(argv: list[str] | None = None) -> int:
         result = evaluate(scenes, detectors, classifier, direct, calibrate=args.calibrate,
                           progress=not args.quiet)
     except (ValueError, OSError, RuntimeError) as exc:
-        print(f"emotion-eval-detectors: error: {exc}", file=sys.stderr)
+        print(f"emotion_eval_detectors: error: {exc}", file=sys.stderr)
         return 2
     result["settings"] = {"npz": str(args.npz), "split": args.split, "faces": int(len(images)),
                           "seed": args.seed, "max_rotation": args.max_rotation,

@@ -1,4 +1,4 @@
-"""``emotion-eval-bag``: score emotion perception on a labelled bag.
+"""``emotion_eval_bag``: score emotion perception on a labelled bag.
 
 Two modes:
 
@@ -10,7 +10,7 @@ Two modes:
   ``--set NODE.PARAM=VALUE``). No ROS needed.
 * **predictions** (``--predictions-bag OUT_BAG``): score what the live graph published while
   the bag was replayed and recorded (``/emotion`` and ``/emotion_raw`` of OUT_BAG, matched to
-  BAG's images and labels by header stamp; see ``emotion-play-bag`` / ``emotion-record-bag`` and
+  BAG's images and labels by header stamp; see ``emotion_play_bag`` / ``emotion_record_bag`` and
   ``python -m emotion_perception.bags.replay run``). Frames without an output count as dropped.
 
 Scoring (labels: see :mod:`.typestore`): a labelled frame is compared with the prediction of
@@ -452,7 +452,7 @@ def predictions_json(run: EvalRun) -> dict[str, Any]:
 # -- command line ---------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     """Return the command-line parser."""
-    p = argparse.ArgumentParser(prog="emotion-eval-bag", description=__doc__.split("\n\n")[0],
+    p = argparse.ArgumentParser(prog="emotion_eval_bag", description=__doc__.split("\n\n")[0],
                                 epilog="See emotion_perception/bags/README.md.")
     p.add_argument("bag", type=Path, help="labelled input bag (directory, .mcap or .db3)")
     p.add_argument("--image-topic", help="image topic (default: the bag's only image topic)")
@@ -528,13 +528,13 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     args = build_parser().parse_args(argv)
     if args.limit < 0 or args.lag_hold < 1:
-        print("emotion-eval-bag: error: --limit must be >= 0 and --lag-hold >= 1",
+        print("emotion_eval_bag: error: --limit must be >= 0 and --lag-hold >= 1",
               file=sys.stderr)
         return 2
     try:
         report, out_dir = run_and_report(args)
     except (ValueError, OSError, RuntimeError) as exc:  # BagError, parameters, plugins, models
-        print(f"emotion-eval-bag: error: {exc}", file=sys.stderr)
+        print(f"emotion_eval_bag: error: {exc}", file=sys.stderr)
         return 2
     from .report import console_summary
 

@@ -1,11 +1,11 @@
-"""``emotion-make-bag``: turn a video, an image folder or the FER npz into a labelled bag.
+"""``emotion_make_bag``: turn a video, an image folder or the FER npz into a labelled bag.
 
 Examples::
 
-    emotion-make-bag --out fer_test --npz fer2013_trainval.npz --limit 500 --repeat 5
-    emotion-make-bag --out fer_scenes --npz fer2013_trainval.npz --scenes   # harder frames
-    emotion-make-bag --out clip --video clip.mp4 --labels clip_labels.csv
-    emotion-make-bag --out faces --folder faces/            # faces/<class>/*.png
+    emotion_make_bag --out fer_test --npz fer2013_trainval.npz --limit 500 --repeat 5
+    emotion_make_bag --out fer_scenes --npz fer2013_trainval.npz --scenes   # harder frames
+    emotion_make_bag --out clip --video clip.mp4 --labels clip_labels.csv
+    emotion_make_bag --out faces --folder faces/            # faces/<class>/*.png
 
 The bag (rosbag2: mcap with zstd-compressed chunks by default, or sqlite3) holds
 ``sensor_msgs/Image`` bgr8 frames on ``--topic`` (default ``/camera/image_raw``) stamped
@@ -353,7 +353,7 @@ def write_bag(out: str | Path, items: Iterator[Item], fps: float, *, total: int 
 
 def build_parser() -> argparse.ArgumentParser:
     """Return the command-line parser."""
-    p = argparse.ArgumentParser(prog="emotion-make-bag", description=__doc__.split("\n\n")[0],
+    p = argparse.ArgumentParser(prog="emotion_make_bag", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter,
                                 epilog="See emotion_perception/bags/README.md.")
     p.add_argument("--out", required=True, type=Path, help="bag directory to create")
@@ -440,9 +440,9 @@ def main(argv: list[str] | None = None) -> int:
                            progress=not args.quiet,
                            compress=args.storage == "mcap" and not args.no_compression)
     except (ValueError, OSError) as exc:  # BagError is a ValueError
-        print(f"emotion-make-bag: error: {exc}", file=sys.stderr)
+        print(f"emotion_make_bag: error: {exc}", file=sys.stderr)
         return 2
-    print(f"emotion-make-bag: wrote {args.out} ({args.storage}): "
+    print(f"emotion_make_bag: wrote {args.out} ({args.storage}): "
           + ", ".join(f"{t} {n} msgs" for t, n in counts.items()))
     return 0
 

@@ -1,4 +1,4 @@
-"""The bag player node and ``emotion-play-bag`` (see :mod:`.replay` for the commands)."""
+"""The bag player node and ``emotion_play_bag`` (see :mod:`.replay` for the commands)."""
 
 from __future__ import annotations
 
@@ -224,8 +224,8 @@ class BagPlayer(Node):
 
 
 def play_parser() -> argparse.ArgumentParser:
-    """Return the parser of emotion-play-bag."""
-    p = argparse.ArgumentParser(prog="emotion-play-bag",
+    """Return the parser of emotion_play_bag."""
+    p = argparse.ArgumentParser(prog="emotion_play_bag",
                                 description="Publish a bag's images (and labels) into ROS 2.")
     p.add_argument("bag", type=Path)
     p.add_argument("--rate", type=float, default=1.0, help="playback speed factor (default 1)")
@@ -259,7 +259,7 @@ def _topic_counts(items: Sequence[str]) -> dict[str, int]:
 
 
 def play_main(argv: list[str] | None = None) -> int:
-    """Run emotion-play-bag (``--ros-args`` are passed to rclpy)."""
+    """Run emotion_play_bag (``--ros-args`` are passed to rclpy)."""
     ours, full = split_ros_args(argv)
     args = play_parser().parse_args(ours)
     try:
@@ -268,7 +268,7 @@ def play_main(argv: list[str] | None = None) -> int:
         if not args.rate > 0 or args.wait_subscribers < 0 or not args.timeout > 0:
             raise ValueError("--rate and --timeout must be > 0, --wait-subscribers >= 0")
     except ValueError as exc:
-        print(f"emotion-play-bag: error: {exc}", file=sys.stderr)
+        print(f"emotion_play_bag: error: {exc}", file=sys.stderr)
         return 2
     init_rclpy(full)
     player = None
@@ -279,7 +279,7 @@ def play_main(argv: list[str] | None = None) -> int:
                                image_topic=args.image_topic, topics=args.topics,
                                result_topic=args.result_topic)
         except ValueError as exc:  # BagError included
-            print(f"emotion-play-bag: error: {exc}", file=sys.stderr)
+            print(f"emotion_play_bag: error: {exc}", file=sys.stderr)
             return 2
         from ..nodes.runner import BackgroundSpin
 
@@ -297,7 +297,7 @@ def play_main(argv: list[str] | None = None) -> int:
             finally:
                 bar.close()
             player.wait_acked()  # do not exit before reliable subscribers have everything
-        print(f"emotion-play-bag: published {stats.images} images ({stats.messages} messages) "
+        print(f"emotion_play_bag: published {stats.images} images ({stats.messages} messages) "
               f"in {stats.seconds:.1f} s"
               + (f"; {stats.results} results, {len(stats.timeouts)} timed out"
                  if args.lockstep else ""))

@@ -1,4 +1,4 @@
-"""The bag recorder node and ``emotion-record-bag`` (see :mod:`.replay` for the commands)."""
+"""The bag recorder node and ``emotion_record_bag`` (see :mod:`.replay` for the commands)."""
 
 from __future__ import annotations
 
@@ -107,8 +107,8 @@ class BagRecorder(Node):
 
 
 def record_parser() -> argparse.ArgumentParser:
-    """Return the parser of emotion-record-bag."""
-    p = argparse.ArgumentParser(prog="emotion-record-bag",
+    """Return the parser of emotion_record_bag."""
+    p = argparse.ArgumentParser(prog="emotion_record_bag",
                                 description="Record topics of the live graph into a new bag.")
     p.add_argument("out", type=Path, help="bag directory to create")
     p.add_argument("--topics", nargs="+", default=list(DEFAULT_RECORD_TOPICS),
@@ -122,11 +122,11 @@ def record_parser() -> argparse.ArgumentParser:
 
 
 def record_main(argv: list[str] | None = None) -> int:
-    """Run emotion-record-bag until Ctrl-C, SIGTERM, --duration or --until-idle."""
+    """Run emotion_record_bag until Ctrl-C, SIGTERM, --duration or --until-idle."""
     ours, full = split_ros_args(argv)
     args = record_parser().parse_args(ours)
     if args.duration < 0 or args.until_idle < 0:
-        print("emotion-record-bag: error: --duration and --until-idle must be >= 0",
+        print("emotion_record_bag: error: --duration and --until-idle must be >= 0",
               file=sys.stderr)
         return 2
     init_rclpy(full)
@@ -134,7 +134,7 @@ def record_main(argv: list[str] | None = None) -> int:
         recorder = BagRecorder(args.out, args.topics, storage=args.storage,
                                overwrite=args.overwrite)
     except ValueError as exc:
-        print(f"emotion-record-bag: error: {exc}", file=sys.stderr)
+        print(f"emotion_record_bag: error: {exc}", file=sys.stderr)
         import rclpy
         rclpy.try_shutdown()
         return 2
@@ -145,7 +145,7 @@ def record_main(argv: list[str] | None = None) -> int:
     try:
         with StopOnSignal() as stop:  # held while the bag is finished: no signal interrupts that
             try:
-                print(f"emotion-record-bag: recording {' '.join(recorder.topics)} to "
+                print(f"emotion_record_bag: recording {' '.join(recorder.topics)} to "
                       f"{args.out}; Ctrl-C to stop", flush=True)
                 while not stop.wait(0.1):
                     if args.duration and time.monotonic() - start >= args.duration:
@@ -157,6 +157,6 @@ def record_main(argv: list[str] | None = None) -> int:
                 counts = recorder.close()
     finally:
         executor.stop(shutdown_rclpy=True)
-    print("emotion-record-bag: wrote " + str(args.out) + ": "
+    print("emotion_record_bag: wrote " + str(args.out) + ": "
           + ", ".join(f"{t} {n} msgs" for t, n in counts.items()))
     return 0

@@ -2,13 +2,13 @@
 
 Three commands:
 
-* ``emotion-play-bag BAG [--rate 1.0] [--topic-remap old:=new] [--loop] [--lockstep]``: a
+* ``emotion_play_bag BAG [--rate 1.0] [--topic-remap old:=new] [--loop] [--lockstep]``: a
   player node publishing the bag's image topic and label topic (or ``--topics``) with their
   recorded timing scaled by ``1 / rate``; header stamps stay as recorded. It waits for
   ``--wait-subscribers N`` subscribers on the image topic first. With ``--lockstep`` it sends
   the next image only after the graph's result for the current one arrived on ``/emotion``
   (matched by header stamp), so no frame is dropped whatever the machine's speed.
-* ``emotion-record-bag OUT_BAG [--topics /emotion /emotion_raw /faces] [--duration S]
+* ``emotion_record_bag OUT_BAG [--topics /emotion /emotion_raw /faces] [--duration S]
   [--until-idle S]``: a recorder node writing those topics (CDR bytes exactly as
   ``rclpy.serialization.serialize_message`` produces them, received through raw
   subscriptions, under the typestore's type names) to a new bag. It subscribes as soon as a
@@ -19,14 +19,14 @@ Three commands:
   this process (the nodes of ``graph_spec`` with the package's parameter YAML, like
   ``ros2 run emotion_perception live``), plays the bag in lockstep (default; ``--no-lockstep``
   for timed playback), records the outputs and writes the scored report
-  (``emotion-eval-bag BAG --predictions-bag OUT_BAG``).
+  (``emotion_eval_bag BAG --predictions-bag OUT_BAG``).
 
 With a ROS 2 installation, ``ros2 bag play BAG`` and ``ros2 bag record`` work in place of the
 player and recorder (the bags are standard rosbag2); ``ros2 bag play`` has no lockstep mode,
 so on a slow machine the graph drops frames (they count as "without output" in the report).
 
-Layout: :mod:`.player` (the ``BagPlayer`` node, ``emotion-play-bag``), :mod:`.recorder` (the
-``BagRecorder`` node, ``emotion-record-bag``), :mod:`.replay_common` (what they share) and
+Layout: :mod:`.player` (the ``BagPlayer`` node, ``emotion_play_bag``), :mod:`.recorder` (the
+``BagRecorder`` node, ``emotion_record_bag``), :mod:`.replay_common` (what they share) and
 this module (the in-process ``run`` command and the ``python -m`` dispatcher). This module
 imports without rclpy: ``BagPlayer``, ``BagRecorder`` and the play/record commands load on
 first access.

@@ -1,6 +1,6 @@
 """Harder test frames from labelled 48x48 faces: rotated, scaled, on textured backgrounds.
 
-Plain FER2013 faces pasted upright in the middle of a flat frame (``emotion-make-bag --npz``)
+Plain FER2013 faces pasted upright in the middle of a flat frame (``emotion_make_bag --npz``)
 are easy for any detector. :func:`make_scenes` makes the frames a robot's camera is closer to:
 each face scaled to a side drawn from ``sizes`` (80-320 px by default), turned in-plane by up
 to ``max_rotation`` degrees, pasted (cubic interpolation, anti-aliased edges) at a random place
@@ -10,9 +10,9 @@ random shapes), sometimes two faces per frame (``two_face_share``), then the who
 brightness and contrast changed (gain, offset, gamma) and a little sensor noise added.
 
 Everything is drawn from one seeded NumPy generator, so the same arguments give the same
-frames. The faces are never written anywhere by this module; ``emotion-make-bag --scenes``
+frames. The faces are never written anywhere by this module; ``emotion_make_bag --scenes``
 writes them into a bag (labels: :class:`SceneFace.box`, the face's unrotated square), and
-``emotion-eval-detectors`` scores detectors and crop framings on them in memory.
+``emotion_eval_detectors`` scores detectors and crop framings on them in memory.
 """
 
 from __future__ import annotations

@@ -6,10 +6,10 @@ class activation map (Zhou et al., 2016). It is exact for such heads: no gradien
 approximation. ``class_activation_maps`` returns the maps upsampled to the input size and
 scaled to [0, 1]; ``overlay`` draws one over a face; ``draw_face_cams`` paints the map of each
 face's estimated class over that face in a camera frame (the debug image's ``cam`` option).
-An ensemble made by ``emotion-ensemble`` (members averaged) gets the mean of its members' maps.
+An ensemble made by ``emotion_ensemble`` (members averaged) gets the mean of its members' maps.
 
 Keras is imported only when a model is given; the rest needs numpy and OpenCV. The training
-package's ``emotion-cam`` CLI draws grids of these maps for dataset faces.
+package's ``emotion_cam`` CLI draws grids of these maps for dataset faces.
 """
 
 from __future__ import annotations
@@ -97,7 +97,7 @@ class CamExtractor:
              else np.zeros(w.shape[1], np.float32))
         probe = np.random.default_rng(0).random((2,) + shape[1:], dtype=np.float32)
         fmap, dense_in, _ = feature_model.predict_on_batch(probe)
-        # a half-precision model (emotion-export's float16 .keras) pools in float16
+        # a half-precision model (emotion_export's float16 .keras) pools in float16
         half = np.dtype(getattr(gap, "compute_dtype", "float32")).itemsize < 4
         rtol, atol = (2e-2, 2e-3) if half else (1e-4, 1e-5)
         pooled = np.asarray(fmap, np.float32).mean(axis=(1, 2))
@@ -178,7 +178,7 @@ def cam_extractor(model: Any) -> CamExtractor | MeanCam:
     """Return the map extractor of a GAP classifier or of an ensemble of GAP classifiers.
 
     An ensemble is a model whose output layer is ``Average`` over member models (what
-    ``emotion-ensemble`` writes). Raises ValueError for anything else without a GAP head.
+    ``emotion_ensemble`` writes). Raises ValueError for anything else without a GAP head.
     """
     from keras import layers
 

@@ -67,7 +67,7 @@ class FramePipeline:
     ``classifier=None`` makes a detect-only pipeline (the detector node): ``detect`` and
     ``crops`` work, ``classify``/``process`` raise RuntimeError.
     Crops (:func:`crop_face`, the same function for the nodes, bag evaluation and
-    ``emotion-eval-detectors``): squares of the box's longer side enlarged by ``crop_margin``
+    ``emotion_eval_detectors``): squares of the box's longer side enlarged by ``crop_margin``
     per side, moved ``crop_offset`` box sides down the face and, with ``crop_align`` and a
     detector that gives eye keypoints, turned upright along the eye line.
     After each call ``timings`` holds the seconds spent in ``detect`` and ``classify``.

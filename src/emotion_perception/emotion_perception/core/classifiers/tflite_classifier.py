@@ -82,7 +82,7 @@ class TFLiteClassifier(EmotionClassifier):
                  model_content: bytes | None = None) -> None:
         """Load ``model_path`` (empty: the shipped model), or ``model_content`` (in-memory).
 
-        ``model_content`` is a flatbuffer just converted (``emotion-export``'s parity check);
+        ``model_content`` is a flatbuffer just converted (``emotion_export``'s parity check);
         the path is then only a name for messages.
         """
         if int(num_threads) != num_threads or num_threads < 0:

@@ -31,7 +31,7 @@ class FaceDetector(ABC):
     #: (margin, offset) of the face crops that look most like FER2013 training faces for this
     #: detector's boxes (see ``preprocessing.crop_face``), used when the ``crop_margin``
     #: parameter is -1 (the default); subclasses measure theirs with
-    #: ``emotion-eval-detectors --calibrate`` on Training faces
+    #: ``emotion_eval_detectors --calibrate`` on Training faces
     crop_framing: tuple[float, float] = (0.1, 0.0)
 
     @abstractmethod

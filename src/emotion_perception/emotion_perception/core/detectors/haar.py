@@ -105,7 +105,7 @@ class HaarDetector(FaceDetector):
     """
 
     name = "haar"
-    #: measured with ``emotion-eval-detectors --calibrate --split Training --limit 2000
+    #: measured with ``emotion_eval_detectors --calibrate --split Training --limit 2000
     #: --seed 1``: the FER2013 face square is 1.02 box sides, centred on the box
     crop_framing = (0.01, 0.0)
 
