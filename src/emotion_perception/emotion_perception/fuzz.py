@@ -108,14 +108,28 @@ class Fuzzer:
             return stamp in (self.debug_stamps if debug else self.emotion_stamps)
 
     def wait_matched(self, timeout: float) -> bool:
-        """Wait until every input topic has a subscriber and the param services are up."""
+        """Wait until every input topic has its subscribers and the param services are up.
+
+        The debug image node subscribes to image and emotion only once something (our
+        debug_image listener) views it (its ``lazy`` parameter): with that node in the
+        graph, it must be among the subscribers of both before the attack starts, and every
+        subscriber the graph lists must be matched to our publisher.
+        """
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if all(p.get_subscription_count() >= 1 for p in self.pubs.values()):
+            if all(self._matched(topic, p) for topic, p in self.pubs.items()):
                 break
             time.sleep(0.05)
         return all(c.wait_for_services(max(0.1, deadline - time.monotonic()))
                    for c in self.clients.values())
+
+    def _matched(self, topic: str, pub) -> bool:
+        infos = self.node.get_subscriptions_info_by_topic(pub.topic_name)
+        names = {i.node_name for i in infos}
+        if "emotion_debug_image" in self.clients and topic in ("image", "emotion") \
+                and "emotion_debug_image" not in names:
+            return False
+        return pub.get_subscription_count() >= max(1, len(infos))
 
     def call(self, future, timeout: float):
         """Wait for a service future; return its result or None on timeout."""

@@ -132,7 +132,7 @@ DETECTOR = (
     Param("crop_margin", -1.0, "Face crops are squares of the box's longer side enlarged by "
           "this fraction per side; -1 = the detector's calibrated framing (its own margin and "
           "offset that make its crops look like FER2013 faces, measured with "
-          "emotion-eval-detectors --calibrate). The framing in use is published on "
+          "emotion_eval_detectors --calibrate). The framing in use is published on "
           "crop_framing.", -1.0, 1.0),
     Param("crop_offset", 0.0, "With crop_margin >= 0: move the crop down the face by this "
           "fraction of the box side (negative: up).", -0.5, 0.5),
@@ -155,7 +155,7 @@ CLASSIFIER = (
     Param("threads", 0, "Inference threads (0 = runtime default).", 0, 64, read_only=True),
     Param("tta_mirror", True, "Average each face's probabilities with those of its mirror "
           "image (test-time augmentation): twice the inference work per face. What it gains "
-          "depends on the model (emotion-evaluate measures it; README, The model).",
+          "depends on the model (emotion_evaluate measures it; README, The model).",
           read_only=True),
     Param("tta_shift", 0, "Also average each face (and its mirror) moved this many pixels of "
           "the model input up, down, left and right: 5x the inference work; 0 = off.", 0, 8,
@@ -183,6 +183,8 @@ DEBUG_IMAGE = (
     Param("cam_model_path", "", "Keras model for the maps; empty = the shipped "
           "emotion_net.keras.", read_only=True),
     Param("cam_alpha", 0.45, "Weight of the heat map in the blend.", 0.0, 1.0),
+    Param("lazy", True, "Subscribe to image and emotion only while something subscribes to "
+          "debug_image (nothing is drawn for nobody); false: always.", read_only=True),
     # no crop framing here: the map covers the crop the face detector announces on
     # crop_framing (see nodes/debug_image_node.py), so nothing is kept equal by hand
 )

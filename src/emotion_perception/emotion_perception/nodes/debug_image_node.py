@@ -24,6 +24,7 @@ from typing import Any
 
 from emotion_msgs.msg import EmotionArray
 from sensor_msgs.msg import Image
+from rclpy.event_handler import PublisherEventCallbacks
 from std_msgs.msg import String
 
 from ..builders import parse_framing
@@ -81,14 +82,52 @@ class DebugImageNode(PerceptionNode):
                     self._trim(cache)
 
     def open_io(self) -> None:
-        """Subscribe to ``image``, ``emotion`` and ``crop_framing``; publish ``debug_image``."""
-        self._pub = self.add_publisher(Image, "debug_image", IMAGE_PUB_QOS)
+        """Publish ``debug_image``; subscribe to ``crop_framing`` and, while viewed, the inputs.
+
+        Drawing costs a frame's conversion, painting and a full-size image message per
+        camera frame, for nobody when no one views it: ``image`` and ``emotion`` are
+        subscribed only while ``debug_image`` has a subscriber (``lazy: false`` keeps them
+        always). The publisher's matched event switches them at once; the diagnostics timer
+        checks again, in case an event is missed.
+        """
+        self._inputs: list = []
+        self._pub = self.create_publisher(
+            Image, "debug_image", IMAGE_PUB_QOS,
+            event_callbacks=PublisherEventCallbacks(matched=lambda _info: self.update_inputs()))
+        self._io.append(self._pub)
         self._worker = self.add_worker(self._draw_pair)
-        self.add_subscription(Image, "image", self._on_image,
-                              image_sub_qos(self.values["image_qos"]))
-        self.add_subscription(EmotionArray, "emotion", self._on_emotion, RESULT_QOS)
         if self._cam is not None:
             self.add_subscription(String, "crop_framing", self._on_framing, LATCHED_QOS)
+        self.update_inputs()
+
+    def update_inputs(self) -> None:
+        """Subscribe to the inputs while ``debug_image`` is viewed (always with lazy off)."""
+        pub = self._pub
+        if pub is None:
+            return
+        wanted = not self.values["lazy"] or pub.get_subscription_count() > 0
+        if wanted and not self._inputs:
+            self._inputs = [
+                self.add_subscription(Image, "image", self._on_image,
+                                      image_sub_qos(self.values["image_qos"])),
+                self.add_subscription(EmotionArray, "emotion", self._on_emotion, RESULT_QOS)]
+        elif not wanted and self._inputs:
+            for sub in self._inputs:
+                self._io.remove(sub)
+                self.destroy_subscription(sub)
+            self._inputs = []
+            with self._pair_lock:  # what waits for a partner would pair with nothing now
+                self._images.clear()
+                self._emotions.clear()
+
+    def publish_diagnostics(self) -> None:
+        """Check the inputs against the viewers (see open_io), then publish diagnostics."""
+        self.update_inputs()
+        super().publish_diagnostics()
+
+    def diagnostics_extra(self) -> dict[str, Any]:
+        """Say whether the inputs are subscribed (something views ``debug_image``)."""
+        return {"drawing": int(bool(getattr(self, "_inputs", [])))}
 
     def _on_framing(self, msg: String) -> None:
         """Take the detector's crop framing (a bad one is rejected, the old one kept)."""
