@@ -315,6 +315,9 @@ def main(argv: list[str] | None = None) -> int:
     if "--processes" in argv:  # the graph as separate processes (ros2 launch's way)
         from .bench_processes import main as processes_main
         return processes_main([a for a in argv if a != "--processes"])
+    if "--peer" in argv:  # the default per-frame pipeline beside the fer package
+        from .bench_peer import main as peer_main
+        return peer_main([a for a in argv if a != "--peer"])
     p = argparse.ArgumentParser(prog="bench", description=__doc__.split("\n\n")[0])
     p.add_argument("--models-dir", default="", help="folder with emotion_net.keras and "
                    "emotion_net_{float32,float16,int8}.tflite (default: the shipped models)")
