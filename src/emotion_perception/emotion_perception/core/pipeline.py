@@ -69,14 +69,16 @@ class FramePipeline:
     Crops (:func:`crop_face`, the same function for the nodes, bag evaluation and
     ``emotion_eval_detectors``): squares of the box's longer side enlarged by ``crop_margin``
     per side, moved ``crop_offset`` box sides down the face and, with ``crop_align`` and a
-    detector that gives eye keypoints, turned upright along the eye line.
+    detector that gives eye keypoints, turned upright along the eye line; with
+    ``crop_eye_offset`` (not None) and keypoints, centred ``crop_eye_offset`` box sides below
+    the eyes' midpoint instead of on the box (``crop_offset`` then unused).
     After each call ``timings`` holds the seconds spent in ``detect`` and ``classify``.
     """
 
     def __init__(self, detector: FaceDetector, classifier: EmotionClassifier | None,
                  tracker: FaceTracker | None = None, crop_margin: float = 0.1,
-                 max_faces: int = 10, crop_offset: float = 0.0, crop_align: bool = False
-                 ) -> None:
+                 max_faces: int = 10, crop_offset: float = 0.0, crop_align: bool = False,
+                 crop_eye_offset: float | None = None) -> None:
         if not 0.0 <= crop_margin <= 1.0:
             raise ValueError(f"crop_margin must be in [0, 1], got {crop_margin}")
         if not -0.5 <= crop_offset <= 0.5:
@@ -89,6 +91,7 @@ class FramePipeline:
         self.crop_margin = float(crop_margin)
         self.crop_offset = float(crop_offset)
         self.crop_align = bool(crop_align)
+        self.crop_eye_offset = None if crop_eye_offset is None else float(crop_eye_offset)
         self.max_faces = int(max_faces)
         self.invalid_count = 0
         self.frames = 0
@@ -123,7 +126,8 @@ class FramePipeline:
         """
         return [crop_face(image, face.box.as_tuple(), self.crop_margin,
                           offset=self.crop_offset,
-                          eyes=eye_points(face.landmarks) if self.crop_align else None)
+                          eyes=eye_points(face.landmarks) if self.crop_align else None,
+                          eye_offset=self.crop_eye_offset)
                 for face in faces]
 
     def classify(self, image: np.ndarray, faces: Sequence[TrackedFace], stamp: float

@@ -66,7 +66,7 @@ class ModelSpec:
     strides: tuple[int, ...]      # one entry per anchor layer (MediaPipe's SSD anchor layers)
     two_per_layer: bool           # each layer has 2 anchors per cell (else 1)
     resizable: bool               # fully convolutional: takes other input sizes
-    #: (crop margin, crop offset) measured with ``emotion-eval-detectors --calibrate --split
+    #: (crop margin, crop offset) measured with ``emotion_eval_detectors --calibrate --split
     #: Training --limit 2000 --seed 1``: the FER2013 face square is 1.20-1.22 box sides
     #: (short range, input_side 128-256) or 1.15 (full range) and its centre 0.095 (0.05)
     #: box sides above the box centre
@@ -176,7 +176,8 @@ class BlazeFaceDetector(FaceDetector):
 
     def __init__(self, model: str = "short", model_path: str = "", input_side: int = 256,
                  score_threshold: float = 0.5, nms_threshold: float = 0.3,
-                 min_size: int = 0, num_threads: int = 1) -> None:
+                 min_size: int = 0, num_threads: int = 1, refine_threshold: float = 0.0,
+                 refine_max: int = 2, refine_scale: float = 2.0) -> None:
         if model not in MODELS:
             raise ValueError(f"model must be one of {', '.join(MODELS)}, got {model!r}")
         if int(input_side) != input_side or not (input_side == 0 or 64 <= input_side <= 1024):
@@ -190,6 +191,13 @@ class BlazeFaceDetector(FaceDetector):
             raise ValueError(f"min_size must be an integer >= 0 pixels, got {min_size}")
         if int(num_threads) != num_threads or num_threads < 1:
             raise ValueError(f"num_threads must be an integer >= 1, got {num_threads}")
+        if not (refine_threshold == 0.0 or 0.0 < refine_threshold < score_threshold):
+            raise ValueError(f"refine_threshold must be 0 (no second pass) or in (0, "
+                             f"score_threshold {score_threshold}), got {refine_threshold}")
+        if int(refine_max) != refine_max or refine_max < 0:
+            raise ValueError(f"refine_max must be an integer >= 0, got {refine_max}")
+        if not 1.0 <= refine_scale <= 8.0:
+            raise ValueError(f"refine_scale must be in [1, 8] box sides, got {refine_scale}")
         if not isinstance(model_path, str):
             raise ValueError(f"model_path must be a string, got {model_path!r}")
         self.spec = MODELS[model]
@@ -202,6 +210,11 @@ class BlazeFaceDetector(FaceDetector):
         self.nms_threshold = float(nms_threshold)
         self.min_size = int(min_size)
         self._min_logit = math.log(self.score_threshold / (1.0 - self.score_threshold))
+        self.refine_threshold = float(refine_threshold)
+        self.refine_max = int(refine_max) if self.refine_threshold > 0 else 0
+        self.refine_scale = float(refine_scale)
+        self._refine_logit = (math.log(self.refine_threshold / (1.0 - self.refine_threshold))
+                              if self.refine_max else self._min_logit)
         if model_path.strip():
             self.path = Path(model_path).expanduser()
             if not self.path.is_file():
@@ -225,6 +238,15 @@ class BlazeFaceDetector(FaceDetector):
         self._input = np.full((1, side, side, 3), -1.0, np.float32)
         self._resize_flag = cv2.INTER_LINEAR
         self._lock = threading.Lock()
+        self._tile_interp = None
+        if self.refine_max:
+            # the second pass runs the model at its own fixed square input on tiles: a second
+            # interpreter, so the main one keeps its frame-sized input allocated
+            self._tile_interp = _interpreter_class()(model_path=str(self.path),
+                                                     num_threads=int(num_threads))
+            self._tile_interp.allocate_tensors()  # the model's own square input
+            self._tile_anchors = make_anchors(self.spec, side, side)
+            self._tile_input = np.empty((1, side, side, 3), np.float32)
 
     def _check_io(self) -> None:
         """Check the model's tensors for the current input shape; find the output indices."""
@@ -275,8 +297,65 @@ class BlazeFaceDetector(FaceDetector):
         target -= 1.0  # the padding (right and bottom) stays -1, black
         return scale
 
+    def _decode(self, interp, anchors: np.ndarray, min_logit: float
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Read ``interp``'s outputs; return (boxes, points, scores) above ``min_logit``.
+
+        Boxes (N, 4) as (x0, y0, x1, y1) and points (N, 6, 2) in input pixels.
+        """
+        logits = interp.get_tensor(self._score_index)[0, :, 0]
+        keep = np.flatnonzero(logits >= min_logit)
+        raw = interp.get_tensor(self._reg_index)[0, keep].astype(np.float64)
+        anchors = anchors[keep]
+        scores = 1.0 / (1.0 + np.exp(-np.clip(logits[keep].astype(np.float64), -_LOGIT_CLIP,
+                                              _LOGIT_CLIP)))
+        centre = raw[:, 0:2] + anchors
+        half = np.abs(raw[:, 2:4]) / 2.0
+        boxes = np.concatenate([centre - half, centre + half], axis=1)
+        points = raw[:, 4:_VALUES].reshape(-1, 6, 2) + anchors[:, None, :]
+        return boxes, points, scores
+
+    def _refine(self, image: np.ndarray, box: np.ndarray
+                ) -> list[tuple[np.ndarray, np.ndarray, float]]:
+        """Run the model on an upscaled tile around a weak candidate (frame pixels).
+
+        The tile is the square of ``refine_scale`` candidate box sides around the box
+        centre, resampled into the model's own input (black beyond the frame); what it
+        finds with a score >= ``score_threshold`` is returned in frame pixels.
+        """
+        side_in = self.spec.input_size
+        cx, cy = (box[0] + box[2]) / 2.0, (box[1] + box[3]) / 2.0
+        tile_side = max(box[2] - box[0], box[3] - box[1]) * self.refine_scale
+        k = tile_side / side_in
+        x0, y0 = cx - tile_side / 2.0, cy - tile_side / 2.0
+        # tile pixel (u, v) centre -> frame point x0 + k (u + 0.5), as pixel index - 0.5
+        matrix = np.array([[k, 0.0, x0 + 0.5 * k - 0.5], [0.0, k, y0 + 0.5 * k - 0.5]])
+        tile = cv2.warpAffine(image, matrix, (side_in, side_in),
+                              flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                              borderMode=cv2.BORDER_CONSTANT)
+        code = cv2.COLOR_GRAY2RGB if tile.ndim == 2 else \
+            {3: cv2.COLOR_BGR2RGB, 4: cv2.COLOR_BGRA2RGB}[tile.shape[2]]
+        np.multiply(cv2.cvtColor(tile, code), 1.0 / 127.5, out=self._tile_input[0],
+                    casting="unsafe")
+        self._tile_input -= 1.0
+        self._tile_interp.set_tensor(self._in_index, self._tile_input)
+        self._tile_interp.invoke()
+        boxes, points, scores = self._decode(self._tile_interp, self._tile_anchors,
+                                             self._min_logit)
+        if not len(scores):
+            return []
+        offset = np.array([x0, y0])
+        return [(b * k + np.tile(offset, 2), p * k + offset, s)
+                for b, p, s in weighted_nms(boxes, points, scores, self.nms_threshold)]
+
     def detect(self, image: np.ndarray) -> list[FaceDetection]:
-        """Return the faces in ``image`` (uint8 gray or BGR), best first, with keypoints."""
+        """Return the faces in ``image`` (uint8 gray or BGR), best first, with keypoints.
+
+        With ``refine_threshold`` > 0, a second pass looks again at the (up to
+        ``refine_max``) best weak candidates, scored in [refine_threshold,
+        score_threshold) and not overlapping a face already found: each is re-run on an
+        upscaled tile (:meth:`_refine`) and kept only if the tile scores it as a face.
+        """
         image = check_image(image)
         if image.ndim == 3 and image.shape[2] == 1:
             image = image[:, :, 0]
@@ -284,28 +363,50 @@ class BlazeFaceDetector(FaceDetector):
             scale = self._prepare(image)
             self._interp.set_tensor(self._in_index, self._input)
             self._interp.invoke()
-            logits = self._interp.get_tensor(self._score_index)[0, :, 0]
-            keep = np.flatnonzero(logits >= self._min_logit)
-            raw = self._interp.get_tensor(self._reg_index)[0, keep].astype(np.float64)
-            anchors = self._anchors[keep]
-        if keep.size == 0:
+            boxes, points, scores = self._decode(self._interp, self._anchors,
+                                                 self._refine_logit)
+            strong = scores >= self.score_threshold
+            found = [(b / scale, p / scale, s) for b, p, s in
+                     weighted_nms(boxes[strong], points[strong], scores[strong],
+                                  self.nms_threshold)] if strong.any() else []
+            if self.refine_max and (~strong).any():
+                weak = weighted_nms(boxes[~strong], points[~strong], scores[~strong],
+                                    self.nms_threshold)
+                tried = 0
+                for box, _, _ in weak:
+                    if tried == self.refine_max:
+                        break
+                    box = box / scale
+                    if any(_iou(box, f[0]) > 0.0 for f in found):
+                        continue
+                    tried += 1
+                    for cand in self._refine(image, box):
+                        if not any(_iou(cand[0], f[0]) > self.nms_threshold for f in found):
+                            found.append(cand)
+        if not found:
             return []
-        scores = 1.0 / (1.0 + np.exp(-np.clip(logits[keep].astype(np.float64), -_LOGIT_CLIP,
-                                              _LOGIT_CLIP)))
-        centre = raw[:, 0:2] + anchors  # input pixels
-        half = np.abs(raw[:, 2:4]) / 2.0
-        boxes = np.concatenate([centre - half, centre + half], axis=1)
-        points = raw[:, 4:_VALUES].reshape(-1, 6, 2) + anchors[:, None, :]
+        found.sort(key=lambda f: -f[2])
         height, width = image.shape[:2]
         faces = []
-        for box, pts, score in weighted_nms(boxes, points, scores, self.nms_threshold):
-            x0, y0, x1, y1 = box / scale
+        for box, pts, score in found:
+            x0, y0, x1, y1 = box
             ix0, iy0 = int(round(x0)), int(round(y0))
             full = Box(ix0, iy0, int(round(x1)) - ix0, int(round(y1)) - iy0).clipped(width,
                                                                                      height)
             if full.area == 0 or max(x1 - x0, y1 - y0) < self.min_size:
                 continue
             faces.append(FaceDetection(box=full, score=float(min(1.0, max(0.0, score))),
-                                       landmarks=(pts / scale).astype(np.float32),
+                                       landmarks=pts.astype(np.float32),
                                        landmark_names=KEYPOINT_NAMES))
         return faces
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> float:
+    """Return the IoU of two (x0, y0, x1, y1) boxes."""
+    w = min(a[2], b[2]) - max(a[0], b[0])
+    h = min(a[3], b[3]) - max(a[1], b[1])
+    if w <= 0 or h <= 0:
+        return 0.0
+    inter = w * h
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return float(inter / union) if union > 0 else 0.0
