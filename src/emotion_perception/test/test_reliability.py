@@ -425,7 +425,8 @@ def test_smoother_runs_on_its_worker_and_bounds_each_message(nodes):
 
     node.smoother.update_many = slow
     msg = _emotion_array([_emotion(i + 1) for i in range(10_000)])
-    caller = threading.Thread(target=node._on_raw, args=(msg,))
+    on_raw = node.input_callback(node.screen)  # what its subscription calls
+    caller = threading.Thread(target=on_raw, args=(msg,))
     caller.start()
     caller.join(30)
     assert not caller.is_alive(), "the subscription callback waited for the smoothing"

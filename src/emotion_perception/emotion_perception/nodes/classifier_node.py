@@ -24,23 +24,23 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from emotion_msgs.msg import EmotionArray, FaceArray
+from emotion_msgs.msg import FaceArray
 
 from ..builders import build_classifier
 from ..core.image_conversion import ImageConversionError, to_bgr8
 from ..core.multicam import BatchSizer, classify_groups, parse_cameras
 from ..core.pipeline import classify_crops
 from ..core.types import TrackedFace
-from .base import RESULT_QOS, PerceptionNode, stamp_seconds
+from .base import PerceptionNode, stamp_seconds
 from .convert import (check_image_msg, check_score, checked_box, estimates_to_msg,
                       image_to_numpy)
-from .multicam import CameraCounters, camera_slot
+from .multicam import CameraIO
 
 #: crops per inference call: bounds the memory of one call whatever the face count
 INFERENCE_CHUNK = 32
 
 
-class EmotionClassifierNode(PerceptionNode):
+class EmotionClassifierNode(CameraIO, PerceptionNode):
     """Classifies the faces of the newest FaceArray."""
 
     NODE_NAME = "emotion_classifier"
@@ -48,15 +48,12 @@ class EmotionClassifierNode(PerceptionNode):
     def setup(self, values: dict[str, Any]) -> None:
         """Load the model (configure fails with the file named when it cannot)."""
         self.values = values
-        self.cameras = parse_cameras(values["cameras"])
+        self.setup_cameras(values)
         self.classifier = build_classifier(values)
         self.invalid = 0
-        self.camera_stats = CameraCounters(self.cameras)
         self.batch_sizer = BatchSizer(limit=INFERENCE_CHUNK)
         #: cross-camera batches classified, and the faces in them (padding not counted)
         self.batches = self.batched_faces = 0
-        #: per camera: its emotion_raw publisher (multi-camera mode only)
-        self._camera_pubs: dict[str, Any] = {}
 
     def check_params(self, values: dict[str, Any], changed: set[str] | None) -> None:
         """Refuse a malformed ``cameras`` list at configure (it is read-only)."""
@@ -69,51 +66,18 @@ class EmotionClassifierNode(PerceptionNode):
 
     def open_io(self) -> None:
         """Subscribe to ``faces``, publish ``emotion_raw`` (per camera with ``cameras``)."""
-        if not self.cameras:
-            self._pub = self.add_publisher(EmotionArray, "emotion_raw", RESULT_QOS)
-            self._worker = self.add_worker(self._classify)
-            self.add_subscription(FaceArray, "faces", self._on_faces, RESULT_QOS)
-            return
-        for cam in self.cameras:
-            self._camera_pubs[cam] = self.add_publisher(EmotionArray, f"{cam}/emotion_raw",
-                                                        RESULT_QOS)
-        self._worker = self.add_worker(self._classify_cameras, camera_slot(self.camera_stats))
-        for cam in self.cameras:
-            self.add_subscription(FaceArray, f"{cam}/faces", self._camera_callback(cam),
-                                  RESULT_QOS)
-
-    def close_io(self) -> None:
-        """Destroy the I/O (the per-camera publishers too)."""
-        super().close_io()
-        self._camera_pubs = {}
+        self.open_camera_io(FaceArray, "faces", "emotion_raw", self._screen, self._classify,
+                            self._classify_cameras)
 
     def diagnostics_extra(self) -> dict[str, Any]:
         """Add the classifier name, the count of non-finite outputs, per-camera counters."""
         out: dict[str, Any] = {"classifier": self.values["classifier"],
                                "invalid_outputs": self.invalid}
         if self.cameras:
-            out["cameras"] = ",".join(self.cameras)
             out["batches"] = self.batches
             out["faces_per_batch"] = self.batched_faces / self.batches if self.batches else 0.0
-            out.update(self.camera_stats.snapshot())
+            out.update(self.camera_diagnostics())
         return out
-
-    def _camera_callback(self, cam: str):
-        def on_camera_faces(msg: FaceArray) -> None:
-            self.stats.count("received")
-            self.camera_stats.count(cam, "received")
-            item = self._screen(msg)
-            worker = self._worker
-            if worker is not None:
-                worker.submit((cam, item))
-        return on_camera_faces
-
-    def _on_faces(self, msg: FaceArray) -> None:
-        self.stats.count("received")
-        item = self._screen(msg)
-        worker = self._worker
-        if worker is not None:
-            worker.submit(item)
 
     def _screen(self, msg: FaceArray) -> tuple[Any, list]:
         """Return (header, [(face, clipped box)]) of the faces that pass the cheap checks."""

@@ -27,10 +27,10 @@ from typing import Any
 from emotion_msgs.msg import EmotionArray
 
 from ..builders import BUILTIN_SMOOTHERS, build_smoother, param_prefix, smooth_estimates
-from .base import RESULT_QOS, PerceptionNode, stamp_seconds
+from .base import PerceptionNode, stamp_seconds
 from ..core.multicam import parse_cameras
 from .convert import emotion_problem, estimate_to_msg, is_finite_emotion, msg_to_estimate
-from .multicam import CameraCounters, camera_slot
+from .multicam import CameraIO
 
 
 def smooth_array(smoother, name: str, msg: EmotionArray) -> EmotionArray:
@@ -46,7 +46,7 @@ def smooth_array(smoother, name: str, msg: EmotionArray) -> EmotionArray:
     return out
 
 
-class EmotionSmootherNode(PerceptionNode):
+class EmotionSmootherNode(CameraIO, PerceptionNode):
     """Smooths each face's probabilities over time."""
 
     NODE_NAME = "emotion_smoother"
@@ -55,9 +55,7 @@ class EmotionSmootherNode(PerceptionNode):
     def setup(self, values: dict[str, Any]) -> None:
         """Create the smoother (loads the LSTM model for ``lstm``)."""
         self.values = values
-        self.cameras = parse_cameras(values["cameras"])
-        self.camera_stats = CameraCounters(self.cameras)
-        self._camera_pubs: dict[str, Any] = {}
+        self.setup_cameras(values)
         built = self._build(values)
         self.smoother, self.smoothers = built
 
@@ -107,48 +105,12 @@ class EmotionSmootherNode(PerceptionNode):
 
     def open_io(self) -> None:
         """Subscribe to ``emotion_raw``; publish ``emotion`` (per camera with ``cameras``)."""
-        if not self.cameras:
-            self._pub = self.add_publisher(EmotionArray, "emotion", RESULT_QOS)
-            self._worker = self.add_worker(self._process)
-            self.add_subscription(EmotionArray, "emotion_raw", self._on_raw, RESULT_QOS)
-            return
-        for cam in self.cameras:
-            self._camera_pubs[cam] = self.add_publisher(EmotionArray, f"{cam}/emotion",
-                                                        RESULT_QOS)
-        self._worker = self.add_worker(self._process_cameras, camera_slot(self.camera_stats))
-        for cam in self.cameras:
-            self.add_subscription(EmotionArray, f"{cam}/emotion_raw", self._camera_callback(cam),
-                                  RESULT_QOS)
-
-    def close_io(self) -> None:
-        """Destroy the I/O (the per-camera publishers too)."""
-        super().close_io()
-        self._camera_pubs = {}
+        self.open_camera_io(EmotionArray, "emotion_raw", "emotion", self.screen, self._process,
+                            self._process_cameras)
 
     def diagnostics_extra(self) -> dict[str, Any]:
         """Add the smoother name (and the per-camera counters)."""
-        out: dict[str, Any] = {"smoother": self.values["smoother"]}
-        if self.cameras:
-            out["cameras"] = ",".join(self.cameras)
-            out.update(self.camera_stats.snapshot())
-        return out
-
-    def _camera_callback(self, cam: str):
-        def on_camera_raw(msg: EmotionArray) -> None:
-            self.stats.count("received")
-            self.camera_stats.count(cam, "received")
-            msg = self.screen(msg)
-            worker = self._worker
-            if worker is not None:
-                worker.submit((cam, msg))
-        return on_camera_raw
-
-    def _on_raw(self, msg: EmotionArray) -> None:
-        self.stats.count("received")
-        msg = self.screen(msg)
-        worker = self._worker
-        if worker is not None:
-            worker.submit(msg)
+        return {"smoother": self.values["smoother"], **self.camera_diagnostics()}
 
     def screen(self, msg: EmotionArray) -> EmotionArray:
         """Return ``msg`` with at most ``max_faces`` entries, the unusable ones rejected."""
