@@ -98,11 +98,12 @@ def test_a_peer_that_cannot_run_is_reported_as_skipped(tmp_path, frames, monkeyp
     assert bench_peer.main(["--frames", "2", "--rounds", "1"]) == 0
     out = capsys.readouterr().out
     assert "peer row skipped: no --peer-python given" in out and "ours: blazeface" in out
+    assert "tracking (min_hits 2)" in out  # the parameter file's default
 
 
-def test_clips_demo_scenes_and_a_video_file(tmp_path):
+def test_clips_demo_scenes_and_a_video_file(tmp_path, capsys):
     scenes, what = bench_peer.clip_frames("scenes", 3)
-    assert len(scenes) == 3 and "textured" in what
+    assert len(scenes) == 3 and "textured" in what and "3 frames 640x480" in what
     path = tmp_path / "clip.avi"
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 15, (320, 240))
     for i in range(5):
@@ -115,3 +116,6 @@ def test_clips_demo_scenes_and_a_video_file(tmp_path):
     with pytest.raises(ValueError, match="frames must be >= 1"):
         bench_peer.clip_frames("demo", 0)
     assert bench_peer.main(["--clip", str(tmp_path / "missing.mp4")]) == 2
+    # stills: every detection is classified at once (no still shows a face twice)
+    assert bench_peer.main(["--clip", "scenes", "--frames", "3", "--rounds", "1"]) == 0
+    assert "tracking (min_hits 1)" in capsys.readouterr().out
