@@ -105,9 +105,9 @@ def parity_windows(window: int, tracks: int = 40, frames: int = 48, seed: int = 
 
 def tflite_outputs(content: bytes, windows: np.ndarray) -> np.ndarray:
     """Run a converted flatbuffer on ``windows`` with the runtime's interpreter class."""
-    from emotion_perception.core.classifiers.tflite_classifier import _interpreter_class
+    from emotion_perception.core.litert import load_interpreter
 
-    interp = _interpreter_class()(model_content=content, num_threads=1)
+    interp = load_interpreter("converted LSTM", content=content, num_threads=1)
     inp, out = interp.get_input_details()[0], interp.get_output_details()[0]
     interp.resize_tensor_input(inp["index"], list(windows.shape))
     interp.allocate_tensors()
@@ -118,10 +118,9 @@ def tflite_outputs(content: bytes, windows: np.ndarray) -> np.ndarray:
 
 def operators(content: bytes) -> list[str]:
     """Return the sorted operator names of a flatbuffer (``DELEGATE`` left out)."""
-    from emotion_perception.core.classifiers.tflite_classifier import _interpreter_class
+    from emotion_perception.core.litert import load_interpreter
 
-    interp = _interpreter_class()(model_content=content)
-    interp.allocate_tensors()
+    interp = load_interpreter("converted model", content=content)
     return sorted({d["op_name"] for d in interp._get_ops_details()} - {"DELEGATE"})
 
 

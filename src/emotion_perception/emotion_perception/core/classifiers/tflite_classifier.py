@@ -55,17 +55,10 @@ def check_batch(batch: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
 
 def _interpreter_class() -> type:
-    try:
-        from ai_edge_litert.interpreter import Interpreter
-    except ImportError:
-        try:
-            import tensorflow as tf
-        except ImportError as exc:
-            raise ModelError("the tflite classifier needs ai-edge-litert (pip install "
-                             "ai-edge-litert) or TensorFlow; neither is importable") from exc
-        _LOG.info("ai_edge_litert not installed; using tf.lite.Interpreter")
-        return tf.lite.Interpreter
-    return Interpreter
+    """The interpreter class of :func:`core.litert.interpreter_class` (kept for callers)."""
+    from ..litert import interpreter_class
+
+    return interpreter_class()
 
 
 def _quant_params(detail: dict) -> tuple[float, int]:
@@ -92,15 +85,11 @@ class TFLiteClassifier(EmotionClassifier):
             self.path = find_model(DEFAULT_TFLITE_MODEL, model_path)
         else:
             self.path = Path(model_path or "<in-memory TFLite model>")
-        interpreter_cls = _interpreter_class()
-        try:
-            source = ({"model_path": str(self.path)} if model_content is None
-                      else {"model_content": model_content})
-            self._interp = interpreter_cls(**source, num_threads=int(num_threads) or None)
-            self._interp.allocate_tensors()
-        except Exception as exc:  # ValueError / RuntimeError on garbage or truncated files
-            raise ModelError(f"cannot load TFLite model {self.path} (parameter model_path): "
-                             f"{type(exc).__name__}: {exc}") from exc
+        from ..litert import load_interpreter
+
+        self._interp = load_interpreter(
+            "TFLite model", content=model_content, parameter="model_path",
+            path=self.path if model_content is None else None, num_threads=int(num_threads))
         inputs, outputs = self._interp.get_input_details(), self._interp.get_output_details()
         if len(inputs) != 1 or len(outputs) != 1:
             raise ModelError(f"model {self.path}: expected 1 input and 1 output, got "

@@ -229,16 +229,12 @@ class _TfliteRunner:
     """batch (N, window, 7) -> (N, 7): a float32 ``.tflite`` LSTM run by LiteRT."""
 
     def __init__(self, path: Path, window: int) -> None:
-        from ..classifiers.tflite_classifier import _interpreter_class
+        from ..litert import interpreter_class, load_interpreter, runtime_name
 
-        cls = _interpreter_class()
-        self.runtime = "litert" if cls.__module__.startswith("ai_edge_litert") else "tf.lite"
-        try:  # one thread: a 5 k-weight model on a handful of tracks gains nothing from more
-            self._interp = cls(model_path=str(path), num_threads=1)
-            self._interp.allocate_tensors()
-        except Exception as exc:  # ValueError / RuntimeError on garbage or truncated files
-            raise ModelError(f"cannot load temporal model {path} (parameter {PARAMETER}): "
-                             f"{type(exc).__name__}: {exc}") from exc
+        self.runtime = runtime_name(interpreter_class())
+        # one thread: a 5 k-weight model on a handful of tracks gains nothing from more
+        self._interp = load_interpreter("temporal model", path=path, num_threads=1,
+                                        parameter=PARAMETER)
         inputs, outputs = self._interp.get_input_details(), self._interp.get_output_details()
         if len(inputs) != 1 or len(outputs) != 1:
             raise ModelError(f"temporal model {path} must have one input and one output, has "
