@@ -50,7 +50,7 @@ import numpy as np
 
 from .fuzz_inputs import (MAX_DATA, ODD_ENCODINGS, UINT32_MAX,  # noqa: F401 (re-exported)
                           VALID_ENCODINGS, Mutator, well_formed_image)
-from .graph_harness import run_graph_command
+from .graph_harness import run_graph_command, wait_for
 from .probe import ProbedGraph
 
 #: graph nodes attacked, in order, with short names for the table
@@ -148,13 +148,8 @@ class Fuzzer:
         self._spin.stop(shutdown_rclpy=False)
 
 
-def _wait(predicate, timeout: float, period: float = 0.01) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(period)
-    return bool(predicate())
+def _wait(predicate, timeout: float) -> bool:
+    return wait_for(predicate, timeout, period=0.01)
 
 
 def _counters(graph: ProbedGraph) -> dict[str, dict[str, float]]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import sys
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -120,3 +121,17 @@ def run_graph_command(prog: str, classifier: str, model_path: str,
                 graph.close()
             rclpy.try_shutdown()
     return GraphRun(0, result, classifier, model)
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float = 20.0, period: float = 0.02) -> bool:
+    """Poll ``predicate`` until it is true or ``timeout`` seconds pass; return its last value.
+
+    The one polling wait of the fuzz run and the tests (``conftest.wait_for``): DDS matching
+    and deliveries are waited for, never slept for.
+    """
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(period)
+    return bool(predicate())

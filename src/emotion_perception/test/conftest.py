@@ -6,9 +6,8 @@ import importlib.util
 import os
 import random
 import shutil
-import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import pytest
@@ -74,14 +73,8 @@ def spinner(rclpy_session):
         s.close()
 
 
-def wait_for(predicate: Callable[[], bool], timeout: float = 20.0, period: float = 0.02) -> bool:
-    """Poll ``predicate`` until it is true or ``timeout`` seconds pass; return its last value."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(period)
-    return bool(predicate())
+# the package's polling wait: tests wait for matches and deliveries, never sleep-and-hope
+from emotion_perception.graph_harness import wait_for  # noqa: E402,F401
 
 
 #: ROS 2 launch, launch_ros and ros2cli (not on PyPI): the real-launch tests skip without them

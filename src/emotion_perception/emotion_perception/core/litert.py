@@ -41,11 +41,11 @@ def runtime_name(cls: type) -> str:
 
 def load_interpreter(what: str, path: Path | str | None = None, content: bytes | None = None,
                      num_threads: int | None = None, parameter: str = "") -> Any:
-    """Return an allocated interpreter of the file ``path`` (or the flatbuffer ``content``).
+    """Return an allocated interpreter of the file ``path`` or the flatbuffer ``content``.
 
     ``what`` names the model (and ``parameter`` the parameter that chose it) in the error
-    raised when the file cannot be loaded (garbage, truncated, not a flatbuffer): ModelError, with the
-    runtime's own message. ``num_threads`` None or 0 = the runtime's default.
+    raised when the file cannot be loaded (garbage, truncated, not a flatbuffer): a
+    ModelError with the runtime's own message. ``num_threads`` None or 0 = the runtime's default.
     """
     if (path is None) == (content is None):
         raise ValueError("give exactly one of path and content")
