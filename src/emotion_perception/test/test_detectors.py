@@ -290,6 +290,30 @@ def test_blazeface_models_and_input_sizes(model: str, input_side: int) -> None:
     assert len(dets) == 2 and all(_best_iou(dets, b) > 0.5 for b in half)
 
 
+def test_blazeface_second_pass_finds_a_small_face_the_first_misses() -> None:
+    frame, (box,) = synthetic_scene_with_boxes(1)
+    small = cv2.resize(frame, None, fx=0.4, fy=0.4, interpolation=cv2.INTER_AREA)
+    canvas = np.zeros_like(frame)
+    canvas[100:100 + small.shape[0], 150:150 + small.shape[1]] = small
+    truth = Box(150 + round(box.x * 0.4), 100 + round(box.y * 0.4), round(box.w * 0.4),
+                round(box.h * 0.4))
+    assert _blazeface(input_side=128).detect(canvas) == []  # the face is 15 px in its input
+    refined = _blazeface(input_side=128, refine_threshold=0.1)
+    (face,) = refined.detect(canvas)
+    assert _best_iou([face], truth) > 0.5 and face.score >= refined.score_threshold
+    assert face.landmarks.shape == (6, 2)
+    right, left = face.eyes()
+    assert truth.x < right[0] < left[0] < truth.x + truth.w
+    # the faces the first pass finds stay as they are: the second pass only adds
+    frame2, truth2 = synthetic_scene_with_boxes(2, t=1.0)
+    plain = _blazeface(input_side=256).detect(frame2)
+    both = _blazeface(input_side=256, refine_threshold=0.1).detect(frame2)
+    assert [d.box for d in both[:len(plain)]] == [d.box for d in plain]
+    assert all(_best_iou(both, b) > 0.5 for b in truth2)
+    # nothing weak in a blank frame: no tile, no face
+    assert refined.detect(np.zeros((480, 640, 3), np.uint8)) == []
+
+
 def test_blazeface_keypoints_turn_with_the_face() -> None:
     from emotion_perception.core.preprocessing import eye_roll
 
@@ -348,6 +372,10 @@ def test_weighted_nms_merges_overlaps_by_score() -> None:
     (dict(nms_threshold=-0.1), "nms_threshold"),
     (dict(min_size=-1), "min_size"),
     (dict(num_threads=0), "num_threads"),
+    (dict(refine_threshold=0.5), "refine_threshold"),
+    (dict(refine_threshold=-0.1), "refine_threshold"),
+    (dict(refine_threshold=0.1, refine_max=-1), "refine_max"),
+    (dict(refine_threshold=0.1, refine_scale=0.5), "refine_scale"),
 ])
 def test_blazeface_parameter_errors(kwargs: dict, name: str) -> None:
     from emotion_perception.core.detectors.blazeface import BlazeFaceDetector

@@ -73,3 +73,38 @@ def test_non_finite_eyes_are_refused() -> None:
     with pytest.raises(ValueError, match="not finite"):
         crop_face(image, (60, 40, 50, 50), 0.1, eyes=((80.0, 60.0), (math.nan, 60.0)),
                   eye_offset=0.2)
+
+
+def test_detector_eval_scores_and_calibrates_the_eye_centred_framing(tmp_path, capsys,
+                                                                      tiny_model_path):
+    import json
+
+    import cv2
+
+    from emotion_perception.bags.detector_eval import main as eval_detectors_main
+    from emotion_perception.core.sample_input import PORTRAIT_FACE_BOX, astronaut_face
+
+    try:
+        from emotion_perception.core.detectors.blazeface import BlazeFaceDetector
+        BlazeFaceDetector()
+    except FileNotFoundError as exc:  # the mediapipe wheel that carries the model is absent
+        pytest.skip(str(exc))
+    b = PORTRAIT_FACE_BOX
+    face = cv2.cvtColor(astronaut_face()[b.y - 10:b.y + b.h + 10, b.x - 10:b.x + b.w + 10],
+                        cv2.COLOR_BGR2GRAY)
+    npz = tmp_path / "faces.npz"
+    np.savez(npz, images=np.repeat(face[None], 4, axis=0), labels=np.arange(4),
+             usage=np.array(["Training"] * 4))
+    common = ["--npz", str(npz), "--split", "Training", "--detector", "blazeface", "--quiet",
+              "--min-face", "150", "--max-face", "220", "--max-rotation", "20"]
+    out = tmp_path / "r.json"
+    assert eval_detectors_main(common + ["--model-path", str(tiny_model_path), "--json",
+                                         str(out)]) == 0
+    rows = json.loads(out.read_text())["rows"]
+    assert rows["blazeface / eye-centred"]["detection_rate"] == \
+        rows["blazeface / calibrated"]["detection_rate"] > 0.5
+    capsys.readouterr()
+    assert eval_detectors_main(common + ["--calibrate"]) == 0
+    text = capsys.readouterr().out
+    offset = float(text.split("crop_eye_offset")[1].split()[0])
+    assert 0.0 < offset < 0.4  # the face's centre lies below the eyes

@@ -9,7 +9,9 @@ model with mirror TTA; ``--model-path`` for another) through the same
 :class:`~emotion_perception.core.pipeline.FramePipeline` and crop function as the nodes and
 ``emotion_eval_bag``. Each detector is scored with three crop framings: ``calibrated`` (its own
 ``crop_framing``, aligned upright with its eye keypoints when it has them), ``unaligned`` (the
-same framing, not rotated) and ``legacy`` (the old fixed margin 0.1, no offset, no rotation).
+same framing, not rotated) and ``legacy`` (the old fixed margin 0.1, no offset, no rotation);
+a detector with a ``crop_eye_offset`` (BlazeFace) also with ``eye-centred`` (aligned, the
+square centred that many box sides below the eyes' midpoint instead of on the box).
 
 A labelled face counts as detected when a detection's box centre lies within 0.3 face sides
 of the face's centre and its side is within a factor 2 of the face's (each detection matches
@@ -41,11 +43,12 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ..core.types import Box, FaceDetection
+from ..core.preprocessing import eye_roll
+from ..core.types import Box, FaceDetection, eye_points
 from .scenes import Scene, SceneFace, face_to_frame_matrix, make_scenes
 
 MATCH_DISTANCE = 0.3   # detection centre within this many face sides of the face centre
-FRAMINGS = ("calibrated", "unaligned", "legacy")
+FRAMINGS = ("calibrated", "unaligned", "legacy", "eye-centred")
 LEGACY_FRAMING = (0.1, 0.0)
 DEFAULT_DETECTORS = ("haar", "blazeface:input_side=128", "blazeface:input_side=192",
                      "blazeface", "blazeface:model=full")
@@ -139,9 +142,10 @@ class Calibration:
     size: list[float] = field(default_factory=list)      # face side / box side
     along: list[float] = field(default_factory=list)     # centre offset across the face
     down: list[float] = field(default_factory=list)      # centre offset down the face
+    eye_down: list[float] = field(default_factory=list)  # centre below the eyes' midpoint
 
-    def add(self, face: SceneFace, box: Box) -> None:
-        """Add one matched pair."""
+    def add(self, face: SceneFace, box: Box, landmarks: np.ndarray | None = None) -> None:
+        """Add one matched pair (with its keypoints when the detector gives them)."""
         side = float(max(box.w, box.h))
         cx, cy = box.center
         dx, dy = face.center[0] - cx, face.center[1] - cy
@@ -149,16 +153,26 @@ class Calibration:
         self.size.append(face.side / side)
         self.along.append((dx * math.cos(a) - dy * math.sin(a)) / side)
         self.down.append((dx * math.sin(a) + dy * math.cos(a)) / side)
+        eyes = eye_points(landmarks)
+        if eyes is not None:
+            # along the eye line's own down axis: what crop_face(eye_offset=...) moves along
+            roll = eye_roll(eyes)
+            mx, my = (eyes[0] + eyes[1]) / 2.0
+            ex, ey = face.center[0] - mx, face.center[1] - my
+            self.eye_down.append((-ex * math.sin(roll) + ey * math.cos(roll)) / side)
 
     def summary(self) -> dict[str, float]:
         """Return the medians and the crop_framing they imply."""
         if not self.size:
             return {"pairs": 0}
         size, down = float(np.median(self.size)), float(np.median(self.down))
-        return {"pairs": len(self.size), "median_face_over_box": size,
-                "median_centre_across_box_sides": float(np.median(self.along)),
-                "median_centre_down_box_sides": down,
-                "crop_margin": (size - 1.0) / 2.0, "crop_offset": down}
+        out = {"pairs": len(self.size), "median_face_over_box": size,
+               "median_centre_across_box_sides": float(np.median(self.along)),
+               "median_centre_down_box_sides": down,
+               "crop_margin": (size - 1.0) / 2.0, "crop_offset": down}
+        if self.eye_down:
+            out["crop_eye_offset"] = float(np.median(self.eye_down))
+        return out
 
 
 def load_faces(npz: Path, split: str, limit: int) -> tuple[np.ndarray, np.ndarray]:
@@ -208,8 +222,13 @@ def evaluate(scenes: Sequence[Scene] | Any, detectors: Sequence[tuple[str, str, 
                                                crop_offset=offset, max_faces=10),
                     "legacy": FramePipeline(det, classifier, None,
                                             crop_margin=LEGACY_FRAMING[0], max_faces=10)}
+        eye_offset = getattr(det, "crop_eye_offset", None)
+        if eye_offset is not None:
+            variants["eye-centred"] = FramePipeline(det, classifier, None, crop_margin=margin,
+                                                    crop_align=True, max_faces=10,
+                                                    crop_eye_offset=eye_offset)
         pipes.append((label, det, variants))
-    tallies = {(label, f): Tally() for label, _, _ in pipes for f in FRAMINGS}
+    tallies = {(label, f): Tally() for label, _, variants in pipes for f in variants}
     oracle = Tally()
     calibrations = {label: Calibration() for label, _, _ in pipes}
     times: dict[str, list[float]] = {label: [] for label, _, _ in pipes}
@@ -238,7 +257,8 @@ def evaluate(scenes: Sequence[Scene] | Any, detectors: Sequence[tuple[str, str, 
                 if calibrate:
                     for face, di in zip(faces, matched):
                         if di is not None:
-                            calibrations[label].add(face, detections[di].box)
+                            calibrations[label].add(face, detections[di].box,
+                                                    detections[di].landmarks)
                     continue
                 hits = [(face, found[di]) for face, di in zip(faces, matched) if di is not None]
                 for framing, pipe in variants.items():
@@ -282,7 +302,9 @@ def format_report(result: dict[str, Any]) -> str:
             lines.append(f"{label}  {c['pairs']}  {c['median_face_over_box']:.3f}  "
                          f"{c['median_centre_across_box_sides']:+.3f}  "
                          f"{c['median_centre_down_box_sides']:+.3f}  -> "
-                         f"{c['crop_margin']:.3f} {c['crop_offset']:+.3f}")
+                         f"{c['crop_margin']:.3f} {c['crop_offset']:+.3f}"
+                         + (f"  crop_eye_offset {c['crop_eye_offset']:+.3f}"
+                            if "crop_eye_offset" in c else ""))
         return "\n".join(lines)
     head = ["detector / framing", "faces", "detected %", "FP/frame", "acc. detected %",
             "end-to-end %", "direct %", "e2e - direct"]

@@ -71,11 +71,15 @@ class ModelSpec:
     #: (short range, input_side 128-256) or 1.15 (full range) and its centre 0.095 (0.05)
     #: box sides above the box centre
     crop_framing: tuple[float, float] = (0.1, 0.0)
+    #: the FER2013 face square's centre below the eyes' midpoint, in box sides along the
+    #: eye line's down axis (``crop_face(eye_offset=...)``), measured the same way
+    #: (``crop_eye_offset`` in the ``--calibrate`` output); None: not calibrated
+    eye_offset: float | None = None
 
 
 MODELS = {
     "short": ModelSpec("face_detection_short_range.tflite", 128, (8, 16, 16, 16), True, True,
-                       (0.105, -0.095)),
+                       (0.105, -0.095), 0.123),
     # its graph reshapes to a fixed anchor count: the input stays 192x192 (letterboxed)
     "full": ModelSpec("face_detection_full_range_sparse.tflite", 192, (4,), False, False,
                       (0.075, -0.05)),
@@ -203,6 +207,7 @@ class BlazeFaceDetector(FaceDetector):
         self.spec = MODELS[model]
         self.model = model
         self.crop_framing = self.spec.crop_framing
+        self.crop_eye_offset = self.spec.eye_offset
         # a fixed-input model ignores input_side (so one configuration serves both models)
         self.input_side = (int(input_side) if self.spec.resizable else 0) \
             or self.spec.input_size
@@ -321,7 +326,8 @@ class BlazeFaceDetector(FaceDetector):
 
         The tile is the square of ``refine_scale`` candidate box sides around the box
         centre, resampled into the model's own input (black beyond the frame); what it
-        finds with a score >= ``score_threshold`` is returned in frame pixels.
+        finds with a score >= ``score_threshold`` and centred inside the candidate's box is
+        returned in frame pixels.
         """
         side_in = self.spec.input_size
         cx, cy = (box[0] + box[2]) / 2.0, (box[1] + box[3]) / 2.0
@@ -345,8 +351,15 @@ class BlazeFaceDetector(FaceDetector):
         if not len(scores):
             return []
         offset = np.array([x0, y0])
-        return [(b * k + np.tile(offset, 2), p * k + offset, s)
-                for b, p, s in weighted_nms(boxes, points, scores, self.nms_threshold)]
+        # only what confirms the candidate: a face centred inside its box, not other
+        # things the tile happens to hold (those had their own chance in the first pass)
+        out = []
+        for b, p, s in weighted_nms(boxes, points, scores, self.nms_threshold):
+            b = b * k + np.tile(offset, 2)
+            mx, my = (b[0] + b[2]) / 2.0, (b[1] + b[3]) / 2.0
+            if box[0] <= mx <= box[2] and box[1] <= my <= box[3]:
+                out.append((b, p * k + offset, s))
+        return out
 
     def detect(self, image: np.ndarray) -> list[FaceDetection]:
         """Return the faces in ``image`` (uint8 gray or BGR), best first, with keypoints.
