@@ -27,7 +27,8 @@ COVERED = {
                       "tracking.min_hits", "tracking.max_misses", "blazeface.model",
                       "blazeface.model_path", "blazeface.input_side",
                       "blazeface.score_threshold", "blazeface.nms_threshold", "crop_offset",
-                      "crop_align"},
+                      "crop_align", "blazeface.refine_threshold", "blazeface.refine_max",
+                      "blazeface.refine_scale"},
     "emotion_classifier": {"diagnostics_period", "max_image_pixels", "max_faces", "max_age",
                            "max_clock_offset"},
     "emotion_smoother": {"diagnostics_period", "max_faces", "max_age", "max_clock_offset",
@@ -217,6 +218,9 @@ def test_blazeface_parameters_rebuild_blazeface(active):
     for key, value, attr in (("blazeface.input_side", 192, "input_side"),
                              ("blazeface.score_threshold", 0.6, "score_threshold"),
                              ("blazeface.nms_threshold", 0.4, "nms_threshold"),
+                             ("blazeface.refine_threshold", 0.25, "refine_threshold"),
+                             ("blazeface.refine_max", 1, "refine_max"),
+                             ("blazeface.refine_scale", 3.0, "refine_scale"),
                              ("blazeface.model", "full", "model")):
         first = node.pipeline.detector
         assert _set(node, **{key: value}).successful

@@ -127,6 +127,15 @@ DETECTOR = (
     Param("blazeface.score_threshold", 0.5, "BlazeFace: minimum face score.", 0.01, 0.99),
     Param("blazeface.nms_threshold", 0.3, "BlazeFace: IoU above which candidate boxes merge "
           "(weighted non-maximum suppression).", 0.0, 1.0),
+    Param("blazeface.refine_threshold", 0.0, "BlazeFace: second pass for weak candidates: "
+          "up to refine_max candidates scoring at least this (and below score_threshold) are "
+          "looked at again on an upscaled tile of refine_scale box sides at the model's own "
+          "128x128 input and kept if the tile scores them as faces (0 = no second pass).",
+          0.0, 0.99),
+    Param("blazeface.refine_max", 2, "BlazeFace: at most this many second-pass tiles per "
+          "frame (each about a third of the first pass's network time).", 0, 16),
+    Param("blazeface.refine_scale", 2.0, "BlazeFace: second-pass tile side in candidate box "
+          "sides.", 1.0, 8.0),
     Param("max_side", 320, "Haar and YuNet: detect on a copy downscaled so its longer side is "
           "at most this (0 = full resolution); boxes are mapped back.", 0, 8192),
     Param("crop_margin", -1.0, "Face crops are squares of the box's longer side enlarged by "
