@@ -55,7 +55,7 @@ def check_batch(batch: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
 
 def _interpreter_class() -> type:
-    """The interpreter class of :func:`core.litert.interpreter_class` (kept for callers)."""
+    """Return :func:`core.litert.interpreter_class`'s class (kept for older callers)."""
     from ..litert import interpreter_class
 
     return interpreter_class()
