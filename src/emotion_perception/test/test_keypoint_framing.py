@@ -75,8 +75,8 @@ def test_non_finite_eyes_are_refused() -> None:
                   eye_offset=0.2)
 
 
-def test_detector_eval_scores_and_calibrates_the_eye_centred_framing(tmp_path, capsys,
-                                                                      tiny_model_path):
+def test_detector_eval_scores_and_calibrates_the_eye_centred_framing(
+        tmp_path, capsys, tiny_model_path):
     import json
 
     import cv2

@@ -127,7 +127,7 @@ DETECTOR = (
     Param("blazeface.score_threshold", 0.5, "BlazeFace: minimum face score.", 0.01, 0.99),
     Param("blazeface.nms_threshold", 0.3, "BlazeFace: IoU above which candidate boxes merge "
           "(weighted non-maximum suppression).", 0.0, 1.0),
-    Param("blazeface.refine_threshold", 0.0, "BlazeFace: second pass for weak candidates: "
+    Param("blazeface.refine_threshold", 0.2, "BlazeFace: second pass for weak candidates: "
           "up to refine_max candidates scoring at least this (and below score_threshold) are "
           "looked at again on an upscaled tile of refine_scale box sides at the model's own "
           "128x128 input and kept if the tile scores them as faces (0 = no second pass).",
