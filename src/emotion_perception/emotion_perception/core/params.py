@@ -133,7 +133,7 @@ DETECTOR = (
           "128x128 input and kept if the tile scores them as faces (0 = no second pass).",
           0.0, 0.99),
     Param("blazeface.refine_max", 2, "BlazeFace: at most this many second-pass tiles per "
-          "frame (each about a third of the first pass's network time).", 0, 16),
+          "frame (each one more network run, at the model's own input size).", 0, 16),
     Param("blazeface.refine_scale", 2.0, "BlazeFace: second-pass tile side in candidate box "
           "sides.", 1.0, 8.0),
     Param("max_side", 320, "Haar and YuNet: detect on a copy downscaled so its longer side is "

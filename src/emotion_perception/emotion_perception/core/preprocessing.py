@@ -160,8 +160,9 @@ def crop_geometry(box: Sequence[float], margin: float = 0.1, offset: float = 0.0
     ``anchor`` (default: the box centre) moved by ``offset`` box sides along the face's
     downward axis, which is turned by ``angle`` (radians, :func:`eye_roll`) from the image's.
     With ``anchor`` = the eyes' midpoint (:func:`crop_face`'s ``eye_offset``) the box gives
-    only the crop's size: its centre follows the keypoints, which place a face about a
-    quarter more tightly than the box does (README, face detectors).
+    only the crop's size and the keypoints place it. That places the FER square more
+    tightly than the box does, yet classified less accurately, so it is not the default
+    (README, face detectors).
     """
     x, y, w, h = (float(v) for v in box)
     size = max(w, h)
