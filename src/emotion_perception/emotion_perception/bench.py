@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import sys
 import time
@@ -24,6 +23,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
+
+from .machine import machine, machine_line
 
 
 def _pct(samples: list[float]) -> dict[str, float]:
@@ -258,8 +259,13 @@ def _fmt_table(rows: list[list[str]]) -> str:
 
 
 def report(results: dict[str, Any]) -> str:
-    """Return the human-readable tables."""
+    """Return the human-readable tables, headed by the machine and the command."""
     parts = []
+    if "machine" in results:
+        after = results.get("load_average_after") or []
+        parts.append(f"{results.get('command', 'bench')}  ({results.get('date', '')})\n"
+                     f"{machine_line(results['machine'])}"
+                     f"{' -> ' + ' '.join(f'{v:.2f}' for v in after) if after else ''}")
     det = results.get("detectors", {})
     if det:
         rows = [["detector (640x480, 1 face)", "median / p95 ms", "speed-up", "recall %",
@@ -333,11 +339,8 @@ def main(argv: list[str] | None = None) -> int:
                    "optimised graph")
     p.add_argument("--json", type=Path, help="write all figures to this JSON file")
     a = p.parse_args(argv)
-    results: dict[str, Any] = {"machine": {"cpus": os.cpu_count(), "python":
-                                           platform.python_version(),
-                                           "processor": platform.processor() or
-                                           platform.machine()},
-                               "date": time.strftime("%Y-%m-%d %H:%M")}
+    results: dict[str, Any] = {"machine": machine(), "date": time.strftime("%Y-%m-%d %H:%M"),
+                               "command": " ".join(["bench", *argv])}
     print("benchmarking detectors ...", file=sys.stderr, flush=True)
     results["detectors"] = bench_detectors(a.repeat // 2 or 1, a.yunet_model, a.recall_npz,
                                            a.recall_faces)
@@ -347,6 +350,7 @@ def main(argv: list[str] | None = None) -> int:
         print("benchmarking the graph over DDS ...", file=sys.stderr, flush=True)
         results["graph"] = bench_graph(a.graph_seconds, a.graph_classifier)
     results["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    results["load_average_after"] = machine()["load_average"]
     print(report(results))
     if a.json:
         a.json.write_text(json.dumps(results, indent=2))

@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sys
 import threading
 import time
@@ -28,6 +27,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from .machine import machine, machine_line
 
 #: detector and classifier settings of both graphs (as ``bench``'s optimised graph)
 OVERRIDES = {"face_detector": {"tracking.min_hits": 1},
@@ -489,9 +490,10 @@ def main(argv: list[str] | None = None) -> int:
         p.error("--cameras >= 1, --faces 1-4, --fps and --seconds > 0")
     res = bench_multi(a.cameras, a.fps, a.faces, a.seconds)
     res["stage"] = bench_stage(a.cameras, a.fps, a.faces, a.seconds)
-    res["machine"] = {"cpus": os.cpu_count(), "processor": platform.processor()
-                      or platform.machine(), "python": platform.python_version()}
+    res["machine"] = machine()
     res["date"] = time.strftime("%Y-%m-%d %H:%M")
+    print(f"bench --multi {' '.join(argv or [])}  ({res['date']})\n{machine_line(res['machine'])}"
+          "\n")
     print(report(res))
     if a.json:
         a.json.write_text(json.dumps(res, indent=2))

@@ -42,42 +42,10 @@ from typing import Any
 
 import numpy as np
 
+from .machine import SIMD_FLAGS, cpu_description
+
 PEER_SCRIPT = Path(__file__).with_name("fer_peer.py")
-SIMD_FLAGS = ("sse4_2", "avx", "avx2", "fma", "avx_vnni", "avx512f", "avx512_vnni")
 WARMUP_FRAMES = 3
-
-
-def cpu_description() -> dict[str, Any]:
-    """Return the CPU model, which SIMD flags it has (of ``SIMD_FLAGS``) and the core count.
-
-    From ``lscpu`` where it runs, else from /proc/cpuinfo.
-    """
-    model, flags = "", set()
-    if shutil.which("lscpu"):
-        try:
-            out = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=10,
-                                 env={**os.environ, "LC_ALL": "C"}).stdout
-        except (OSError, subprocess.SubprocessError):
-            out = ""
-        for line in out.splitlines():
-            key, _, value = line.partition(":")
-            if key.strip() == "Model name" and not model:
-                model = value.strip()
-            elif key.strip() == "Flags":
-                flags = set(value.split())
-    if not model or not flags:
-        try:
-            for line in Path("/proc/cpuinfo").read_text().splitlines():
-                key, _, value = line.partition(":")
-                if key.strip() == "model name" and not model:
-                    model = value.strip()
-                elif key.strip() == "flags" and not flags:
-                    flags = set(value.split())
-        except OSError:
-            pass
-    return {"model": model or "unknown CPU", "cores": os.cpu_count(),
-            "simd": [f for f in SIMD_FLAGS if f in flags],
-            "no_simd": [f for f in SIMD_FLAGS if f not in flags]}
 
 
 def clip_frames(clip: str, frames: int, faces: int = 1) -> tuple[list[np.ndarray], str]:

@@ -37,6 +37,7 @@ from typing import Any
 from .bench_children import (Child, child_result, latency_percentiles, role_publisher,
                              role_subscriber)
 from .graph import graph_spec
+from .machine import machine, machine_line
 
 PROFILE_VARS = ("FASTDDS_DEFAULT_PROFILES_FILE", "FASTRTPS_DEFAULT_PROFILES_FILE")
 PROFILE_NAME = "fastdds_shm.xml"
@@ -386,21 +387,6 @@ def report(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def cpu_name() -> str:
-    """Return the CPU model and its widest x86 SIMD flags (from /proc/cpuinfo)."""
-    model, flags = "unknown CPU", set()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name") and model == "unknown CPU":
-                model = line.split(":", 1)[1].strip()
-            elif line.startswith("flags") and not flags:
-                flags = set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    simd = [f.upper() for f in ("avx512f", "avx2", "avx", "sse4_2") if f in flags][:1]
-    return f"{model}, {simd[0] if simd else 'no AVX'}, {os.cpu_count()} cores"
-
-
 def parser() -> argparse.ArgumentParser:
     """Return the command-line parser."""
     p = argparse.ArgumentParser(prog="bench --processes", description=__doc__.split("\n\n")[0])
@@ -440,10 +426,10 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return 2
     profiles = a.profile or ["shipped", "none"]
-    results: dict[str, Any] = {"cpu": cpu_name(), "command": " ".join(
+    results: dict[str, Any] = {"machine": machine(), "command": " ".join(
         ["bench", "--processes", *(argv if argv is not None else sys.argv[1:])]),
         "transport": [], "graph": []}
-    print(f"CPU: {results['cpu']}", flush=True)
+    print(machine_line(results["machine"]), flush=True)
     for prof in profiles:
         if a.mode in ("transport", "both"):
             print(f"transport, profile {prof} ...", file=sys.stderr, flush=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 from pathlib import Path
 
 import pytest
@@ -31,9 +32,21 @@ def test_child_env_sets_or_clears_the_profile(tmp_path, monkeypatch):
     assert bp.child_env(str(mine))["FASTDDS_DEFAULT_PROFILES_FILE"] == str(mine.resolve())
 
 
-def test_cpu_name_names_the_simd_level():
-    name = bp.cpu_name()
-    assert "cores" in name and any(s in name for s in ("AVX", "SSE", "no AVX"))
+def test_machine_line_names_the_cpu_its_simd_flags_and_the_load():
+    from emotion_perception.machine import SIMD_FLAGS, machine, machine_line
+
+    info = machine()
+    assert info["model"] and info["cores"] == os.cpu_count()
+    assert set(info["simd"]) | set(info["no_simd"]) == set(SIMD_FLAGS)
+    assert not set(info["simd"]) & set(info["no_simd"])
+    line = machine_line(info)
+    assert line.startswith(f"CPU: {info['model']}, {info['cores']} cores; SIMD: ")
+    assert all(f in line for f in SIMD_FLAGS)  # each flag said, present or absent
+    assert "load average" in line
+    fake = {"model": "Test CPU", "cores": 2, "simd": ["avx2"], "no_simd": ["avx512f"],
+            "load_average": [1.0, 2.5, 3.0]}
+    assert machine_line(fake) == ("CPU: Test CPU, 2 cores; SIMD: avx2; no avx512f; load "
+                                  "average 1.00 2.50 3.00")
 
 
 @pytest.mark.ros
