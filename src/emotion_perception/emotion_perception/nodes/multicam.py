@@ -16,7 +16,8 @@ from typing import Any, Callable
 from emotion_msgs.msg import EmotionArray
 
 from ..core.multicam import parse_cameras
-from .base import RESULT_QOS, KeyedSlot
+from .base import RESULT_QOS
+from .worker import KeyedSlot
 
 #: per-camera counters shown in diagnostics as ``<camera>.<counter>``
 CAMERA_COUNTERS = ("received", "dropped", "stale", "published")
