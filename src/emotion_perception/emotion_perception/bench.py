@@ -108,10 +108,15 @@ def bench_detectors(repeat: int, yunet_model: str, recall_npz: str = "",
     scenes = list(make_scenes(images, labels, seed=0))
     configs = [("haar, full resolution (baseline)", "haar", {"max_side": 0}),
                ("haar, max_side 320", "haar", {"max_side": 320}),
-               ("blazeface short, input_side 128", "blazeface", {"input_side": 128}),
-               ("blazeface short, input_side 192", "blazeface", {"input_side": 192}),
-               ("blazeface short, input_side 256", "blazeface", {"input_side": 256}),
-               ("blazeface full (192x192)", "blazeface", {"model": "full"})]
+               ("blazeface short, input_side 128", "blazeface",
+                {"input_side": 128, "refine_threshold": 0.0}),
+               ("blazeface short, input_side 192", "blazeface",
+                {"input_side": 192, "refine_threshold": 0.0}),
+               ("blazeface short, input_side 256", "blazeface",
+                {"input_side": 256, "refine_threshold": 0.0}),
+               ("blazeface 256 + second pass (default)", "blazeface", {"input_side": 256}),
+               ("blazeface full (192x192)", "blazeface",
+                {"model": "full", "refine_threshold": 0.0})]
     if yunet_model:
         configs += [("yunet, full resolution", "yunet",
                      {"model_path": yunet_model, "max_side": 0}),
