@@ -778,3 +778,9 @@ def test_bag_replay_graph_turns_max_age_off():
     _, params = graph_params("/camera/image_raw", None,
                              {"emotion_classifier": {"max_age": 5.0}}, True, True)
     assert params["emotion_classifier"]["max_age"] == 5.0  # an explicit override wins
+    # the replay merges through the one validating path (core.params.merge_params)
+    with pytest.raises(ValueError, match="max_age"):
+        graph_params("/camera/image_raw", None, {"emotion_classifier": {"max_age": -1.0}},
+                     True, True)
+    with pytest.raises(ValueError, match="no node 'nosuch'"):
+        graph_params("/camera/image_raw", None, {"nosuch": {"max_age": 1.0}}, True, True)

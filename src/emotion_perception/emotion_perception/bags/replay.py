@@ -71,20 +71,22 @@ def graph_params(image_topic: str, params_file: str | Path | None,
                  overrides: dict[str, dict[str, Any]], smoothing: bool, lockstep: bool
                  ) -> tuple[list, dict[str, dict[str, Any]]]:
     """Return (node specs, per-node parameters) of the graph fed from ``image_topic``."""
+    from ..core.params import merge_params
     from ..graph import default_params_file, graph_spec, load_params_file
 
     specs = graph_spec(image_topic, smoothing=smoothing, debug_image=False)
-    params = load_params_file(params_file or default_params_file())
-    known = {s.name for s in specs}
-    for spec in specs:  # a bag's stamps are the recording's, whatever their age: every frame
-        # counts (a lockstep replay slower than the recording would otherwise go stale)
-        params.setdefault(spec.name, {})["max_age"] = 0.0
-    for node, values in overrides.items():
-        if node not in known:
-            raise ValueError(f"no node {node!r} in this graph; nodes: {sorted(known)}")
-        params.setdefault(node, {}).update(values)
+    names = [s.name for s in specs]
+    unknown = sorted(set(overrides) - set(names))
+    if unknown:  # named before the replay's own settings are added to the overrides
+        raise ValueError(f"overrides: no node {', '.join(map(repr, unknown))} in this graph; "
+                         f"nodes: {sorted(names)}")
+    # a bag's stamps are the recording's, whatever their age: every frame counts (a lockstep
+    # replay slower than the recording would otherwise go stale); the caller may still set it
+    layered = {n: {"max_age": 0.0, **overrides.get(n, {})} for n in names}
     if lockstep:  # one image in flight at a time: deliver it reliably
-        params.setdefault("face_detector", {})["image_qos"] = "reliable"
+        layered["face_detector"]["image_qos"] = "reliable"
+    params = merge_params(names, load_params_file(params_file or default_params_file()),
+                          layered)
     return specs, params
 
 
