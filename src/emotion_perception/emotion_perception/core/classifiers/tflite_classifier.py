@@ -54,13 +54,6 @@ def check_batch(batch: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return batch
 
 
-def _interpreter_class() -> type:
-    """Return :func:`core.litert.interpreter_class`'s class (kept for older callers)."""
-    from ..litert import interpreter_class
-
-    return interpreter_class()
-
-
 def _quant_params(detail: dict) -> tuple[float, int]:
     scale, zero = detail.get("quantization", (0.0, 0))
     return float(scale), int(zero)

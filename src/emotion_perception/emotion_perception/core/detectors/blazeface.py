@@ -229,17 +229,12 @@ class BlazeFaceDetector(FaceDetector):
                 raise FileNotFoundError(f"blazeface model_path {model_path!r} does not exist")
         else:
             self.path = installed_model(self.spec.file_name)
-        # the tflite classifier's LiteRT loader (tf.lite when LiteRT is missing), imported
-        # here so that LiteRT loads only when this detector is used
-        from ..classifiers.tflite_classifier import _interpreter_class
+        # the project's one LiteRT loader (tf.lite when LiteRT is missing), imported here so
+        # that LiteRT loads only when this detector is used
+        from ..litert import load_interpreter
 
-        try:
-            self._interp = _interpreter_class()(model_path=str(self.path),
-                                                num_threads=int(num_threads))
-            self._interp.allocate_tensors()
-        except Exception as exc:  # ValueError / RuntimeError on garbage or truncated files
-            raise ModelError(f"cannot load BlazeFace model {self.path} (parameter model_path):"
-                             f" {type(exc).__name__}: {exc}") from exc
+        self._interp = load_interpreter("BlazeFace model", path=self.path,
+                                        num_threads=int(num_threads), parameter="model_path")
         side = self.spec.input_size
         self._shape = (side, side)
         self._check_io()
@@ -250,9 +245,9 @@ class BlazeFaceDetector(FaceDetector):
         if self.refine_max:
             # the second pass runs the model at its own fixed square input on tiles: a second
             # interpreter, so the main one keeps its frame-sized input allocated
-            self._tile_interp = _interpreter_class()(model_path=str(self.path),
-                                                     num_threads=int(num_threads))
-            self._tile_interp.allocate_tensors()  # the model's own square input
+            self._tile_interp = load_interpreter(  # at the model's own square input
+                "BlazeFace model", path=self.path, num_threads=int(num_threads),
+                parameter="model_path")
             self._tile_anchors = make_anchors(self.spec, side, side)
             self._tile_input = np.empty((1, side, side, 3), np.float32)
 
