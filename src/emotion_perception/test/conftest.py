@@ -50,8 +50,7 @@ class Spinner:
 
     def add(self, node) -> None:
         """Spin one more node."""
-        self._spin.nodes.append(node)
-        self._spin.executor.add_node(node)
+        self._spin.add(node)
 
     def close(self) -> None:
         """Stop spinning and destroy the nodes (rclpy stays initialised)."""

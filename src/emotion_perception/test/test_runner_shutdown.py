@@ -51,3 +51,37 @@ def test_clean_shutdown_logs_nothing(rclpy_session, capfd):
 
 if __name__ == "__main__":
     raise SystemExit(pytest.main([__file__, "-q"]))
+
+
+@pytest.mark.ros
+def test_background_spin_gives_every_node_its_own_executor_thread(rclpy_session):
+    """Each node spins on its own executor thread; callbacks run there; stop ends them all."""
+    import threading
+
+    import rclpy
+    from std_msgs.msg import String
+
+    from conftest import wait_for
+    from emotion_perception.nodes.runner import BackgroundSpin
+
+    heard: dict[str, set] = {"a": set(), "b": set()}
+    nodes = []
+    for key in heard:
+        node = rclpy.create_node(f"spin_{key}", namespace="/spin_test")
+        node.create_subscription(String, "chatter", lambda m, k=key: heard[k].add(
+            threading.current_thread().name), 10)
+        nodes.append(node)
+    talker = rclpy.create_node("spin_talker", namespace="/spin_test")
+    pub = talker.create_publisher(String, "chatter", 10)
+    spin = BackgroundSpin(nodes[:1], name="t")
+    spin.add(nodes[1])
+    try:
+        assert len(spin.executors) == 2 and spin.alive()
+        assert wait_for(lambda: pub.get_subscription_count() == 2, 30)
+        assert wait_for(lambda: (pub.publish(String(data="x")) or True)
+                        and all(heard.values()), 30)
+        assert heard == {"a": {"t:spin_a"}, "b": {"t:spin_b"}}
+    finally:
+        spin.stop(shutdown_rclpy=False)
+        talker.destroy_node()
+    assert not any(t.is_alive() for t in spin.threads)

@@ -1,11 +1,11 @@
 """Spinning helpers: one node per process (``ros2 run``) or several in one (``live``, bags).
 
-Every caller spins on rclpy's single-threaded executor (:func:`make_executor` without
-``num_threads``): each node's heavy work runs on its own worker thread, and rclpy's
+Every caller spins each node on a single-threaded executor of its own (:func:`make_executor`
+without ``num_threads``): each node's heavy work runs on its own worker thread, and rclpy's
 multi-threaded executor, which :func:`make_executor` still returns when asked for threads,
 starved those workers in the graph. :func:`run_single` serves ``ros2 run`` and the launch
 files (one node per process), :class:`BackgroundSpin` the in-process graphs (``live``, bag
-replay, ``probe``, ``soak``, ``fuzz``, the benchmarks).
+replay, ``probe``, ``soak``, ``fuzz``, the benchmarks: one executor thread per node).
 """
 
 from __future__ import annotations
@@ -204,7 +204,7 @@ def make_executor(num_threads: int = 0):
     """Return the executor for our nodes: single-threaded unless ``num_threads`` > 0.
 
     Every heavy step (detection, inference) runs on the nodes' own worker threads and every
-    executor callback is short, so one executor thread suffices. rclpy's multi-threaded
+    executor callback is short, so one executor thread per node suffices. rclpy's multi-threaded
     executor busy-polls while a ready message waits for its callback group and, under load,
     starves those workers of the GIL (measured: detector 5 ms alone, 125 ms in the graph).
     """
@@ -214,27 +214,47 @@ def make_executor(num_threads: int = 0):
 
 
 class BackgroundSpin:
-    """Spin nodes on an executor (see make_executor) in a daemon thread.
+    """Spin nodes in the background: each node on its own executor (see make_executor) thread.
 
-    A context shut down by SIGINT/SIGTERM ends the spin quietly; ``stop`` shuts the executor
-    down, joins the thread, then destroys the nodes. Jazzy's ``Executor.shutdown`` destroys
-    its guard condition without waiting for a running callback, so the spin thread can trip
-    over the destroyed handle on its way out: errors after ``stop`` began are expected and
-    ignored.
+    One executor per node, not one for all: rclpy rebuilds the executor's wait set in Python
+    for every wake-up, at a cost that grows with the entities it holds (each lifecycle node
+    brings 12 services, QoS event handlers, a timer), and one wake-up per message. With the
+    whole graph on one executor every message paid for every node's entities (measured: 1 ms
+    per rebuild, about 200 rebuilds/s, a quarter of a core for 1 face at 30 fps); with one per
+    node each message pays for its own node only (README, Performance). Each node's callbacks
+    still run one at a time, on its thread; nodes share no callback state.
+
+    A context shut down by SIGINT/SIGTERM ends the spins quietly; ``stop`` shuts the
+    executors down, joins the threads, then destroys the nodes. Jazzy's ``Executor.shutdown``
+    destroys its guard condition without waiting for a running callback, so a spin thread can
+    trip over the destroyed handle on its way out: errors after ``stop`` began are expected
+    and ignored.
     """
 
     def __init__(self, nodes: Iterable, num_threads: int = 0, name: str = "spin") -> None:
-        self.nodes = list(nodes)
+        self.nodes: list = []
         self._stopping = False
-        self.executor = make_executor(num_threads)
-        for n in self.nodes:
-            self.executor.add_node(n)
-        self.thread = threading.Thread(target=self._spin, name=name, daemon=True)
-        self.thread.start()
+        self._num_threads = num_threads
+        self._name = name
+        self.executors: list = []
+        self.threads: list[threading.Thread] = []
+        for n in nodes:
+            self.add(n)
 
-    def _spin(self) -> None:
+    def add(self, node) -> None:
+        """Spin one more node, on an executor and thread of its own."""
+        executor = make_executor(self._num_threads)
+        executor.add_node(node)
+        thread = threading.Thread(target=self._spin, args=(executor,), daemon=True,
+                                  name=f"{self._name}:{node.get_name()}")
+        self.nodes.append(node)
+        self.executors.append(executor)
+        self.threads.append(thread)
+        thread.start()
+
+    def _spin(self, executor) -> None:
         try:
-            self.executor.spin()
+            executor.spin()
         except ExternalShutdownException:
             pass
         except Exception:
@@ -242,10 +262,14 @@ class BackgroundSpin:
                 raise
 
     def alive(self) -> bool:
-        """Return True while the executor thread runs."""
-        return self.thread.is_alive()
+        """Return True while every executor thread runs (an escaped error ends one)."""
+        return all(t.is_alive() for t in self.threads)
 
     def stop(self, shutdown_rclpy: bool = False) -> None:
         """Stop spinning and destroy the nodes (and shut rclpy down if asked)."""
         self._stopping = True
-        shutdown_nodes(self.nodes, self.executor, self.thread, shutdown_rclpy)
+        for executor in self.executors:
+            executor.shutdown(timeout_sec=2.0)
+        for thread in self.threads:
+            thread.join(timeout=5.0)
+        shutdown_nodes(self.nodes, None, None, shutdown_rclpy)
