@@ -218,6 +218,39 @@ def default_params_file() -> Path:
                             "share directory nor in the source tree; pass --params-file")
 
 
+def preset_file(preset: str) -> Path:
+    """Return the parameter YAML of ``preset``: a shipped preset's name or a file path.
+
+    A name (no path separator, no ``.yaml``) is ``config/<name>.yaml`` beside the parameter
+    file (installed share directory or source tree), e.g. ``low_cpu``. A preset holds only
+    the parameters it changes and is layered over the parameter file. FileNotFoundError names
+    the shipped presets.
+    """
+    text = str(preset).strip()
+    if not text:
+        raise ValueError("preset is empty: give a shipped preset's name or a YAML file")
+    if "/" in text or text.endswith((".yaml", ".yml")):
+        path = Path(text).expanduser()
+    else:
+        path = default_params_file().parent / f"{text}.yaml"
+    if not path.is_file():
+        config = default_params_file().parent
+        names = sorted(p.stem for p in config.glob("*.yaml")
+                       if p.name != "emotion_perception.yaml")
+        raise FileNotFoundError(f"preset {preset!r}: no file {path}; shipped presets: "
+                                f"{', '.join(names) or 'none'}")
+    return path
+
+
+def load_params_files(path: str | Path, preset: str = "") -> dict[str, dict[str, Any]]:
+    """Read the parameter file and, with ``preset``, layer the preset's values over it."""
+    loaded = load_params_file(path)
+    if preset:
+        for node, values in load_params_file(preset_file(preset)).items():
+            loaded.setdefault(node, {}).update(values)
+    return loaded
+
+
 def parse_value(text: str) -> Any:
     """Parse a command-line parameter value as JSON (numbers, booleans), else keep the text."""
     try:

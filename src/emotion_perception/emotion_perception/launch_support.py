@@ -42,6 +42,8 @@ GRAPH_ARGUMENTS = {
     "smoother": ("ema", "smoother plugin: none, ema, hysteresis, lstm"),
     "params_file": (os.path.join(get_package_share_directory("emotion_perception"), "config",
                                  "emotion_perception.yaml"), "parameter YAML for all nodes"),
+    "preset": ("", "parameter preset layered over params_file: a shipped name (low_cpu: fits "
+               "a small CPU, README Performance) or a YAML file; empty: none"),
     "log_level": ("info", "logging level of the nodes"),
     "dds_profile": ("auto", "Fast DDS XML profile of the node processes: auto (the shipped "
                     "config/fastdds_shm.xml, a shared-memory segment that holds camera "
@@ -62,6 +64,10 @@ def read_arguments(context: Any, arguments: dict[str, tuple[str, str]]) -> dict[
     """Return each argument's value in ``context``; ``params_file`` checked and expanded."""
     arg = {name: LaunchConfiguration(name).perform(context) for name in arguments}
     arg["params_file"] = check_params_file(arg["params_file"])
+    if arg.get("preset", "").strip():
+        from .graph import preset_file
+
+        arg["preset_file"] = str(preset_file(arg["preset"]))
     return arg
 
 
@@ -161,7 +167,9 @@ def graph_nodes(specs: Iterable[Any], arg: dict[str, str], overrides: dict[str, 
     for spec in specs:
         node = Node(package="emotion_perception", executable=spec.executable, name=spec.name,
                     namespace=namespace, output="screen",
-                    parameters=[arg["params_file"], overrides.get(spec.name, {})],
+                    parameters=[arg["params_file"],
+                                *([arg["preset_file"]] if arg.get("preset_file") else []),
+                                overrides.get(spec.name, {})],
                     remappings=list(spec.remappings.items()),
                     arguments=["--ros-args", "--log-level", arg["log_level"]])
         actions += [node, stop_on_failure(node, spec.name, _hint(spec.name, arg))]

@@ -32,8 +32,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from .graph import (NodeSpec, default_params_file, graph_spec, join_namespace, load_params_file,
-                    multi_graph_spec, parse_value)
+from .graph import (NodeSpec, default_params_file, graph_spec, join_namespace,
+                    load_params_files, multi_graph_spec, parse_value)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -41,6 +41,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="live", description=__doc__.split("\n\n")[0])
     p.add_argument("--params-file", type=Path, help="parameter YAML (default: the installed "
                    "config/emotion_perception.yaml)")
+    p.add_argument("--preset", default="", help="parameter preset layered over the parameter "
+                   "file: a shipped name (low_cpu: fits a small CPU, README Performance) or a "
+                   "YAML file")
     p.add_argument("--source", help="camera source: device index, file, URL, folder, demo, auto")
     p.add_argument("--image-topic", default="", help="use this camera topic instead of running "
                    "our camera node")
@@ -84,7 +87,7 @@ def node_params(args: argparse.Namespace, specs: list[NodeSpec]) -> dict[str, di
     from .core.params import merge_params
 
     path = args.params_file or default_params_file()
-    loaded = load_params_file(path)
+    loaded = load_params_files(path, args.preset)
     overrides: dict[str, dict[str, Any]] = {}
     if args.source is not None:
         overrides.setdefault("camera", {})["source"] = args.source

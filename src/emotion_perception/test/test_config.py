@@ -60,3 +60,47 @@ def test_params_file_errors(tmp_path):
     bad.write_text("camera:\n  source: 0\n")
     with pytest.raises(ValueError, match="ros__parameters"):
         load_params_file(bad)
+
+
+def test_shipped_presets_hold_declared_parameters_that_change_something():
+    from emotion_perception.graph import preset_file
+
+    presets = sorted(p for p in CONFIG.parent.glob("*.yaml") if p != CONFIG)
+    assert [p.stem for p in presets] == ["low_cpu"]
+    base = load_params_file(CONFIG)
+    for path in presets:
+        found = preset_file(path.stem)  # the installed copy where installed, else this one
+        assert found.name == path.name and found.read_text() == path.read_text()
+        values = load_params_file(path)
+        assert values, f"{path.name} sets nothing"
+        for node, changed in values.items():
+            declared = by_name(NODE_PARAMS[node])
+            for key, value in changed.items():
+                assert key in declared, f"{node}.{key} in {path.name} is not declared"
+                declared[key].check(value)
+                assert value != base[node][key], f"{path.name}: {node}.{key} is the default"
+
+
+def test_preset_layers_over_the_params_file_in_live(tmp_path):
+    from emotion_perception.graph import preset_file
+    from emotion_perception.live import build_parser, node_params
+
+    plain = node_params(build_parser().parse_args([]), graph_spec())
+    low = node_params(build_parser().parse_args(["--preset", "low_cpu"]), graph_spec())
+    assert plain["emotion_classifier"]["tta_mirror"] is True
+    assert low["emotion_classifier"]["tta_mirror"] is False
+    assert low["face_detector"]["blazeface.input_side"] == 192
+    assert low["camera"] == plain["camera"]  # what the preset does not name stays
+    # an explicit --set still wins over the preset
+    mine = node_params(build_parser().parse_args(
+        ["--preset", "low_cpu", "--set", "emotion_classifier.tta_mirror=true"]), graph_spec())
+    assert mine["emotion_classifier"]["tta_mirror"] is True
+    own = tmp_path / "mine.yaml"
+    own.write_text("/**/face_detector:\n  ros__parameters:\n    blazeface.input_side: 320\n")
+    assert preset_file(str(own)) == own
+    with pytest.raises(FileNotFoundError, match="shipped presets: low_cpu"):
+        preset_file("nosuch")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("/**/emotion_classifier:\n  ros__parameters:\n    threads: -1\n")
+    with pytest.raises(ValueError, match="threads"):
+        node_params(build_parser().parse_args(["--preset", str(bad)]), graph_spec())
