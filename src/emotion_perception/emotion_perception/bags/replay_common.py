@@ -62,13 +62,19 @@ def reliable_qos(depth: int = 10) -> Any:
 
 @dataclass
 class PlayStats:
-    """What a playback did."""
+    """What a playback did (the player's summary line and the replay report read it)."""
 
+    #: image messages published (in lockstep: each once, however often it was resent)
     images: int = 0
+    #: messages published, of every recorded topic (images and their resends included)
     messages: int = 0
+    #: images whose /emotion result arrived (lockstep only)
     results: int = 0
+    #: images published again because their result did not come in time (lockstep only)
     resent: int = 0
-    timeouts: list[int] = field(default_factory=list)  # stamps without a result
+    #: header stamps (ns) of the images that never got a result
+    timeouts: list[int] = field(default_factory=list)
+    #: wall-clock seconds of the playback
     seconds: float = 0.0
 
 
