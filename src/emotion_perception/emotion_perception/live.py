@@ -72,10 +72,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--frames", type=int, default=0, help="stop after this many /emotion "
                    "messages (0 = run until Ctrl-C; default 150 on the demo input)")
     p.add_argument("--duration", type=float, default=0.0, help="stop after this many seconds")
-    p.add_argument("--video", type=Path, default=Path("emotion_live.mp4"),
+    p.add_argument("--video", default="emotion_live.mp4",
                    help="annotated video to write ('' to skip)")
     p.add_argument("--quiet", action="store_true", help="print only the summary")
     return p
+
+
+def video_path(args: argparse.Namespace) -> Path | None:
+    """Return the annotated video to write, None for ``--video ''`` or ``--no-debug-image``.
+
+    ``--video`` stays a string until here: ``Path('')`` is ``.``, a directory, not "none".
+    """
+    if args.no_debug_image or not str(args.video).strip():
+        return None
+    return Path(args.video)
 
 
 def node_params(args: argparse.Namespace, specs: list[NodeSpec]) -> dict[str, dict[str, Any]]:
@@ -343,7 +353,7 @@ def run(argv: list[str] | None = None) -> int:
             print(f"live: {exc}", file=sys.stderr)
             return 2
         mon_node = rclpy.create_node("emotion_live_monitor", namespace=args.namespace)
-        video = None if args.no_debug_image or not str(args.video) else args.video
+        video = video_path(args)
         topics = tuple(f"{c}/emotion" for c in specs_cameras(specs)) or ("emotion",)
         monitor = Monitor(mon_node, video, args.quiet, float(cam.get("fps", 15.0)), topics)
         monitor.limit = limit

@@ -156,3 +156,16 @@ def test_set_coerces_whole_numbers_for_double_parameters_only() -> None:
         merged("camera.no_such=3")
     with pytest.raises(ValueError, match="--set: no node 'cameraa' in this graph"):
         merged("cameraa.fps=15")
+
+
+def test_video_option_empty_means_no_video():
+    from pathlib import Path
+
+    from emotion_perception.live import build_parser, video_path
+
+    parse = build_parser().parse_args
+    assert video_path(parse([])) == Path("emotion_live.mp4")
+    assert video_path(parse(["--video", ""])) is None  # not Path('') == '.', a directory
+    assert video_path(parse(["--video", "  "])) is None
+    assert video_path(parse(["--video", "out/a.mp4"])) == Path("out/a.mp4")
+    assert video_path(parse(["--no-debug-image", "--video", "a.mp4"])) is None
