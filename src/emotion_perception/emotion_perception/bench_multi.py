@@ -136,17 +136,11 @@ class MultiProbedGraph:
 
     def wait_ready(self, timeout: float = 120.0) -> None:
         """Wait until every node is active and each camera's probe is connected."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            errors = {n.get_name(): n.configure_error for n in self.nodes
-                      if getattr(n, "configure_error", "")}
-            if errors:
-                raise RuntimeError(f"graph failed to start: {errors}")
-            if all(p.get_subscription_count() >= 1 for p in self.pubs.values()) and all(
-                    self.probe.count_publishers(t) >= 1 for t in self.emotion_topics):
-                return
-            time.sleep(0.05)
-        raise TimeoutError(f"graph not ready after {timeout:.0f} s")
+        from .probe import wait_graph_ready
+
+        wait_graph_ready(self.nodes, lambda: all(
+            p.get_subscription_count() >= 1 for p in self.pubs.values()) and all(
+            self.probe.count_publishers(t) >= 1 for t in self.emotion_topics), timeout)
 
     def node(self, name: str):
         """Return the graph's node called ``name`` (the first, for per-camera nodes)."""

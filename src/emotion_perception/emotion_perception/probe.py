@@ -12,7 +12,24 @@ import threading
 import time
 from collections import deque
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
+
+
+def wait_graph_ready(nodes: list, connected: Callable[[], bool], timeout: float) -> None:
+    """Wait until ``connected()``; raise RuntimeError as soon as a node failed to configure.
+
+    TimeoutError after ``timeout`` seconds. Shared by the probes here and in ``bench_multi``.
+    """
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        errors = {n.get_name(): n.configure_error for n in nodes
+                  if getattr(n, "configure_error", "")}
+        if errors:
+            raise RuntimeError(f"graph failed to start: {errors}")
+        if connected():
+            return
+        time.sleep(0.05)
+    raise TimeoutError(f"graph not ready after {timeout:.0f} s")
 
 
 class ProbedGraph:
@@ -74,17 +91,8 @@ class ProbedGraph:
 
     def wait_ready(self, timeout: float = 60.0) -> None:
         """Wait until every node is active and the probe is connected; raise if one failed."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            errors = {n.get_name(): n.configure_error for n in self.nodes
-                      if getattr(n, "configure_error", "")}
-            if errors:
-                raise RuntimeError(f"graph failed to start: {errors}")
-            if self.pub.get_subscription_count() >= 1 \
-                    and self.probe.count_publishers(self.emotion_topic) >= 1:
-                return
-            time.sleep(0.05)
-        raise TimeoutError(f"graph not ready after {timeout:.0f} s")
+        wait_graph_ready(self.nodes, lambda: self.pub.get_subscription_count() >= 1
+                         and self.probe.count_publishers(self.emotion_topic) >= 1, timeout)
 
     def node(self, name: str):
         """Return the graph's node called ``name``."""
