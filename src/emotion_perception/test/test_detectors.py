@@ -313,6 +313,11 @@ def test_blazeface_second_pass_finds_a_small_face_the_first_misses() -> None:
     assert all(_best_iou(both, b) > 0.5 for b in truth2)
     # nothing weak in a blank frame: no tile, no face
     assert refined.detect(np.zeros((480, 640, 3), np.uint8)) == []
+    # refine_accept is the score the tile's face must reach: above that face's, it is dropped
+    assert _blazeface(input_side=128, refine_threshold=0.1,
+                      refine_accept=min(0.99, face.score + 0.005)).detect(canvas) == []
+    assert len(_blazeface(input_side=128, refine_threshold=0.1,
+                          refine_accept=max(0.01, face.score - 0.05)).detect(canvas)) == 1
 
 
 def test_blazeface_keypoints_turn_with_the_face() -> None:
@@ -377,6 +382,7 @@ def test_weighted_nms_merges_overlaps_by_score() -> None:
     (dict(refine_threshold=-0.1), "refine_threshold"),
     (dict(refine_threshold=0.1, refine_max=-1), "refine_max"),
     (dict(refine_threshold=0.1, refine_scale=0.5), "refine_scale"),
+    (dict(refine_threshold=0.1, refine_accept=1.0), "refine_accept"),
 ])
 def test_blazeface_parameter_errors(kwargs: dict, name: str) -> None:
     from emotion_perception.core.detectors.blazeface import BlazeFaceDetector

@@ -28,7 +28,7 @@ COVERED = {
                       "blazeface.model_path", "blazeface.input_side",
                       "blazeface.score_threshold", "blazeface.nms_threshold", "crop_offset",
                       "crop_align", "blazeface.refine_threshold", "blazeface.refine_max",
-                      "blazeface.refine_scale"},
+                      "blazeface.refine_scale", "blazeface.refine_accept"},
     "emotion_classifier": {"diagnostics_period", "max_image_pixels", "max_faces", "max_age",
                            "max_clock_offset"},
     "emotion_smoother": {"diagnostics_period", "max_faces", "max_age", "max_clock_offset",
@@ -221,6 +221,7 @@ def test_blazeface_parameters_rebuild_blazeface(active):
                              ("blazeface.refine_threshold", 0.25, "refine_threshold"),
                              ("blazeface.refine_max", 1, "refine_max"),
                              ("blazeface.refine_scale", 3.0, "refine_scale"),
+                             ("blazeface.refine_accept", 0.7, "refine_accept"),
                              ("blazeface.model", "full", "model")):
         first = node.pipeline.detector
         assert _set(node, **{key: value}).successful

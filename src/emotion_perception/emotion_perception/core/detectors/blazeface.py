@@ -184,7 +184,8 @@ class BlazeFaceDetector(FaceDetector):
     def __init__(self, model: str = "short", model_path: str = "", input_side: int = 256,
                  score_threshold: float = 0.5, nms_threshold: float = 0.3,
                  min_size: int = 0, num_threads: int = 1, refine_threshold: float = 0.2,
-                 refine_max: int = 2, refine_scale: float = 2.0) -> None:
+                 refine_max: int = 2, refine_scale: float = 2.0,
+                 refine_accept: float = 0.5) -> None:
         if model not in MODELS:
             raise ValueError(f"model must be one of {', '.join(MODELS)}, got {model!r}")
         if int(input_side) != input_side or not (input_side == 0 or 64 <= input_side <= 1024):
@@ -205,6 +206,8 @@ class BlazeFaceDetector(FaceDetector):
             raise ValueError(f"refine_max must be an integer >= 0, got {refine_max}")
         if not 1.0 <= refine_scale <= 8.0:
             raise ValueError(f"refine_scale must be in [1, 8] box sides, got {refine_scale}")
+        if not 0.0 < refine_accept < 1.0:
+            raise ValueError(f"refine_accept must be in (0, 1), got {refine_accept}")
         if not isinstance(model_path, str):
             raise ValueError(f"model_path must be a string, got {model_path!r}")
         self.spec = MODELS[model]
@@ -221,6 +224,8 @@ class BlazeFaceDetector(FaceDetector):
         self.refine_threshold = float(refine_threshold)
         self.refine_max = int(refine_max) if self.refine_threshold > 0 else 0
         self.refine_scale = float(refine_scale)
+        self.refine_accept = float(refine_accept)
+        self._accept_logit = math.log(self.refine_accept / (1.0 - self.refine_accept))
         self._refine_logit = (math.log(self.refine_threshold / (1.0 - self.refine_threshold))
                               if self.refine_max else self._min_logit)
         if model_path.strip():
@@ -324,7 +329,7 @@ class BlazeFaceDetector(FaceDetector):
 
         The tile is the square of ``refine_scale`` candidate box sides around the box
         centre, resampled into the model's own input (black beyond the frame); what it
-        finds with a score >= ``score_threshold`` and centred inside the candidate's box is
+        finds with a score >= ``refine_accept`` and centred inside the candidate's box is
         returned in frame pixels.
         """
         side_in = self.spec.input_size
@@ -345,7 +350,7 @@ class BlazeFaceDetector(FaceDetector):
         self._tile_interp.set_tensor(self._in_index, self._tile_input)
         self._tile_interp.invoke()
         boxes, points, scores = self._decode(self._tile_interp, self._tile_anchors,
-                                             self._min_logit)
+                                             self._accept_logit)
         if not len(scores):
             return []
         offset = np.array([x0, y0])
