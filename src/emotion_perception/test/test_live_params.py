@@ -221,7 +221,7 @@ def test_blazeface_parameters_rebuild_blazeface(active):
                              ("blazeface.refine_threshold", 0.25, "refine_threshold"),
                              ("blazeface.refine_max", 1, "refine_max"),
                              ("blazeface.refine_scale", 3.0, "refine_scale"),
-                             ("blazeface.refine_accept", 0.7, "refine_accept"),
+                             ("blazeface.refine_accept", 0.8, "refine_accept"),
                              ("blazeface.model", "full", "model")):
         first = node.pipeline.detector
         assert _set(node, **{key: value}).successful

@@ -136,7 +136,7 @@ DETECTOR = (
           "frame (each one more network run, at the model's own input size).", 0, 16),
     Param("blazeface.refine_scale", 2.0, "BlazeFace: second-pass tile side in candidate box "
           "sides.", 1.0, 8.0),
-    Param("blazeface.refine_accept", 0.5, "BlazeFace: score a face found on a second-pass "
+    Param("blazeface.refine_accept", 0.7, "BlazeFace: score a face found on a second-pass "
           "tile needs to be kept (higher: fewer false faces, fewer small faces found).",
           0.01, 0.99),
     Param("max_side", 320, "Haar and YuNet: detect on a copy downscaled so its longer side is "

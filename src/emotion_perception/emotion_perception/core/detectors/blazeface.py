@@ -185,7 +185,7 @@ class BlazeFaceDetector(FaceDetector):
                  score_threshold: float = 0.5, nms_threshold: float = 0.3,
                  min_size: int = 0, num_threads: int = 1, refine_threshold: float = 0.2,
                  refine_max: int = 2, refine_scale: float = 2.0,
-                 refine_accept: float = 0.5) -> None:
+                 refine_accept: float = 0.7) -> None:
         if model not in MODELS:
             raise ValueError(f"model must be one of {', '.join(MODELS)}, got {model!r}")
         if int(input_side) != input_side or not (input_side == 0 or 64 <= input_side <= 1024):
