@@ -161,6 +161,8 @@ def _launch_params(fps: float, model_path: str, folder: Path) -> Path:
             params.update(source="demo", fps=float(fps), width=640, height=480)
         if name == "emotion_classifier" and model_path:
             params["model_path"] = model_path
+        if name == "emotion_debug_image":  # draw every frame, as if viewed (see bench_graph)
+            params["lazy"] = False
     path = folder / "bench_params.yaml"
     path.write_text(yaml.safe_dump(raw))
     return path
@@ -189,8 +191,11 @@ def bench_graph(profile: str, fps: float, seconds: float, model_path: str = "",
     params = str(default_params_file())
     ns = f"/bench_graph_{os.getpid()}"
     every = ["diagnostics_period:=1.0"]
+    # the debug image node draws only while viewed (lazy); nobody views it here, but its
+    # delivery and CPU are what a robot with rqt_image_view open pays: keep it drawing
     overrides = {"camera": ["source:=demo", f"fps:={fps}", "width:=640", "height:=480"],
-                 "emotion_classifier": [f"model_path:={model_path}"] if model_path else []}
+                 "emotion_classifier": [f"model_path:={model_path}"] if model_path else [],
+                 "emotion_debug_image": ["lazy:=false"]}
     specs = graph_spec("", smoothing=True, debug_image=debug_image)
     children = []
     tmp = tempfile.TemporaryDirectory(prefix="bench_processes_")
