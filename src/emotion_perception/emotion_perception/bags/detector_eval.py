@@ -187,9 +187,11 @@ def load_faces(npz: Path, split: str, limit: int) -> tuple[np.ndarray, np.ndarra
         if split:
             if "usage" not in data.files:
                 raise ValueError(f"{npz}: no 'usage' array, cannot select split {split!r}")
-            mask = data["usage"].astype(str) == split
+            usage = data["usage"].astype(str)
+            mask = usage == split
             if not mask.any():
-                raise ValueError(f"{npz}: no rows with usage {split!r}")
+                raise ValueError(f"{npz}: no rows with usage {split!r}; have "
+                                 f"{sorted(set(usage.tolist()))}")
             images, labels = images[mask], labels[mask]
     if images.ndim != 3:
         raise ValueError(f"{npz}: images must be (N, H, W) grayscale, got {images.shape}")

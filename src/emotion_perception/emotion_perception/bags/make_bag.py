@@ -182,27 +182,9 @@ Item = tuple[np.ndarray, "list[LabelFace] | None"]
 def npz_items(path: str | Path, split: str | None, limit: int, canvas: tuple[int, int] | None,
               face_size: int, repeat: int) -> tuple[int, Iterator[Item]]:
     """Return (frame count, frames) of FER faces from the npz (images, labels, usage arrays)."""
-    path = Path(path)
-    if not path.is_file():
-        raise ValueError(f"npz file not found: {path}")
-    with np.load(path) as data:
-        missing = {"images", "labels"} - set(data.files)
-        if missing:
-            raise ValueError(f"{path}: missing arrays {sorted(missing)}; has {data.files}")
-        images, labels = data["images"], data["labels"].astype(np.int64)
-        if split:
-            if "usage" not in data.files:
-                raise ValueError(f"{path}: no 'usage' array, cannot select split {split!r}")
-            usage = data["usage"].astype(str)
-            mask = usage == split
-            if not mask.any():
-                raise ValueError(f"{path}: no rows with usage {split!r}; have "
-                                 f"{sorted(set(usage.tolist()))}")
-            images, labels = images[mask], labels[mask]
-    if images.ndim != 3:
-        raise ValueError(f"{path}: images must be (N, H, W) grayscale, got {images.shape}")
-    if limit:
-        images, labels = images[:limit], labels[:limit]
+    from .detector_eval import load_faces
+
+    images, labels = load_faces(Path(path), split or "", limit)
     if canvas is None:
         raise ValueError("--npz needs a canvas: FER faces are 48x48 crops a detector cannot "
                          "find without context")
