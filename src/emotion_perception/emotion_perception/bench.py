@@ -228,7 +228,6 @@ def bench_graph(seconds: float, classifier: str) -> dict[str, Any]:
     import rclpy
 
     from .core.sample_input import synthetic_scene
-    from .graph import load_params_file, preset_file
     from .probe import ProbedGraph
 
     rclpy.init()
@@ -236,20 +235,17 @@ def bench_graph(seconds: float, classifier: str) -> dict[str, Any]:
     try:
         ours = {"face_detector": {"max_side": 320, "tracking.min_hits": 1},
                 "emotion_classifier": {"classifier": classifier}}
-        low_cpu = {node: dict(values) for node, values in ours.items()}
-        for node, values in load_params_file(preset_file("low_cpu")).items():
-            low_cpu.setdefault(node, {}).update(values)
-        settings = {
-            "ours": ours,
+        settings = {  # name: (preset, overrides)
+            "ours": ("", ours),
             # the shipped low_cpu preset layered over the defaults (config/low_cpu.yaml)
-            "low_cpu": low_cpu,
+            "low_cpu": ("low_cpu", ours),
             # the naive graph: Haar at full resolution (the old default detector) + Keras
-            "baseline": {"face_detector": {"detector": "haar", "max_side": 0,
-                                           "tracking.min_hits": 1},
-                         "emotion_classifier": {"classifier": "keras"}},
+            "baseline": ("", {"face_detector": {"detector": "haar", "max_side": 0,
+                                                "tracking.min_hits": 1},
+                              "emotion_classifier": {"classifier": "keras"}}),
         }
-        for name, overrides in settings.items():
-            graph = ProbedGraph(namespace=f"/bench_{name}", overrides=overrides)
+        for name, (preset, overrides) in settings.items():
+            graph = ProbedGraph(namespace=f"/bench_{name}", overrides=overrides, preset=preset)
             try:
                 graph.wait_ready()
                 for faces, fps in ((1, 30.0), (4, 15.0)):

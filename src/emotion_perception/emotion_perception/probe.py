@@ -38,7 +38,8 @@ class ProbedGraph:
     rclpy must be initialised. Images go to ``<namespace>/image``; every /emotion message is
     counted, and its latency (receive time - image stamp) kept until ``take_latencies``.
     ``model_path`` (with ``classifier``) overrides the parameter file's classifier model;
-    ``overrides`` maps node name -> parameters for anything else. ``debug_image`` adds the
+    ``preset`` (a shipped preset's name or a YAML, as ``live --preset``) is layered over the
+    parameter file, ``overrides`` (node name -> parameters) over both. ``debug_image`` adds the
     debug image node (publishing ``<namespace>/debug_image``); it is off for benchmarks.
     """
 
@@ -46,12 +47,12 @@ class ProbedGraph:
                  namespace: str = "/probe", params_file: Path | None = None,
                  smoothing: bool = True,
                  overrides: dict[str, dict[str, Any]] | None = None,
-                 debug_image: bool = False) -> None:
+                 debug_image: bool = False, preset: str = "") -> None:
         import rclpy
         from emotion_msgs.msg import EmotionArray
         from sensor_msgs.msg import Image
 
-        from .graph import default_params_file, graph_spec, load_params_file
+        from .graph import default_params_file, graph_spec, load_params_files
         from .live import create_nodes
         from .nodes.base import IMAGE_PUB_QOS, RESULT_QOS
         from .nodes.runner import BackgroundSpin
@@ -59,7 +60,7 @@ class ProbedGraph:
         if not namespace.startswith("/"):
             raise ValueError(f"namespace must be absolute (start with '/'), got {namespace!r}")
         self.namespace = namespace
-        params = load_params_file(params_file or default_params_file())
+        params = load_params_files(params_file or default_params_file(), preset)
         if model_path:
             params.setdefault("emotion_classifier", {}).update(
                 {"classifier": classifier, "model_path": str(model_path)})

@@ -76,13 +76,11 @@ def graph_params(image_topic: str, params_file: str | Path | None,
 
     specs = graph_spec(image_topic, smoothing=smoothing, debug_image=False)
     names = [s.name for s in specs]
-    unknown = sorted(set(overrides) - set(names))
-    if unknown:  # named before the replay's own settings are added to the overrides
-        raise ValueError(f"overrides: no node {', '.join(map(repr, unknown))} in this graph; "
-                         f"nodes: {sorted(names)}")
     # a bag's stamps are the recording's, whatever their age: every frame counts (a lockstep
     # replay slower than the recording would otherwise go stale); the caller may still set it
-    layered = {n: {"max_age": 0.0, **overrides.get(n, {})} for n in names}
+    layered: dict[str, dict[str, Any]] = {n: {"max_age": 0.0} for n in names}
+    for node, values in overrides.items():  # a node not in the graph: merge_params refuses it
+        layered.setdefault(node, {}).update(values)
     if lockstep:  # one image in flight at a time: deliver it reliably
         layered["face_detector"]["image_qos"] = "reliable"
     params = merge_params(names, load_params_file(params_file or default_params_file()),
