@@ -30,6 +30,10 @@ class TrainConfig:
     optimizer: str = "adamw"           # adamw | sgd (SGD with Nesterov momentum)
     momentum: float = 0.9              # sgd only
     label_smoothing: float = 0.0       # cross-entropy label smoothing
+    # float32 | mixed_bfloat16: compute in bfloat16, weights and saved models in float32.
+    # About 1.4-1.6x faster training on a CPU with AMX or AVX512-BF16 (Intel Sapphire Rapids),
+    # slower where bfloat16 is emulated (AVX2 only); the saved models are the same either way.
+    precision: str = "float32"
     early_stopping_patience: int = 12
     folds: int = 0                     # 0 = train on Training, validate on PublicTest
     seed: int = 1234
@@ -55,6 +59,7 @@ class TrainConfig:
             "optimizer": self.optimizer in {"adamw", "sgd"},
             "momentum": 0.0 <= self.momentum < 1.0,
             "label_smoothing": 0.0 <= self.label_smoothing < 1.0,
+            "precision": self.precision in {"float32", "mixed_bfloat16"},
             "teacher_weight": 0.0 <= self.teacher_weight <= 1.0,
             # the teacher saw all of Training: its outputs would carry each fold's validation
             # images into the targets

@@ -130,7 +130,7 @@ class _Checkpointer:
                 acc = float(logs.get("val_accuracy", -1.0))
                 if acc > self.best:
                     self.best = acc
-                    _save_atomically(model, out / "best.keras")
+                    _save_atomically(float32_copy(model, cfg), out / "best.keras")
                 _save_atomically(self.model, out / "last_wrapper.keras")
                 self.seconds = round(start_seconds + time.time() - self.t0, 1)
                 state = {"epoch": epoch + 1, "best_val_accuracy": self.best,
@@ -149,7 +149,13 @@ def build_trainer(cfg: TrainConfig):
     from .augment import build_augmenter
     from .models import INPUT_SHAPE, build_model
 
-    model = build_model(cfg.model, **cfg.model_args)
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(cfg.precision)
+    try:
+        model = build_model(cfg.model, **cfg.model_args)
+    finally:
+        keras.config.set_dtype_policy(previous)
+    # the augmenter stays float32 (its JPEG step needs it); the classifier casts its input
     wrapper = keras.Sequential([keras.Input(INPUT_SHAPE), build_augmenter(cfg.augment, cfg.seed),
                                 model], name="trainer")
     if cfg.optimizer == "sgd":
@@ -162,6 +168,22 @@ def build_trainer(cfg: TrainConfig):
     wrapper.compile(optimizer=opt, loss=loss,
                     metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")])
     return model, wrapper
+
+
+def float32_copy(model, cfg: TrainConfig):
+    """Return ``model`` itself when it computes in float32, else a float32 twin with its weights.
+
+    Under ``precision: mixed_bfloat16`` the variables are float32 already, so the copy is exact;
+    every saved classifier (best, last) is then a plain float32 model for evaluation, export
+    and the runtime, whatever precision trained it.
+    """
+    if cfg.precision == "float32":
+        return model
+    from .models import build_model
+
+    twin = build_model(cfg.model, **cfg.model_args)
+    twin.set_weights(model.get_weights())
+    return twin
 
 
 def init_from(model, path: str | Path) -> None:
@@ -236,7 +258,7 @@ def fit_one(cfg: TrainConfig, x_train: np.ndarray, y_train: np.ndarray, x_val: n
             state = json.loads(state_file.read_text())
             state["stopped_early"] = True
             state_file.write_text(json.dumps(state, indent=2))
-    _save_atomically(model, out / "last.keras")
+    _save_atomically(float32_copy(model, cfg), out / "last.keras")
     best_model = keras.models.load_model(out / "best.keras") if (out / "best.keras").exists() \
         else model
     probs = best_model.predict(x_val, batch_size=256, verbose=0)
@@ -326,9 +348,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--resume", action="store_true", help="continue from the run's last epoch")
     p.add_argument("--init-weights", help="start from this .keras model's weights; overrides "
                    "the config")
+    p.add_argument("--precision", choices=("float32", "mixed_bfloat16"),
+                   help="compute precision; overrides the config (mixed_bfloat16 pays where the "
+                   "CPU has AMX or AVX512-BF16)")
     a = p.parse_args(argv)
     overrides = {"data": a.data, "model": a.model, "epochs": a.epochs, "folds": a.folds,
-                 "limit": a.limit, "init_weights": a.init_weights}
+                 "limit": a.limit, "init_weights": a.init_weights, "precision": a.precision}
     try:
         if a.config:
             cfg = TrainConfig.from_yaml(a.config, **overrides)

@@ -145,6 +145,41 @@ def test_lr_schedule_warms_up_then_decays_to_one_percent() -> None:
     assert lrs[10] == pytest.approx(0.01)
 
 
+@pytest.mark.slow
+def test_bfloat16_training_saves_float32_models_that_match_it_and_resumes(
+        tmp_path: Path, npz_writer, capsys) -> None:
+    import keras
+
+    from emotion_training import train
+
+    npz = npz_writer(tmp_path / "d.npz", n_train=96, n_val=16, seed=6)
+    out = tmp_path / "run"
+    cfg = replace(_config(npz, epochs=2), precision="mixed_bfloat16")
+    train.run(cfg, out)
+    # the global policy is left as it was: nothing else in the process computes in bfloat16
+    assert keras.config.dtype_policy().name == "float32"
+    wrapper = keras.models.load_model(out / "last_wrapper.keras")
+    trained = wrapper.layers[-1]
+    assert trained.get_layer("block1a_conv").dtype_policy.compute_dtype == "bfloat16"
+    assert trained.get_layer("predictions").dtype_policy.compute_dtype == "float32"
+    faces = np.random.default_rng(1).random((8, 48, 48, 1), dtype=np.float32)
+    for name in ("best.keras", "last.keras"):
+        saved = keras.models.load_model(out / name)
+        assert {layer.dtype_policy.name for layer in saved.layers} == {"float32"}, name
+    last = keras.models.load_model(out / "last.keras")
+    # the float32 twin holds the trained weights: its outputs differ only by bfloat16 rounding
+    np.testing.assert_allclose(last.predict(faces, verbose=0),
+                               trained.predict(faces, verbose=0), atol=0.05)
+    for a, b in zip(last.get_weights(), trained.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    capsys.readouterr()
+    train.run(replace(cfg, epochs=3), out, resume=True)
+    assert "resuming from epoch 2" in capsys.readouterr().out
+    assert json.loads((out / "state.json").read_text())["epoch"] == 3
+    with pytest.raises(ValueError, match="precision"):
+        TrainConfig(precision="float16")
+
+
 def test_config_rejects_bad_values_and_unknown_keys(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="epochs"):
         TrainConfig(epochs=0)
