@@ -173,10 +173,13 @@ def _read_run(run_dir: Path | None, depth: int = 0) -> dict[str, Any]:
     if (run_dir / "config.yaml").is_file():
         cfg = file_names(yaml.safe_load((run_dir / "config.yaml").read_text()) or {}, ("data",))
         init = str(cfg.get("init_weights") or "")
-        if init:
-            parent = Path(init).parent
-            if depth < 5 and (parent / "config.yaml").is_file():
+        if init and depth < 5:
+            parent, card = Path(init).parent, Path(init).with_suffix(".model_card.json")
+            if (parent / "config.yaml").is_file():
                 info["started_from"] = _read_run(parent, depth + 1)
+            elif card.is_file():
+                # a shipped model (no run folder beside it): its card holds its stages
+                info["started_from"] = _run_from_card(card)
         for key in ("init_weights", "teacher"):  # models this run learned from: folder/file
             if cfg.get(key):
                 cfg[key] = f"{Path(str(cfg[key])).parent.name}/{Path(str(cfg[key])).name}"
@@ -187,6 +190,17 @@ def _read_run(run_dir: Path | None, depth: int = 0) -> dict[str, Any]:
         info["history_epochs"] = max(
             0, len((run_dir / "history.csv").read_text().strip().splitlines()) - 1)
     return info
+
+
+def _run_from_card(card_path: Path) -> dict[str, Any]:
+    """Return the stages a model card lists as a ``_read_run`` chain (last stage outermost)."""
+    training = json.loads(card_path.read_text()).get("training") or {}
+    chain: dict[str, Any] = {}
+    for stage in training.get("stages") or [training]:
+        chain = {"run_dir": stage.get("run_dir"), "config": stage.get("config"),
+                 "history_epochs": stage.get("epochs_logged"),
+                 **({"started_from": chain} if chain else {})}
+    return chain
 
 
 def _training_stages(run: dict[str, Any]) -> list[dict[str, Any]]:

@@ -185,6 +185,21 @@ def test_model_card_lists_every_stage_of_a_warm_started_model(tmp_path: Path) ->
     # a single run is one stage
     assert [s["run_dir"] for s in X._training_stages(X._read_run(stage1))] == ["stage1"]
 
+    # a run warm-started from a shipped model (a file with its card beside it, no run folder)
+    # lists the card's stages before its own
+    shipped = tmp_path / "models"
+    shipped.mkdir()
+    card = {"training": {"run_dir": "stage2", "stages": stages}}
+    (shipped / "net.model_card.json").write_text(json.dumps(card))
+    stage3 = tmp_path / "stage3"
+    stage3.mkdir()
+    (stage3 / "config.yaml").write_text(f"label_mode: fer\ninit_weights: {shipped / 'net.keras'}\n")
+    (stage3 / "history.csv").write_text("epoch,loss\n0,1\n")
+    stages3 = X._training_stages(X._read_run(stage3))
+    assert [s["run_dir"] for s in stages3] == ["stage1", "stage2", "stage3"]
+    assert [s["epochs_logged"] for s in stages3] == [40, 3, 1]
+    assert stages3[2]["config"]["init_weights"] == "models/net.keras"
+
 
 def test_an_ensemble_card_lists_each_members_training(tmp_path: Path,
                                                       tflite_converter: None) -> None:
