@@ -43,8 +43,6 @@ def build_model(name: str, input_shape: tuple[int, int, int] = INPUT_SHAPE,
         raise ValueError(f"input_shape must be (H, W, C) with positive sizes, got {input_shape}")
     if num_classes < 2:
         raise ValueError(f"num_classes must be >= 2, got {num_classes}")
-    # the softmax head is float32 under any global dtype policy: a mixed-precision network
-    # (TrainConfig.precision) keeps its probabilities and loss exact
     return _REGISTRY[name](input_shape=tuple(input_shape), num_classes=num_classes, **kwargs)
 
 
@@ -66,8 +64,7 @@ def seed_cnn(input_shape: tuple[int, int, int], num_classes: int,
             x = layers.SpatialDropout2D(spatial_dropout, name=f"block{block + 1}_drop")(x)
             x = layers.MaxPooling2D(2, name=f"block{block + 1}_pool")(x)
     x = layers.GlobalAveragePooling2D(name="gap")(x)
-    outputs = layers.Dense(num_classes, activation="softmax", name="predictions",
-                           dtype="float32")(x)
+    outputs = _softmax_head(x, num_classes)
     return keras.Model(inputs, outputs, name="seed_cnn")
 
 
@@ -85,9 +82,18 @@ def seed_cnn15(input_shape: tuple[int, int, int], num_classes: int) -> keras.Mod
     x = layers.Flatten(name="flatten")(x)
     x = layers.Dense(256, activation="relu", name="fc1")(x)
     x = layers.Dense(128, activation="relu", name="fc2")(x)
-    outputs = layers.Dense(num_classes, activation="softmax", name="predictions",
-                           dtype="float32")(x)
+    outputs = _softmax_head(x, num_classes)
     return keras.Model(inputs, outputs, name="seed_cnn15")
+
+
+def _softmax_head(x: keras.KerasTensor, num_classes: int) -> keras.KerasTensor:
+    """Return every model's output layer: a Dense softmax named ``predictions``.
+
+    It computes in float32 under any global dtype policy, so a mixed-precision network
+    (``TrainConfig.precision``) keeps its probabilities and loss exact.
+    """
+    return layers.Dense(num_classes, activation="softmax", name="predictions",
+                        dtype="float32")(x)
 
 
 def _conv_bn(x: keras.KerasTensor, filters: int, name: str) -> keras.KerasTensor:
@@ -121,6 +127,5 @@ def emotion_net(input_shape: tuple[int, int, int], num_classes: int, width: int 
             x = layers.SpatialDropout2D(0.1, name=f"block{block + 1}_drop")(x)
     x = layers.GlobalAveragePooling2D(name="gap")(x)
     x = layers.Dropout(dropout, name="dropout")(x)
-    outputs = layers.Dense(num_classes, activation="softmax", name="predictions",
-                           dtype="float32")(x)
+    outputs = _softmax_head(x, num_classes)
     return keras.Model(inputs, outputs, name="emotion_net")
