@@ -31,8 +31,9 @@ class TrainConfig:
     momentum: float = 0.9              # sgd only
     label_smoothing: float = 0.0       # cross-entropy label smoothing
     # float32 | mixed_bfloat16: compute in bfloat16, weights and saved models in float32.
-    # About 1.4-1.6x faster training on a CPU with AMX or AVX512-BF16 (lscpu flags amx_bf16, avx512_bf16),
-    # slower where bfloat16 is emulated (AVX2 only); the saved models are the same either way.
+    # About 1.4-1.6x faster training on a CPU with AMX or AVX512-BF16 (lscpu flags
+    # amx_bf16, avx512_bf16), slower where bfloat16 is emulated (AVX2 only); the saved
+    # models are the same either way.
     precision: str = "float32"
     early_stopping_patience: int = 12
     folds: int = 0                     # 0 = train on Training, validate on PublicTest

@@ -193,7 +193,8 @@ def test_model_card_lists_every_stage_of_a_warm_started_model(tmp_path: Path) ->
     (shipped / "net.model_card.json").write_text(json.dumps(card))
     stage3 = tmp_path / "stage3"
     stage3.mkdir()
-    (stage3 / "config.yaml").write_text(f"label_mode: fer\ninit_weights: {shipped / 'net.keras'}\n")
+    init = shipped / "net.keras"
+    (stage3 / "config.yaml").write_text(f"label_mode: fer\ninit_weights: {init}\n")
     (stage3 / "history.csv").write_text("epoch,loss\n0,1\n")
     stages3 = X._training_stages(X._read_run(stage3))
     assert [s["run_dir"] for s in stages3] == ["stage1", "stage2", "stage3"]
