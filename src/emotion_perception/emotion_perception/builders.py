@@ -115,7 +115,8 @@ def build_pipeline(detector_values: dict[str, Any], classifier: Any = None) -> F
     margin, offset = crop_framing(detector, detector_values)
     return FramePipeline(detector, classifier, tracker, crop_margin=margin,
                          max_faces=detector_values["max_faces"], crop_offset=offset,
-                         crop_align=bool(detector_values["crop_align"]))
+                         crop_align=bool(detector_values["crop_align"]),
+                         full_scan_every=int(detector_values["full_scan_every"]))
 
 
 def resolve_classifier_name(name: str, model_path: str) -> str:

@@ -70,3 +70,13 @@ def test_detector_table_prints_recall_beside_the_milliseconds():
     text = report({"detectors": results, "peak_rss_mb": 1.0})
     assert "recall %" in text and f"{100 * haar['recall']:.1f}" in text
     assert "portrait" in text
+    # the tracked rows: every moving frame timed and scored, region passes between full scans
+    tracked = results.get("default, tracked moving faces, full_scan_every 3 (default)")
+    if tracked is not None and "skipped" not in tracked:  # blazeface (the mediapipe wheel)
+        frames = tracked["frames"]
+        assert frames == 6 * results["_recall_frames"]["frames"] and tracked["ms"]["n"] == frames
+        assert tracked["scans"]["full"] + tracked["scans"]["regions"] == frames
+        assert tracked["scans"]["regions"] > 0 and 0.0 <= tracked["recall"] <= 1.0
+        every1 = results["default, tracked moving faces, full_scan_every 1"]
+        assert every1["scans"] == {"full": frames, "regions": 0}
+        assert "full_scan_every 3 (default)" in text

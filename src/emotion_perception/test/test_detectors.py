@@ -320,6 +320,33 @@ def test_blazeface_second_pass_finds_a_small_face_the_first_misses() -> None:
                           refine_accept=max(0.01, face.score - 0.05)).detect(canvas)) == 1
 
 
+def test_blazeface_detect_regions_refinds_faces_where_they_are_and_nowhere_else() -> None:
+    detector = _blazeface(input_side=256)
+    assert detector.detects_regions
+    frame, truth = synthetic_scene_with_boxes(2, t=0.4)
+    full = detector.detect(frame)
+    # a tracked box a little off the face (the face moved): the face is found where it is
+    moved = [Box(b.x + b.w // 8, b.y - b.h // 10, b.w, b.h) for b in truth]
+    empty = Box(5, 5, 60, 60)  # background only
+    found = detector.detect_regions(frame, [*moved, empty, Box(10, 10, 0, 0)])
+    assert len(found) == 4 and found[2] is None and found[3] is None
+    for face, box in zip(found[:2], truth):
+        assert face is not None and face.box.iou(box) > 0.5
+        assert _best_iou(full, face.box) > 0.6 and face.score >= detector.score_threshold
+        assert face.landmarks.shape == (6, 2) and face.box.clipped(640, 480) == face.box
+        right, left = face.eyes()
+        assert box.x < right[0] < left[0] < box.x + box.w
+    # a box whose centre has no face: the face beside it is not returned for it
+    (other,) = detector.detect_regions(frame, [Box(truth[0].x + truth[0].w, truth[0].y,
+                                                   truth[0].w, truth[0].h)])
+    assert other is None or _best_iou([other], truth[0]) < 0.3
+    assert detector.detect_regions(frame, []) == []
+    # detectors without regions say so
+    with pytest.raises(NotImplementedError, match="haar"):
+        HaarDetector().detect_regions(frame, truth)
+    assert not HaarDetector.detects_regions
+
+
 def test_blazeface_keypoints_turn_with_the_face() -> None:
     from emotion_perception.core.preprocessing import eye_roll
 

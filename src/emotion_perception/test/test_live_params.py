@@ -28,7 +28,7 @@ COVERED = {
                       "blazeface.model_path", "blazeface.input_side",
                       "blazeface.score_threshold", "blazeface.nms_threshold", "crop_offset",
                       "crop_align", "blazeface.refine_threshold", "blazeface.refine_max",
-                      "blazeface.refine_scale", "blazeface.refine_accept"},
+                      "blazeface.refine_scale", "blazeface.refine_accept", "full_scan_every"},
     "emotion_classifier": {"diagnostics_period", "max_image_pixels", "max_faces", "max_age",
                            "max_clock_offset"},
     "emotion_smoother": {"diagnostics_period", "max_faces", "max_age", "max_clock_offset",
@@ -211,6 +211,23 @@ def test_crop_margin_and_max_faces_apply(active):
     assert _set(node, crop_margin=0.4, max_faces=1).successful
     node._process(frame)
     assert len(out[-1].faces) == 1 and out[-1].faces[0].crop.width > width
+
+
+def test_full_scan_every_applies(active):
+    from emotion_perception.core.sample_input import synthetic_scene
+    from emotion_perception.nodes.convert import array_to_image
+
+    node, out = active("face_detector", detector="blazeface", max_age=0.0,
+                       full_scan_every=1, **{"tracking.min_hits": 1})
+    frame = array_to_image(synthetic_scene(2), "bgr8")
+    for _ in range(3):
+        node._process(frame)
+    assert node.pipeline.scans == {"full": 3, "regions": 0}
+    assert _set(node, full_scan_every=3).successful
+    for _ in range(3):
+        node._process(frame)
+    assert node.pipeline.scans == {"full": 4, "regions": 2}
+    assert all(len(msg.faces) == 2 for msg in out[-6:])
 
 
 def test_blazeface_parameters_rebuild_blazeface(active):

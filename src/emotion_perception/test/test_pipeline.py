@@ -293,6 +293,89 @@ def test_detect_passes_each_detections_keypoints_to_its_face() -> None:
         assert faces[1].landmarks is None
 
 
+class _Regions:
+    """Fake detector with regions: one face per entry of ``faces`` (changed by the test)."""
+
+    name = "regions"
+    detects_regions = True
+
+    def __init__(self, faces: list[Box]) -> None:
+        self.faces = faces
+        self.calls: list[str] = []
+
+    def detect(self, image):
+        self.calls.append("full")
+        return [FaceDetection(b, 0.9 - 0.1 * i) for i, b in enumerate(self.faces)]
+
+    def detect_regions(self, image, boxes):
+        self.calls.append("regions")
+        out = []
+        for box in boxes:
+            hit = [b for b in self.faces
+                   if box.x <= b.center[0] <= box.x + box.w and box.y <= b.center[1] <= box.y
+                   + box.h]
+            out.append(FaceDetection(hit[0], 0.8) if hit else None)
+        return out
+
+
+def test_full_scan_every_looks_near_the_tracks_between_full_scans() -> None:
+    frame = np.zeros((200, 300, 3), np.uint8)
+    det = _Regions([Box(10, 10, 40, 40), Box(150, 20, 50, 50)])
+    pipe = FramePipeline(det, None, FaceTracker(min_hits=1), full_scan_every=3)
+    ids = [[f.face_id for f in pipe.detect(frame)] for _ in range(7)]
+    assert det.calls == ["full", "regions", "regions"] * 2 + ["full"]
+    assert pipe.scans == {"full": 3, "regions": 4}
+    assert all(sorted(i) == [1, 2] for i in ids)  # the same two tracks throughout
+    # a face that moved away from its track: no frame without it, the full scan runs at once
+    det.calls.clear()
+    det.faces = [Box(10, 10, 40, 40), Box(200, 120, 50, 50)]
+    faces = pipe.detect(frame)
+    assert det.calls == ["regions", "full"]
+    assert {f.box for f in faces} == set(det.faces) and len(pipe.tracker.tracks) == 3
+    # a track that missed a frame (the old position, retiring): full scans until it is gone
+    det.calls.clear()
+    pipe.detect(frame)
+    assert det.calls == ["full"]
+    # two tracks on one face: the region passes return it once
+    det2 = _Regions([Box(10, 10, 40, 40)])
+    twin = FramePipeline(det2, None, FaceTracker(min_hits=1, min_iou=0.9), full_scan_every=5)
+    twin.tracker.update([FaceDetection(Box(12, 12, 40, 40), 0.9),
+                         FaceDetection(Box(14, 9, 40, 40), 0.9)])
+    twin._since_full_scan = 0
+    assert len(twin.detect(frame)) == 1 and det2.calls == ["regions"]
+    # full_scan_every 1, no tracker, or a detector without regions: every frame is a full scan
+    for pipe in (FramePipeline(_Regions([Box(10, 10, 40, 40)]), None, FaceTracker(min_hits=1)),
+                 FramePipeline(_Regions([Box(10, 10, 40, 40)]), None, None, full_scan_every=3)):
+        for _ in range(4):
+            pipe.detect(frame)
+        assert pipe.detector.calls == ["full"] * 4
+    plain = _Regions([Box(10, 10, 40, 40)])
+    plain.detects_regions = False
+    pipe = FramePipeline(plain, None, FaceTracker(min_hits=1), full_scan_every=3)
+    for _ in range(4):
+        pipe.detect(frame)
+    assert plain.calls == ["full"] * 4
+    with pytest.raises(ValueError, match="full_scan_every"):
+        FramePipeline(plain, None, full_scan_every=0)
+
+
+def test_full_scan_every_keeps_blazeface_on_the_demo_faces() -> None:
+    from emotion_perception.core.detectors.blazeface import BlazeFaceDetector
+    try:
+        every, scan = BlazeFaceDetector(), BlazeFaceDetector()
+    except FileNotFoundError as exc:  # the mediapipe wheel that carries the model is absent
+        pytest.skip(str(exc))
+    pipes = [FramePipeline(scan, None, FaceTracker()),
+             FramePipeline(every, None, FaceTracker(), full_scan_every=4)]
+    for _, frame in demo_frames(24, fps=15, n_faces=2):
+        a, b = (p.detect(frame) for p in pipes)
+        assert sorted(f.face_id for f in a) == sorted(f.face_id for f in b)
+        for face in a:
+            (twin,) = [f for f in b if f.face_id == face.face_id]
+            assert face.box.iou(twin.box) > 0.8
+    assert pipes[1].scans == {"full": 6, "regions": 18}
+
+
 def test_every_path_builds_its_crops_with_the_detectors_calibrated_framing() -> None:
     """Nodes, emotion_eval_bag and emotion_eval_detectors: one builder, one crop function."""
     from emotion_perception.bags.evaluate import build_pipeline as eval_pipeline, resolve_params

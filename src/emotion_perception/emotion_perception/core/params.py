@@ -151,6 +151,10 @@ DETECTOR = (
     Param("crop_align", True, "Turn each face upright along its eye keypoints before "
           "cropping (detectors with keypoints: blazeface, yunet; haar crops stay unrotated)."),
     Param("max_faces", 10, "At most this many faces per frame (largest first).", 1, 100),
+    Param("full_scan_every", 3, "Detect on the whole frame every this many frames; in "
+          "between, only around the tracked faces (one small tile each; blazeface), with a "
+          "whole-frame scan at once when a tracked face is not found there. A new face is "
+          "found within this many frames. 1 = the whole frame every frame.", 1, 1000),
     Param("tracking.min_iou", 0.3, "Tracker: overlap needed to continue a track.", 0.01, 1.0),
     Param("tracking.min_hits", 2, "Tracker: detections before a track is confirmed.", 1, 100),
     Param("tracking.max_misses", 5, "Tracker: missed frames before a track is retired.", 1, 1000),

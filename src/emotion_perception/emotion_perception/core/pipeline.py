@@ -19,7 +19,7 @@ from .classifiers.base import EmotionClassifier
 from .detectors.base import FaceDetector
 from .preprocessing import crop_face
 from .tracking import FaceTracker
-from .types import EmotionEstimate, TrackedFace, eye_points
+from .types import EmotionEstimate, FaceDetection, TrackedFace, eye_points
 
 
 def build_estimates(faces: Sequence[TrackedFace], probabilities: np.ndarray,
@@ -73,12 +73,21 @@ class FramePipeline:
     ``crop_eye_offset`` (not None) and keypoints, centred ``crop_eye_offset`` box sides below
     the eyes' midpoint instead of on the box (``crop_offset`` then unused).
     After each call ``timings`` holds the seconds spent in ``detect`` and ``classify``.
+
+    ``full_scan_every`` > 1, with a tracker and a detector that ``detects_regions``: between
+    full-frame scans, :meth:`detect` looks only around the live tracks' boxes (one small
+    tile each), and scans the whole frame every ``full_scan_every``-th frame, or at once when
+    a track was missed or a tile finds nothing (so a face lost to a region pass costs no
+    frame); a new face is found within ``full_scan_every`` frames. ``scans`` counts both.
+    1 = the whole frame every frame.
     """
 
     def __init__(self, detector: FaceDetector, classifier: EmotionClassifier | None,
                  tracker: FaceTracker | None = None, crop_margin: float = 0.1,
                  max_faces: int = 10, crop_offset: float = 0.0, crop_align: bool = False,
-                 crop_eye_offset: float | None = None) -> None:
+                 crop_eye_offset: float | None = None, full_scan_every: int = 1) -> None:
+        if int(full_scan_every) != full_scan_every or full_scan_every < 1:
+            raise ValueError(f"full_scan_every must be an integer >= 1, got {full_scan_every}")
         if not 0.0 <= crop_margin <= 1.0:
             raise ValueError(f"crop_margin must be in [0, 1], got {crop_margin}")
         if not -0.5 <= crop_offset <= 0.5:
@@ -93,6 +102,9 @@ class FramePipeline:
         self.crop_align = bool(crop_align)
         self.crop_eye_offset = None if crop_eye_offset is None else float(crop_eye_offset)
         self.max_faces = int(max_faces)
+        self.full_scan_every = int(full_scan_every)
+        self.scans = {"full": 0, "regions": 0}
+        self._since_full_scan = 0
         self.invalid_count = 0
         self.frames = 0
         self.last_tracked: list[TrackedFace] = []
@@ -105,7 +117,14 @@ class FramePipeline:
         are kept in ``last_tracked``.
         """
         start = time.perf_counter()
-        detections = [d for d in self.detector.detect(image_bgr) if d.box.area > 0]
+        detections = self._near_tracks(image_bgr)
+        if detections is None:
+            detections = [d for d in self.detector.detect(image_bgr) if d.box.area > 0]
+            self.scans["full"] += 1
+            self._since_full_scan = 0
+        else:
+            self.scans["regions"] += 1
+            self._since_full_scan += 1
         detections = detections[:self.max_faces]
         if self.tracker is None:
             tracked = [TrackedFace(face_id=0, box=d.box, score=float(d.score), confirmed=True)
@@ -118,6 +137,29 @@ class FramePipeline:
         self.frames += 1
         self.timings["detect"] = time.perf_counter() - start
         return [face for face in tracked if face.confirmed]
+
+    def _near_tracks(self, image: np.ndarray) -> list[FaceDetection] | None:
+        """Return the faces re-found around every live track, or None: scan the frame.
+
+        None when region passes are off or unsupported, a full scan is due, there is no
+        track, a track missed its last frame, or a tile found nothing. Faces re-found by two
+        tiles (two tracks on one face) count once, best first, as :meth:`detect` expects.
+        """
+        if (self.full_scan_every <= 1 or self.tracker is None
+                or not getattr(self.detector, "detects_regions", False)
+                or self._since_full_scan >= self.full_scan_every - 1):
+            return None
+        tracks = self.tracker.tracks
+        if not tracks or any(t.misses for t in tracks):
+            return None
+        found = self.detector.detect_regions(image, [t.box for t in tracks])
+        if any(face is None or face.box.area == 0 for face in found):
+            return None
+        unique: list[FaceDetection] = []
+        for face in sorted(found, key=lambda f: -f.score):
+            if all(face.box.iou(kept.box) <= 0.5 for kept in unique):
+                unique.append(face)
+        return unique
 
     def crops(self, image: np.ndarray, faces: Sequence[TrackedFace]) -> list[np.ndarray]:
         """Return the crop of every face (see the class docstring).

@@ -73,6 +73,7 @@ class FaceDetectorNode(PerceptionNode):
         pipeline.crop_margin, pipeline.crop_offset = crop_framing(pipeline.detector, values)
         pipeline.crop_align = bool(values["crop_align"])
         pipeline.max_faces = int(values["max_faces"])
+        pipeline.full_scan_every = int(values["full_scan_every"])
         self._publish_framing()
         if pipeline.tracker is not None:  # the same tracker: its tracks and ids go on
             for key, value in prefixed(values, "tracking").items():

@@ -12,15 +12,21 @@ the aligned crops rotate each face upright with the two eyes. Detectors without 
 keyword parameters only and raise ``ValueError`` naming the parameter when one is out of
 range, ``FileNotFoundError`` naming the file when a model file is missing. Third-party
 detectors register under the entry-point group ``emotion_perception.detectors``.
+
+Optional, for detectors that can look at parts of a frame for less work than at all of it
+(``blazeface``): ``detects_regions = True`` and ``detect_regions(image, boxes)``, which
+returns, for each box, the best face centred inside it or None. The pipeline uses it between
+full-frame scans to re-find faces it is already tracking (``full_scan_every``).
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from typing import Sequence
 
 import numpy as np
 
-from ..types import FaceDetection
+from ..types import Box, FaceDetection
 
 
 class FaceDetector(ABC):
@@ -33,7 +39,20 @@ class FaceDetector(ABC):
     #: parameter is -1 (the default); subclasses measure theirs with
     #: ``emotion_eval_detectors --calibrate`` on Training faces
     crop_framing: tuple[float, float] = (0.1, 0.0)
+    #: True when :meth:`detect_regions` is implemented
+    detects_regions: bool = False
 
     @abstractmethod
     def detect(self, image: np.ndarray) -> list[FaceDetection]:
         """Return the faces in ``image`` (uint8 gray or BGR), best first."""
+
+    def detect_regions(self, image: np.ndarray, boxes: Sequence[Box]
+                       ) -> list[FaceDetection | None]:
+        """Return, per box of ``image``, the best face centred inside it, or None.
+
+        Only detectors with ``detects_regions`` implement this; boxes are in ``image``'s
+        pixels, and each returned face is as :meth:`detect` would give it (frame pixels,
+        clipped, with keypoints where the detector has them).
+        """
+        raise NotImplementedError(f"detector {self.name or type(self).__name__!r} does not "
+                                  "detect in regions (detects_regions is False)")

@@ -40,6 +40,7 @@ import math
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Sequence
 
 import cv2
 import numpy as np
@@ -180,6 +181,7 @@ class BlazeFaceDetector(FaceDetector):
     """
 
     name = "blazeface"
+    detects_regions = True
 
     def __init__(self, model: str = "short", model_path: str = "", input_side: int = 256,
                  score_threshold: float = 0.5, nms_threshold: float = 0.3,
@@ -246,15 +248,26 @@ class BlazeFaceDetector(FaceDetector):
         self._input = np.full((1, side, side, 3), -1.0, np.float32)
         self._resize_flag = cv2.INTER_LINEAR
         self._lock = threading.Lock()
-        self._tile_interp = None
+        self._num_threads = int(num_threads)
+        self._tile_interp = None  # made on first use by the second pass or detect_regions
+        self._tile_anchors = make_anchors(self.spec, side, side)
+        self._tile_input = np.empty((1, side, side, 3), np.float32)
         if self.refine_max:
-            # the second pass runs the model at its own fixed square input on tiles: a second
-            # interpreter, so the main one keeps its frame-sized input allocated
-            self._tile_interp = load_interpreter(  # at the model's own square input
-                "BlazeFace model", path=self.path, num_threads=int(num_threads),
-                parameter="model_path")
-            self._tile_anchors = make_anchors(self.spec, side, side)
-            self._tile_input = np.empty((1, side, side, 3), np.float32)
+            self._tile_interpreter()  # load it now: a missing model fails at construction
+
+    def _tile_interpreter(self):
+        """Return the interpreter for tiles at the model's own square input (made once).
+
+        Tiles (the second pass, :meth:`detect_regions`) run on an interpreter of their own,
+        so the main one keeps its frame-sized input allocated.
+        """
+        if self._tile_interp is None:
+            from ..litert import load_interpreter
+
+            self._tile_interp = load_interpreter("BlazeFace model", path=self.path,
+                                                 num_threads=self._num_threads,
+                                                 parameter="model_path")
+        return self._tile_interp
 
     def _check_io(self) -> None:
         """Check the model's tensors for the current input shape; find the output indices."""
@@ -323,14 +336,15 @@ class BlazeFaceDetector(FaceDetector):
         points = raw[:, 4:_VALUES].reshape(-1, 6, 2) + anchors[:, None, :]
         return boxes, points, scores
 
-    def _refine(self, image: np.ndarray, box: np.ndarray
-                ) -> list[tuple[np.ndarray, np.ndarray, float]]:
-        """Run the model on an upscaled tile around a weak candidate (frame pixels).
+    def _tile(self, image: np.ndarray, box: np.ndarray, accept_logit: float
+              ) -> list[tuple[np.ndarray, np.ndarray, float]]:
+        """Run the model on a tile around ``box`` (x0, y0, x1, y1, frame pixels).
 
-        The tile is the square of ``refine_scale`` candidate box sides around the box
-        centre, resampled into the model's own input (black beyond the frame); what it
-        finds with a score >= ``refine_accept`` and centred inside the candidate's box is
-        returned in frame pixels.
+        The tile is the square of ``refine_scale`` box sides around the box centre,
+        resampled into the model's own input (black beyond the frame); what it finds with a
+        score logit >= ``accept_logit`` and centred inside ``box`` is returned in frame
+        pixels, best first. The second pass (weak candidates, ``refine_accept``) and
+        :meth:`detect_regions` (tracked faces, ``score_threshold``) both look this way.
         """
         side_in = self.spec.input_size
         cx, cy = (box[0] + box[2]) / 2.0, (box[1] + box[3]) / 2.0
@@ -347,10 +361,10 @@ class BlazeFaceDetector(FaceDetector):
         np.multiply(cv2.cvtColor(tile, code), 1.0 / 127.5, out=self._tile_input[0],
                     casting="unsafe")
         self._tile_input -= 1.0
-        self._tile_interp.set_tensor(self._in_index, self._tile_input)
-        self._tile_interp.invoke()
-        boxes, points, scores = self._decode(self._tile_interp, self._tile_anchors,
-                                             self._accept_logit)
+        interp = self._tile_interpreter()
+        interp.set_tensor(self._in_index, self._tile_input)
+        interp.invoke()
+        boxes, points, scores = self._decode(interp, self._tile_anchors, accept_logit)
         if not len(scores):
             return []
         offset = np.array([x0, y0])
@@ -370,7 +384,7 @@ class BlazeFaceDetector(FaceDetector):
         With ``refine_threshold`` > 0, a second pass looks again at the (up to
         ``refine_max``) best weak candidates, scored in [refine_threshold,
         score_threshold) and not overlapping a face already found: each is re-run on an
-        upscaled tile (:meth:`_refine`) and kept only if the tile scores it as a face.
+        upscaled tile (:meth:`_tile`) and kept only if the tile scores it as a face.
         """
         image = check_image(image)
         if image.ndim == 3 and image.shape[2] == 1:
@@ -396,25 +410,47 @@ class BlazeFaceDetector(FaceDetector):
                     if any(_iou(box, f[0]) > 0.0 for f in found):
                         continue
                     tried += 1
-                    for cand in self._refine(image, box):
+                    for cand in self._tile(image, box, self._accept_logit):
                         if not any(_iou(cand[0], f[0]) > self.nms_threshold for f in found):
                             found.append(cand)
-        if not found:
-            return []
         found.sort(key=lambda f: -f[2])
-        height, width = image.shape[:2]
-        faces = []
-        for box, pts, score in found:
-            x0, y0, x1, y1 = box
-            ix0, iy0 = int(round(x0)), int(round(y0))
-            full = Box(ix0, iy0, int(round(x1)) - ix0, int(round(y1)) - iy0).clipped(width,
-                                                                                     height)
-            if full.area == 0 or max(x1 - x0, y1 - y0) < self.min_size:
-                continue
-            faces.append(FaceDetection(box=full, score=float(min(1.0, max(0.0, score))),
-                                       landmarks=pts.astype(np.float32),
-                                       landmark_names=KEYPOINT_NAMES))
-        return faces
+        faces = (self._detection(image.shape, *f) for f in found)
+        return [face for face in faces if face is not None]
+
+    def detect_regions(self, image: np.ndarray, boxes: Sequence[Box]
+                       ) -> list[FaceDetection | None]:
+        """Return, per box, the best face centred inside it, or None (see the base class).
+
+        Each box is looked at on one tile of ``refine_scale`` box sides at the model's own
+        128x128 input (:meth:`_tile`), with the first pass's ``score_threshold``: about a
+        third of a full-frame pass at ``input_side`` 256, and a closer look at small faces.
+        """
+        image = check_image(image)
+        if image.ndim == 3 and image.shape[2] == 1:
+            image = image[:, :, 0]
+        out: list[FaceDetection | None] = []
+        with self._lock:
+            for box in boxes:
+                corners = np.array([box.x, box.y, box.x + box.w, box.y + box.h], np.float64)
+                found = self._tile(image, corners, self._min_logit) if box.area > 0 else []
+                faces = (self._detection(image.shape, *f) for f in found)
+                out.append(next((face for face in faces if face is not None), None))
+        return out
+
+    def _detection(self, shape: tuple[int, ...], box: np.ndarray, pts: np.ndarray,
+                   score: float) -> FaceDetection | None:
+        """Return a found face (frame pixels) as a clipped FaceDetection; None if dropped.
+
+        Dropped: a box with nothing left inside the frame, or smaller than ``min_size``.
+        """
+        height, width = shape[:2]
+        x0, y0, x1, y1 = box
+        ix0, iy0 = int(round(x0)), int(round(y0))
+        full = Box(ix0, iy0, int(round(x1)) - ix0, int(round(y1)) - iy0).clipped(width, height)
+        if full.area == 0 or max(x1 - x0, y1 - y0) < self.min_size:
+            return None
+        return FaceDetection(box=full, score=float(min(1.0, max(0.0, score))),
+                             landmarks=pts.astype(np.float32), landmark_names=KEYPOINT_NAMES)
 
 
 def _iou(a: np.ndarray, b: np.ndarray) -> float:
