@@ -227,6 +227,8 @@ def test_full_scan_every_applies(active):
     for _ in range(3):
         node._process(frame)
     assert node.pipeline.scans == {"full": 4, "regions": 2}
+    extra = node.diagnostics_extra()
+    assert (extra["full_scans"], extra["region_scans"]) == (4, 2)
     assert all(len(msg.faces) == 2 for msg in out[-6:])
 
 

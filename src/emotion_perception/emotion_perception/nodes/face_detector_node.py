@@ -107,8 +107,10 @@ class FaceDetectorNode(PerceptionNode):
                 self._framing_sent = text
 
     def diagnostics_extra(self) -> dict[str, Any]:
-        """Add the detector name and face count."""
-        return {"detector": self.values["detector"], "faces_published": self.faces_published}
+        """Add the detector name, face count and the frames scanned whole / near tracks."""
+        scans = self.pipeline.scans if self.pipeline is not None else {}
+        return {"detector": self.values["detector"], "faces_published": self.faces_published,
+                "full_scans": scans.get("full", 0), "region_scans": scans.get("regions", 0)}
 
     def _on_image(self, msg: Image) -> None:
         """Validate the image's fields, then hand it to the worker (newest wins)."""
