@@ -341,6 +341,12 @@ def test_blazeface_detect_regions_refinds_faces_where_they_are_and_nowhere_else(
                                                    truth[0].w, truth[0].h)])
     assert other is None or _best_iou([other], truth[0]) < 0.3
     assert detector.detect_regions(frame, []) == []
+    # a 128x128 tile against the 256x192 input of a 640x480 frame: a third of the work
+    assert detector.region_cost(frame.shape) == pytest.approx(128 * 128 / (256 * 192))
+    assert _blazeface(input_side=192).region_cost((480, 640)) == pytest.approx(
+        128 * 128 / (144 * 192))
+    assert _blazeface(model="full").region_cost((480, 640)) == 1.0
+    assert HaarDetector().region_cost((480, 640)) == 0.0
     # detectors without regions say so
     with pytest.raises(NotImplementedError, match="haar"):
         HaarDetector().detect_regions(frame, truth)

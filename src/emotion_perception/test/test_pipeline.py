@@ -357,6 +357,14 @@ def test_full_scan_every_looks_near_the_tracks_between_full_scans() -> None:
     assert plain.calls == ["full"] * 4
     with pytest.raises(ValueError, match="full_scan_every"):
         FramePipeline(plain, None, full_scan_every=0)
+    # tiles that would cost a full scan or more: full scans (0.4 a tile: 2 tracks yes, 3 no)
+    for n, expected in ((2, ["full", "regions"]), (3, ["full", "full"])):
+        costly = _Regions([Box(10 + 60 * i, 10, 40, 40) for i in range(n)])
+        costly.region_cost = lambda shape: 0.4
+        pipe = FramePipeline(costly, None, FaceTracker(min_hits=1), full_scan_every=3)
+        pipe.detect(frame)
+        pipe.detect(frame)
+        assert costly.calls == expected, n
 
 
 def test_full_scan_every_keeps_blazeface_on_the_demo_faces() -> None:

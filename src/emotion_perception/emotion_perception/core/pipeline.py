@@ -76,10 +76,10 @@ class FramePipeline:
 
     ``full_scan_every`` > 1, with a tracker and a detector that ``detects_regions``: between
     full-frame scans, :meth:`detect` looks only around the live tracks' boxes (one small
-    tile each), and scans the whole frame every ``full_scan_every``-th frame, or at once when
-    a track was missed or a tile finds nothing (so a face lost to a region pass costs no
-    frame); a new face is found within ``full_scan_every`` frames. ``scans`` counts both.
-    1 = the whole frame every frame.
+    tile each, while that is less work than a full scan), and scans the whole frame every
+    ``full_scan_every``-th frame, or at once when a track was missed or a tile finds nothing
+    (so a face lost to a region pass costs no frame); a new face is found within
+    ``full_scan_every`` frames. ``scans`` counts both. 1 = the whole frame every frame.
     """
 
     def __init__(self, detector: FaceDetector, classifier: EmotionClassifier | None,
@@ -142,7 +142,8 @@ class FramePipeline:
         """Return the faces re-found around every live track, or None: scan the frame.
 
         None when region passes are off or unsupported, a full scan is due, there is no
-        track, a track missed its last frame, or a tile found nothing. Faces re-found by two
+        track, a track missed its last frame, the tiles would cost a full scan or more
+        (``region_cost`` times the tracks >= 1), or a tile found nothing. Faces re-found by two
         tiles (two tracks on one face) count once, best first, as :meth:`detect` expects.
         """
         if (self.full_scan_every <= 1 or self.tracker is None
@@ -152,6 +153,9 @@ class FramePipeline:
         tracks = self.tracker.tracks
         if not tracks or any(t.misses for t in tracks):
             return None
+        cost = getattr(self.detector, "region_cost", None)
+        if cost is not None and len(tracks) * cost(image.shape) >= 1.0:
+            return None  # as much work as a full scan, or more
         found = self.detector.detect_regions(image, [t.box for t in tracks])
         if any(face is None or face.box.area == 0 for face in found):
             return None

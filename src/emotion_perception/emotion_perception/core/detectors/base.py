@@ -15,8 +15,10 @@ detectors register under the entry-point group ``emotion_perception.detectors``.
 
 Optional, for detectors that can look at parts of a frame for less work than at all of it
 (``blazeface``): ``detects_regions = True`` and ``detect_regions(image, boxes)``, which
-returns, for each box, the best face centred inside it or None. The pipeline uses it between
-full-frame scans to re-find faces it is already tracking (``full_scan_every``).
+returns, for each box, the best face centred inside it or None, and ``region_cost(shape)``,
+the work of one box relative to one ``detect`` on an image of that shape. The pipeline uses
+it between full-frame scans to re-find faces it is already tracking (``full_scan_every``),
+while the tracks times that cost stay below one full scan.
 """
 
 from __future__ import annotations
@@ -56,3 +58,10 @@ class FaceDetector(ABC):
         """
         raise NotImplementedError(f"detector {self.name or type(self).__name__!r} does not "
                                   "detect in regions (detects_regions is False)")
+
+    def region_cost(self, image_shape: Sequence[int]) -> float:
+        """Return the work of one :meth:`detect_regions` box relative to one :meth:`detect`.
+
+        For an image of ``image_shape`` (H, W[, C]); 0 = negligible (the default).
+        """
+        return 0.0
