@@ -112,7 +112,10 @@ def our_pipeline(params_file: str = "", overrides: dict | None = None) -> tuple[
     model = Path(str(getattr(pipeline.classifier, "path", clf["model_path"] or "?"))).name
     tta = ", mirror TTA" if clf["tta_mirror"] else ""
     crops = "aligned crops" if pipeline.crop_align else "crops"
-    tracking = f"tracking (min_hits {det['tracking.min_hits']})"
+    tracking = f"tracking (min_hits {det['tracking.min_hits']}"
+    if pipeline.full_scan_every > 1 and getattr(pipeline.detector, "detects_regions", False):
+        tracking += f", full scan every {pipeline.full_scan_every}"
+    tracking += ")"
     return pipeline, f"ours: {name}{setting} + {tracking} + {crops} + {model}{tta}"
 
 
@@ -359,7 +362,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"side by side on {clip} ...", file=sys.stderr, flush=True)
     # stills are unrelated frames: a track would never see a face twice, so with the default
     # min_hits 2 nothing would be classified; every detection is classified at once instead
-    overrides = {"face_detector": {"tracking.min_hits": 1}} if a.clip == "scenes" else None
+    # (and no still shows a face where the last one did: no region passes between full scans)
+    overrides = ({"face_detector": {"tracking.min_hits": 1, "full_scan_every": 1}}
+                 if a.clip == "scenes" else None)
     results = {"machine": cpu_description(), "clip": clip, "date": time.strftime("%Y-%m-%d %H:%M"),
                "side_by_side": side_by_side(frames, a.peer_python, a.rounds, a.peer_script,
                                             kwargs, a.params_file, a.timeout, overrides)}

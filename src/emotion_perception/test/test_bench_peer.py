@@ -98,7 +98,7 @@ def test_a_peer_that_cannot_run_is_reported_as_skipped(tmp_path, frames, monkeyp
     assert bench_peer.main(["--frames", "2", "--rounds", "1"]) == 0
     out = capsys.readouterr().out
     assert "peer row skipped: no --peer-python given" in out and "ours: blazeface" in out
-    assert "tracking (min_hits 2)" in out  # the parameter file's default
+    assert "tracking (min_hits 2, full scan every 3)" in out  # the parameter file's default
 
 
 def test_clips_demo_scenes_and_a_video_file(tmp_path, capsys):
