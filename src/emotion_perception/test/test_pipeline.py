@@ -332,13 +332,20 @@ def test_full_scan_every_looks_near_the_tracks_between_full_scans() -> None:
     faces = pipe.detect(frame)
     assert det.calls == ["regions", "full"]
     assert {f.box for f in faces} == set(det.faces) and len(pipe.tracker.tracks) == 3
+    # a face centred in a track's box but not overlapping it enough to be its face (another
+    # face there, as in a bag of stills): a full scan
+    big = _Regions([Box(0, 0, 120, 120)])
+    cut = FramePipeline(big, None, FaceTracker(min_hits=1), full_scan_every=3)
+    cut.tracker.update([FaceDetection(Box(45, 45, 30, 30), 0.9)])  # IoU 0.06 with the face
+    cut.detect(frame)
+    assert big.calls == ["regions", "full"]
     # a track that missed a frame (the old position, retiring): full scans until it is gone
     det.calls.clear()
     pipe.detect(frame)
     assert det.calls == ["full"]
     # two tracks on one face: the region passes return it once
     det2 = _Regions([Box(10, 10, 40, 40)])
-    twin = FramePipeline(det2, None, FaceTracker(min_hits=1, min_iou=0.9), full_scan_every=5)
+    twin = FramePipeline(det2, None, FaceTracker(min_hits=1), full_scan_every=5)
     twin.tracker.update([FaceDetection(Box(12, 12, 40, 40), 0.9),
                          FaceDetection(Box(14, 9, 40, 40), 0.9)])
     twin._since_full_scan = 0

@@ -143,7 +143,8 @@ class FramePipeline:
 
         None when region passes are off or unsupported, a full scan is due, there is no
         track, a track missed its last frame, the tiles would cost a full scan or more
-        (``region_cost`` times the tracks >= 1), or a tile found nothing. Faces re-found by two
+        (``region_cost`` times the tracks >= 1), or a tile found nothing overlapping its
+        track's box by the tracker's ``min_iou``. Faces re-found by two
         tiles (two tracks on one face) count once, best first, as :meth:`detect` expects.
         """
         if (self.full_scan_every <= 1 or self.tracker is None
@@ -157,7 +158,10 @@ class FramePipeline:
         if cost is not None and len(tracks) * cost(image.shape) >= 1.0:
             return None  # as much work as a full scan, or more
         found = self.detector.detect_regions(image, [t.box for t in tracks])
-        if any(face is None or face.box.area == 0 for face in found):
+        # each track's face found again where the tracker would match it (overlapping its box
+        # by min_iou): else another face may have come there (a cut, a bag of stills)
+        if any(face is None or face.box.iou(t.box) < self.tracker.min_iou
+               for face, t in zip(found, tracks)):
             return None
         unique: list[FaceDetection] = []
         for face in sorted(found, key=lambda f: -f.score):
