@@ -134,8 +134,9 @@ DETECTOR = (
           0.0, 0.99),
     Param("blazeface.refine_max", 2, "BlazeFace: at most this many second-pass tiles per "
           "frame (each one more network run, at the model's own input size).", 0, 16),
-    Param("blazeface.refine_scale", 2.0, "BlazeFace: second-pass tile side in candidate box "
-          "sides.", 1.0, 8.0),
+    Param("blazeface.refine_scale", 2.0, "BlazeFace: tile side in box sides, for the second "
+          "pass and for the looks near tracked faces between full scans (full_scan_every).",
+          1.0, 8.0),
     Param("blazeface.refine_accept", 0.7, "BlazeFace: score a face found on a second-pass "
           "tile needs to be kept (higher: fewer false faces, fewer small faces found).",
           0.01, 0.99),
