@@ -145,6 +145,7 @@ def bench_detectors(repeat: int, yunet_model: str, recall_npz: str = "",
     """
     from .bags.scenes import make_scenes
     from .core import plugins
+    from .core.params import merge_params
     from .core.sample_input import synthetic_scene
 
     frame = synthetic_scene(1, size=(480, 640))
@@ -186,9 +187,10 @@ def bench_detectors(repeat: int, yunet_model: str, recall_npz: str = "",
         det = detectors.get(label)
         out[label] = skipped[label] if det is None else {"ms": _pct(samples[label]),
                                                          **detector_recall(det, scenes)}
-    for every in (1, 3):
+    default = merge_params(["face_detector"])["face_detector"]["full_scan_every"]
+    for every in (1, default):
         label = (f"default, tracked moving faces, full_scan_every {every}"
-                 + (" (default)" if every == 3 else ""))
+                 + (" (default)" if every == default else ""))
         try:
             out[label] = tracked_detector(every, scenes)
         except (OSError, ValueError, RuntimeError) as exc:

@@ -113,7 +113,7 @@ def our_pipeline(params_file: str = "", overrides: dict | None = None) -> tuple[
     tta = ", mirror TTA" if clf["tta_mirror"] else ""
     crops = "aligned crops" if pipeline.crop_align else "crops"
     tracking = f"tracking (min_hits {det['tracking.min_hits']}"
-    if pipeline.full_scan_every > 1 and getattr(pipeline.detector, "detects_regions", False):
+    if pipeline.region_passes:
         tracking += f", full scan every {pipeline.full_scan_every}"
     tracking += ")"
     return pipeline, f"ours: {name}{setting} + {tracking} + {crops} + {model}{tta}"

@@ -138,6 +138,15 @@ class FramePipeline:
         self.timings["detect"] = time.perf_counter() - start
         return [face for face in tracked if face.confirmed]
 
+    @property
+    def region_passes(self) -> bool:
+        """Return whether frames between full scans look only near the tracks (see above).
+
+        True with ``full_scan_every`` > 1, a tracker and a detector that ``detects_regions``.
+        """
+        return (self.full_scan_every > 1 and self.tracker is not None
+                and bool(getattr(self.detector, "detects_regions", False)))
+
     def _near_tracks(self, image: np.ndarray) -> list[FaceDetection] | None:
         """Return the faces re-found around every live track, or None: scan the frame.
 
@@ -147,9 +156,7 @@ class FramePipeline:
         track's box by the tracker's ``min_iou``. Faces re-found by two
         tiles (two tracks on one face) count once, best first, as :meth:`detect` expects.
         """
-        if (self.full_scan_every <= 1 or self.tracker is None
-                or not getattr(self.detector, "detects_regions", False)
-                or self._since_full_scan >= self.full_scan_every - 1):
+        if not self.region_passes or self._since_full_scan >= self.full_scan_every - 1:
             return None
         tracks = self.tracker.tracks
         if not tracks or any(t.misses for t in tracks):

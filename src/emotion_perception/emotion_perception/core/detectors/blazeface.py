@@ -386,9 +386,7 @@ class BlazeFaceDetector(FaceDetector):
         score_threshold) and not overlapping a face already found: each is re-run on an
         upscaled tile (:meth:`_tile`) and kept only if the tile scores it as a face.
         """
-        image = check_image(image)
-        if image.ndim == 3 and image.shape[2] == 1:
-            image = image[:, :, 0]
+        image = _checked(image)
         with self._lock:
             scale = self._prepare(image)
             self._interp.set_tensor(self._in_index, self._input)
@@ -425,9 +423,7 @@ class BlazeFaceDetector(FaceDetector):
         128x128 input (:meth:`_tile`), with the first pass's ``score_threshold``: about a
         third of a full-frame pass at ``input_side`` 256, and a closer look at small faces.
         """
-        image = check_image(image)
-        if image.ndim == 3 and image.shape[2] == 1:
-            image = image[:, :, 0]
+        image = _checked(image)
         out: list[FaceDetection | None] = []
         with self._lock:
             for box in boxes:
@@ -467,6 +463,12 @@ class BlazeFaceDetector(FaceDetector):
             return None
         return FaceDetection(box=full, score=float(min(1.0, max(0.0, score))),
                              landmarks=pts.astype(np.float32), landmark_names=KEYPOINT_NAMES)
+
+
+def _checked(image: np.ndarray) -> np.ndarray:
+    """Return ``image`` checked (:func:`check_image`), an (H, W, 1) one as (H, W)."""
+    image = check_image(image)
+    return image[:, :, 0] if image.ndim == 3 and image.shape[2] == 1 else image
 
 
 def _iou(a: np.ndarray, b: np.ndarray) -> float:
