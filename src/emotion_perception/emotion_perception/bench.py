@@ -202,6 +202,10 @@ def bench_detectors(repeat: int, yunet_model: str, recall_npz: str = "",
     return out
 
 
+#: the model file of the shipped ``accurate`` preset (config/accurate.yaml)
+ACCURATE_MODEL = "emotion_net_ensemble_int8.tflite"
+
+
 def bench_classifiers(models: Path, repeat: int) -> dict[str, Any]:
     """Classifier ms/face at batch 1 and 4 per runtime, with per-face model.predict baseline."""
     from .core.classifiers.tflite_classifier import TFLiteClassifier
@@ -222,8 +226,10 @@ def bench_classifiers(models: Path, repeat: int) -> dict[str, Any]:
             lambda x: [model.predict(x[i:i + 1], verbose=0) for i in range(len(x))]
         runtimes["keras_eager"] = lambda x: model(x, training=False)
         runtimes["keras_tf_function"] = compiled.predict
-    for kind in ("float32", "float16", "int8"):
-        path = models / f"emotion_net_{kind}.tflite"
+    for kind in ("float32", "float16", "int8", "ensemble_int8"):
+        # ensemble_int8: the ``accurate`` preset's model (config/accurate.yaml), where shipped
+        path = models / (f"emotion_net_{kind}.tflite" if kind != "ensemble_int8"
+                         else ACCURATE_MODEL)
         if path.is_file():
             clf = TFLiteClassifier(str(path), num_threads=2)
             runtimes[f"tflite_{kind}"] = clf.predict
@@ -276,6 +282,16 @@ def feed_at_rate(graph, frames: list[np.ndarray], fps: float, seconds: float
     return res
 
 
+def _preset_shipped(preset: str) -> bool:
+    from .graph import preset_file
+
+    try:
+        preset_file(preset)
+    except FileNotFoundError:
+        return False
+    return True
+
+
 def bench_graph(seconds: float, classifier: str) -> dict[str, Any]:
     """End-to-end figures of the real graph over DDS with 1 and 4 faces, ours vs naive."""
     import rclpy
@@ -290,14 +306,22 @@ def bench_graph(seconds: float, classifier: str) -> dict[str, Any]:
                 "emotion_classifier": {"classifier": classifier}}
         settings = {  # name: (preset, overrides)
             "ours": ("", ours),
+            # the same with both mirror views every frame (tta_mirror_over_time off): what
+            # spreading them over a track's frames saves
+            "ours_both_views": ("", {**ours, "emotion_classifier": {
+                **ours["emotion_classifier"], "tta_mirror_over_time": False}}),
             # the shipped low_cpu preset layered over the defaults (config/low_cpu.yaml)
             "low_cpu": ("low_cpu", ours),
+            # the shipped accurate preset: the ensemble model (config/accurate.yaml)
+            "accurate": ("accurate", ours),
             # the naive graph: Haar at full resolution (the old default detector) + Keras
             "baseline": ("", {"face_detector": {"detector": "haar", "max_side": 0,
                                                 "tracking.min_hits": 1},
                               "emotion_classifier": {"classifier": "keras"}}),
         }
         for name, (preset, overrides) in settings.items():
+            if preset and not _preset_shipped(preset):
+                continue
             graph = ProbedGraph(namespace=f"/bench_{name}", overrides=overrides, preset=preset)
             try:
                 graph.wait_ready()

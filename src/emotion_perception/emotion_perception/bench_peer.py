@@ -110,7 +110,8 @@ def our_pipeline(params_file: str = "", overrides: dict | None = None) -> tuple[
     setting = (f" input_side {det['blazeface.input_side']}" if name == "blazeface"
                else f" max_side {det['max_side']}" if name in ("haar", "yunet") else "")
     model = Path(str(getattr(pipeline.classifier, "path", clf["model_path"] or "?"))).name
-    tta = ", mirror TTA" if clf["tta_mirror"] else ""
+    tta = (", mirror TTA over frames" if pipeline.over_time is not None
+           else ", mirror TTA" if clf["tta_mirror"] else "")
     crops = "aligned crops" if pipeline.crop_align else "crops"
     tracking = f"tracking (min_hits {det['tracking.min_hits']}"
     if pipeline.region_passes:

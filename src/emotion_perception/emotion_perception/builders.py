@@ -13,6 +13,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from .core import plugins
+from .core.mirror_over_time import MirrorOverTime
 from .core.pipeline import FramePipeline
 from .core.tracking import FaceTracker
 from .core.types import EmotionEstimate
@@ -143,6 +144,18 @@ def build_classifier(values: dict[str, Any]) -> Any:
     classifier.tta_mirror = bool(values["tta_mirror"])
     classifier.tta_shift = int(values["tta_shift"])
     return classifier
+
+
+def build_over_time(classifier: Any, values: dict[str, Any]) -> MirrorOverTime | None:
+    """Return the MirrorOverTime the emotion_classifier parameters ask for, or None.
+
+    Only with ``tta_mirror`` and ``tta_mirror_over_time`` on and ``tta_shift`` 0 (shift views
+    are not spread over frames).
+    """
+    if values["tta_mirror"] and values["tta_mirror_over_time"] and MirrorOverTime.applies(
+            classifier):
+        return MirrorOverTime()
+    return None
 
 
 def build_smoother(values: dict[str, Any]) -> Any:

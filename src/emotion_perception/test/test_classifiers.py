@@ -205,6 +205,24 @@ def test_find_model_order(lookup_dirs: tuple[Path, Path], tmp_path: Path) -> Non
     assert find_model("m.keras", str(explicit)) == explicit.resolve()
 
 
+def test_find_model_takes_a_bare_name_as_a_shipped_model(lookup_dirs: tuple[Path, Path],
+                                                         tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    share, source = lookup_dirs
+    monkeypatch.chdir(tmp_path)
+    (source / "other.tflite").write_bytes(b"x")
+    assert find_model("m.keras", "other.tflite") == source / "other.tflite"
+    (share / "other.tflite").write_bytes(b"x")
+    assert find_model("m.keras", "other.tflite") == share / "other.tflite"
+    (tmp_path / "other.tflite").write_bytes(b"x")  # a file in the working directory wins
+    assert find_model("m.keras", "other.tflite") == (tmp_path / "other.tflite").resolve()
+    with pytest.raises(FileNotFoundError, match="nor in the shipped models") as info:
+        find_model("m.keras", "absent.tflite")
+    assert str(share) in str(info.value)
+    with pytest.raises(FileNotFoundError, match="does not exist; set"):  # a path: no lookup
+        find_model("m.keras", "sub/other.tflite")
+
+
 def test_find_model_errors(lookup_dirs: tuple[Path, Path], tmp_path: Path) -> None:
     share, source = lookup_dirs
     with pytest.raises(FileNotFoundError, match="model_path") as info:

@@ -20,6 +20,10 @@ from emotion_perception.core.sample_input import astronaut_face
 MODELS = Path(__file__).resolve().parents[1] / "models"
 NET_CARD = json.loads((MODELS / "emotion_net.model_card.json").read_text())
 LSTM_CARD = json.loads((MODELS / "emotion_lstm.model_card.json").read_text())
+#: every classifier's card: the live default's and the ``accurate`` ensemble's where shipped
+CLASSIFIER_CARDS = {p.name.split(".")[0]: json.loads(p.read_text())
+                    for p in sorted(MODELS.glob("*.model_card.json"))
+                    if p.name != "emotion_lstm.model_card.json"}
 HAPPY = CLASS_NAMES.index("happy")
 
 
@@ -28,8 +32,8 @@ def _sha256(path: Path) -> str:
 
 
 def _shipped_classifier_formats() -> list[tuple[str, dict]]:
-    return [(name, entry) for name, entry in NET_CARD["formats"].items()
-            if (MODELS / entry["file"]).is_file()]
+    return [(f"{card_name}:{name}", entry) for card_name, card in CLASSIFIER_CARDS.items()
+            for name, entry in card["formats"].items() if (MODELS / entry["file"]).is_file()]
 
 
 def test_every_shipped_model_file_has_a_card_entry_with_its_sha256() -> None:
@@ -43,16 +47,19 @@ def test_every_shipped_model_file_has_a_card_entry_with_its_sha256() -> None:
         assert _sha256(MODELS / name) == sha, f"{name} differs from the file its card describes"
 
 
-def test_cards_name_the_runtime_class_order_and_interface() -> None:
-    assert NET_CARD["class_order"] == list(CLASS_NAMES)
-    assert NET_CARD["input"]["shape"][1:] == [48, 48, 1]
-    assert NET_CARD["output"]["shape"][1:] == [len(CLASS_NAMES)]
+@pytest.mark.parametrize("card", sorted(CLASSIFIER_CARDS))
+def test_cards_name_the_runtime_class_order_and_interface(card: str) -> None:
+    net = CLASSIFIER_CARDS[card]
+    assert net["class_order"] == list(CLASS_NAMES)
+    assert net["input"]["shape"][1:] == [48, 48, 1]
+    assert net["output"]["shape"][1:] == [len(CLASS_NAMES)]
     assert "classes" in LSTM_CARD["output"] and str(list(CLASS_NAMES)) in LSTM_CARD["output"]
 
 
 @pytest.mark.parametrize("fmt", [name for name, _ in _shipped_classifier_formats()])
 def test_shipped_classifier_reads_the_smiling_demo_face_as_happy(fmt: str) -> None:
-    entry = NET_CARD["formats"][fmt]
+    card, name = fmt.split(":")
+    entry = CLASSIFIER_CARDS[card]["formats"][name]
     path = MODELS / entry["file"]
     if path.suffix == ".tflite":
         from emotion_perception.core.classifiers.tflite_classifier import TFLiteClassifier

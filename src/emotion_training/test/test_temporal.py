@@ -141,6 +141,7 @@ def test_config_yaml_matches_the_dataclasses(tmp_path) -> None:
     cfg = T.TemporalConfig.from_yaml(shipped)
     assert cfg.lstm.window == 16 and cfg.sequences.occlusion_frames == (3, 10)
     assert cfg.tta_mirror is True  # as the live classifier's default
+    assert cfg.tta_mirror_over_time is True
     with pytest.raises(ValueError, match="tta_mirror"):
         T.TemporalConfig(tta_mirror="yes")
     assert cfg.tta_shift == 0
@@ -301,3 +302,46 @@ def test_file_classifier_runs_keras_and_tflite_and_mirror_tta(tmp_path,
     np.testing.assert_allclose(shifted, np.reshape(views, (10, 5, 7)).mean(0), atol=1e-5)
     with pytest.raises(FileNotFoundError, match="absent"):
         T.file_classifier(tmp_path / "absent.tflite")
+
+
+def test_over_time_sequences_match_the_live_classifiers_spread_mirror_tta(tmp_path):
+    """The sequences the LSTM learns from spread mirror TTA over frames as the live node does."""
+    from emotion_perception.core.classifiers.base import EmotionClassifier
+    from emotion_perception.core.mirror_over_time import MirrorOverTime
+    from emotion_perception.core.preprocessing import preprocess_faces
+
+    model = tiny_cnn(seed=4)
+    model.save(tmp_path / "cnn.keras")
+    rng = np.random.default_rng(2)
+    # two faces, each over 4 frames with a little noise; the second track switches to the
+    # first face at its 3rd frame (a cut: both views again, as live)
+    base = rng.integers(0, 256, (2, 48, 48)).astype(np.float32)
+    which = [0, 0, 0, 0, 1, 1, 0, 0]
+    crops = [np.clip(base[w] + rng.normal(0, 8, (48, 48)), 0, 255).astype(np.uint8)
+             for w in which]
+    batch = preprocess_faces(crops)
+    spread = T.file_classifier(tmp_path / "cnn.keras", tta_mirror=True,
+                               over_time_frames=4)(batch).reshape(2, 4, 7)
+
+    class Live(EmotionClassifier):
+        tta_mirror = True
+
+        calls: list[int] = []
+
+        def predict(self, x):
+            self.calls.append(len(x))
+            return model.predict_on_batch(x)
+
+    live, mot = Live(), MirrorOverTime()
+    for s in range(2):  # two tracks, one after the other
+        for t in range(4):
+            probs, valid = mot.classify(live, [crops[4 * s + t]], [("", s + 1)], [t / 15.0])
+            assert valid.all()
+            np.testing.assert_allclose(probs[0], spread[s, t], atol=1e-5)
+    full = T.file_classifier(tmp_path / "cnn.keras", tta_mirror=True)(batch).reshape(2, 4, 7)
+    np.testing.assert_allclose(spread[:, 0], full[:, 0], atol=1e-6)  # a new track: both views
+    np.testing.assert_allclose(spread[1, 2], full[1, 2], atol=1e-6)  # the cut: both views
+    assert not np.allclose(spread[0, 1:], full[0, 1:], atol=1e-4)
+    assert live.calls == [2, 1, 1, 1, 2, 1, 2, 1]
+    with pytest.raises(ValueError, match="whole sequences"):
+        T.file_classifier(tmp_path / "cnn.keras", tta_mirror=True, over_time_frames=3)(batch)

@@ -76,10 +76,13 @@ def resolve_params(params_file: str | Path | None = None,
 
 def build_pipeline(params: dict[str, dict[str, Any]]) -> Any:
     """Return the FramePipeline (detector, tracker, classifier) the live nodes would build."""
-    from ..builders import build_classifier, build_pipeline as build_detector_pipeline
+    from ..builders import build_classifier, build_over_time
+    from ..builders import build_pipeline as build_detector_pipeline
 
-    return build_detector_pipeline(params[DETECTOR_NODE],
-                                   build_classifier(params[CLASSIFIER_NODE]))
+    classifier = build_classifier(params[CLASSIFIER_NODE])
+    pipeline = build_detector_pipeline(params[DETECTOR_NODE], classifier)
+    pipeline.over_time = build_over_time(classifier, params[CLASSIFIER_NODE])
+    return pipeline
 
 
 # -- per-frame results ----------------------------------------------------------------------

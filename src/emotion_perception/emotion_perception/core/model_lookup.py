@@ -55,8 +55,10 @@ def model_search_dirs() -> list[Path]:
 def find_model(file_name: str, explicit: str = "", parameter: str = PARAMETER) -> Path:
     """Return the path of the model file ``file_name``, or of ``explicit`` if that is given.
 
-    ``explicit`` (the user's ``model_path`` parameter) must name an existing file; otherwise the
-    share directory and the source tree are searched for ``file_name``. Raises
+    ``explicit`` (the user's ``model_path`` parameter) must name an existing file, or be the bare
+    name of a shipped model file (no folder part; found in the folders searched for the
+    default, after the current directory); otherwise the share directory and the source tree
+    are searched for ``file_name``. Raises
     FileNotFoundError naming ``parameter`` (the user-facing name of ``explicit``, by default
     ``model_path``) and every place searched.
     """
@@ -66,6 +68,14 @@ def find_model(file_name: str, explicit: str = "", parameter: str = PARAMETER) -
         if path.is_file():
             return path.resolve()
         what = "is a directory, not a file" if path.is_dir() else "does not exist"
+        if not path.is_dir() and path.name == explicit:
+            # a bare file name (a preset's ``model_path: emotion_net_ensemble_int8.tflite``):
+            # a shipped model, looked up like the default one
+            for folder in model_search_dirs():
+                if (folder / explicit).is_file():
+                    return folder / explicit
+            what += (" here, nor in the shipped models ("
+                     + ", ".join(str(d) for d in model_search_dirs()) + ")")
         raise FileNotFoundError(f"{parameter} {explicit!r} {what}; set the parameter "
                                 f"{parameter} to an existing model file")
     if not file_name:

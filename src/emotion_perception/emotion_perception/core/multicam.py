@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import re
 from collections import deque
-from typing import Iterable, Sequence
+from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
 from .classifiers.base import EmotionClassifier
-from .pipeline import build_estimates
+from .mirror_over_time import MirrorOverTime
+from .pipeline import build_estimates, track_keys
 from .types import EmotionEstimate, TrackedFace
 
 #: one namespace token: what ROS 2 accepts in a topic name (no leading digit)
@@ -54,7 +55,9 @@ def camera_frame_id(camera: str) -> str:
 
 def classify_groups(classifier: EmotionClassifier,
                     groups: Sequence[tuple[Sequence[np.ndarray], Sequence[TrackedFace], float]],
-                    chunk: int = 0, pad_to: int = 0
+                    chunk: int = 0, pad_to: int | Callable[[int], int] = 0,
+                    over_time: MirrorOverTime | None = None,
+                    cameras: Sequence[str] = ()
                     ) -> list[tuple[list[EmotionEstimate], int]]:
     """Classify the crops of several cameras in one inference call; split the results.
 
@@ -66,6 +69,10 @@ def classify_groups(classifier: EmotionClassifier,
 
     ``pad_to``: a single call (all crops within ``chunk``) is padded with copies of the first
     crop up to this many crops, whose rows are discarded (see :class:`BatchSizer`).
+    ``over_time``: mirror TTA spread over each tracked face's frames (for a classifier it
+    applies to), one state for all the
+    groups, each group's tracks keyed by its entry in ``cameras``; ``pad_to`` then counts the
+    inference views, which ``chunk`` bounds too, and may be a function of their count.
     """
     for crops, faces, _ in groups:
         if len(crops) != len(faces):
@@ -74,7 +81,15 @@ def classify_groups(classifier: EmotionClassifier,
     if not crops_all:
         return [([], 0) for _ in groups]
     n = len(crops_all)
-    if chunk <= 0 or n <= chunk:
+    if over_time is not None and over_time.applies(classifier):
+        if len(cameras) != len(groups):
+            raise ValueError(f"got {len(cameras)} camera names for {len(groups)} groups")
+        keys = [k for (_, faces, _), cam in zip(groups, cameras) for k in track_keys(faces, cam)]
+        stamps = [stamp for crops, _, stamp in groups for _ in crops]
+        probs, valid = over_time.classify(classifier, crops_all, keys, stamps, chunk, pad_to)
+    elif chunk <= 0 or n <= chunk:
+        if callable(pad_to):
+            pad_to = int(pad_to(n))
         padded = crops_all + [crops_all[0]] * max(0, pad_to - n)
         probs, valid = classifier.classify(padded)
         probs, valid = np.asarray(probs), np.asarray(valid, dtype=bool)

@@ -174,6 +174,11 @@ CLASSIFIER = (
           "image (test-time augmentation): twice the inference work per face. What it gains "
           "depends on the model (emotion_evaluate measures it; README, The model).",
           read_only=True),
+    Param("tta_mirror_over_time", True, "With tta_mirror (and tta_shift 0): classify a "
+          "tracked face once a frame, as it is and mirrored on alternate frames, and average "
+          "with its previous frame's view: half the inference work, one frame of lag when the "
+          "face changes. A new or untracked face, or one that missed a frame, gets both views "
+          "at once (README, The model).", read_only=True),
     Param("tta_shift", 0, "Also average each face (and its mirror) moved this many pixels of "
           "the model input up, down, left and right: 5x the inference work; 0 = off.", 0, 8,
           read_only=True),

@@ -17,6 +17,7 @@ import numpy as np
 
 from .classifiers.base import EmotionClassifier
 from .detectors.base import FaceDetector
+from .mirror_over_time import MirrorOverTime
 from .preprocessing import crop_face
 from .tracking import FaceTracker
 from .types import EmotionEstimate, FaceDetection, TrackedFace, eye_points
@@ -38,19 +39,31 @@ def build_estimates(faces: Sequence[TrackedFace], probabilities: np.ndarray,
     return estimates, int(len(faces) - int(np.count_nonzero(valid)))
 
 
+def track_keys(faces: Sequence[TrackedFace], camera: str = "") -> list[tuple[str, int] | None]:
+    """Return :class:`MirrorOverTime`'s keys: (camera, face_id), None for untracked faces."""
+    return [(camera, int(f.face_id)) if f.face_id > 0 else None for f in faces]
+
+
 def classify_crops(classifier: EmotionClassifier, crops: Sequence[np.ndarray],
-                   faces: Sequence[TrackedFace], stamp: float, chunk: int = 0
+                   faces: Sequence[TrackedFace], stamp: float, chunk: int = 0,
+                   over_time: MirrorOverTime | None = None, camera: str = ""
                    ) -> tuple[list[EmotionEstimate], int]:
     """Classify ``crops`` (one per face); return (estimates, invalid count).
 
     All crops go in one batch, or with ``chunk`` > 0 in batches of at most ``chunk`` crops,
     which bounds the memory one call needs (preprocessed views, TTA copies, activations)
-    whatever the number of faces; the results are the same.
+    whatever the number of faces; the results are the same. With ``over_time`` (and a
+    classifier it :meth:`~MirrorOverTime.applies` to), mirror TTA is spread over each tracked
+    face's frames (:mod:`.mirror_over_time`; ``camera`` names the
+    tracks' camera).
     """
     if len(crops) != len(faces):
         raise ValueError(f"got {len(crops)} crops for {len(faces)} faces")
     crops = list(crops)
-    if chunk <= 0 or len(crops) <= chunk:
+    if over_time is not None and over_time.applies(classifier):
+        probs, valid = over_time.classify(classifier, crops, track_keys(faces, camera),
+                                          [stamp] * len(crops), chunk)
+    elif chunk <= 0 or len(crops) <= chunk:
         probs, valid = classifier.classify(crops)
     else:
         parts = [classifier.classify(crops[i:i + chunk]) for i in range(0, len(crops), chunk)]
@@ -85,7 +98,8 @@ class FramePipeline:
     def __init__(self, detector: FaceDetector, classifier: EmotionClassifier | None,
                  tracker: FaceTracker | None = None, crop_margin: float = 0.1,
                  max_faces: int = 10, crop_offset: float = 0.0, crop_align: bool = False,
-                 crop_eye_offset: float | None = None, full_scan_every: int = 1) -> None:
+                 crop_eye_offset: float | None = None, full_scan_every: int = 1,
+                 over_time: MirrorOverTime | None = None) -> None:
         if int(full_scan_every) != full_scan_every or full_scan_every < 1:
             raise ValueError(f"full_scan_every must be an integer >= 1, got {full_scan_every}")
         if not 0.0 <= crop_margin <= 1.0:
@@ -103,6 +117,9 @@ class FramePipeline:
         self.crop_eye_offset = None if crop_eye_offset is None else float(crop_eye_offset)
         self.max_faces = int(max_faces)
         self.full_scan_every = int(full_scan_every)
+        #: mirror TTA spread over the tracked faces' frames, as the classifier node does with
+        #: ``tta_mirror_over_time`` (None: each frame's faces classified on their own)
+        self.over_time = over_time
         self.scans = {"full": 0, "regions": 0}
         self._since_full_scan = 0
         self.invalid_count = 0
@@ -194,7 +211,7 @@ class FramePipeline:
             raise RuntimeError("this FramePipeline has no classifier (detect-only)")
         start = time.perf_counter()
         estimates, invalid = classify_crops(self.classifier, self.crops(image, faces), faces,
-                                            stamp)
+                                            stamp, over_time=self.over_time)
         self.invalid_count += invalid
         self.timings["classify"] = time.perf_counter() - start
         return estimates

@@ -26,7 +26,7 @@ from typing import Any
 
 from emotion_msgs.msg import FaceArray
 
-from ..builders import build_classifier
+from ..builders import build_classifier, build_over_time
 from ..core.image_conversion import ImageConversionError, to_bgr8
 from ..core.multicam import BatchSizer, classify_groups, parse_cameras
 from ..core.pipeline import classify_crops
@@ -50,6 +50,8 @@ class EmotionClassifierNode(CameraIO, PerceptionNode):
         self.values = values
         self.setup_cameras(values)
         self.classifier = build_classifier(values)
+        #: mirror TTA spread over each tracked face's frames (tta_mirror_over_time), or None
+        self.over_time = build_over_time(self.classifier, values)
         self.invalid = 0
         self.batch_sizer = BatchSizer(limit=INFERENCE_CHUNK)
         #: cross-camera batches classified, and the faces in them (padding not counted)
@@ -73,6 +75,9 @@ class EmotionClassifierNode(CameraIO, PerceptionNode):
         """Add the classifier name, the count of non-finite outputs, per-camera counters."""
         out: dict[str, Any] = {"classifier": self.values["classifier"],
                                "invalid_outputs": self.invalid}
+        if self.over_time is not None:  # 1.0: every face seen before, 2.0: all new
+            ot = self.over_time
+            out["views_per_face"] = round(ot.views / ot.faces, 3) if ot.faces else 0.0
         if self.cameras:
             out["batches"] = self.batches
             out["faces_per_batch"] = self.batched_faces / self.batches if self.batches else 0.0
@@ -104,7 +109,8 @@ class EmotionClassifierNode(CameraIO, PerceptionNode):
             return
         crops, tracked = self._decode(kept)
         estimates, invalid = classify_crops(self.classifier, crops, tracked,
-                                            stamp_seconds(header.stamp), INFERENCE_CHUNK)
+                                            stamp_seconds(header.stamp), INFERENCE_CHUNK,
+                                            self.over_time)
         self._count_invalid(invalid)
         self.publish_output(estimates_to_msg(header, estimates))
         self.record(header.stamp, t0)
@@ -120,14 +126,17 @@ class EmotionClassifierNode(CameraIO, PerceptionNode):
             crops, tracked = self._decode(kept)
             ready.append((cam, header, crops, tracked))
         total = sum(len(crops) for _, _, crops, _ in ready)
-        pad_to = self.batch_sizer.size(total) if total else 0
+        spread = self.over_time is not None and self.over_time.applies(self.classifier)
+        # spread mirror TTA: the views are known once planned, and the batch of views is padded
+        pad_to = self.batch_sizer.size if spread else (self.batch_sizer.size(total) if total
+                                                       else 0)
         if total:
             self.batches += 1
             self.batched_faces += total
         results = classify_groups(self.classifier,
                                   [(crops, tracked, stamp_seconds(header.stamp))
                                    for _, header, crops, tracked in ready], INFERENCE_CHUNK,
-                                  pad_to)
+                                  pad_to, self.over_time, [cam for cam, _, _, _ in ready])
         for (cam, header, _, _), (estimates, invalid) in zip(ready, results):
             self._count_invalid(invalid)
             pub = self._camera_pubs.get(cam)

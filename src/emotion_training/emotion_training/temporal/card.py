@@ -74,7 +74,7 @@ def write_model_card(export: Path, lstm_path: Path, result: Mapping[str, Any],
         f"(sha256 `{train_meta.get('data_sha256', '?')}`)",
         f"* Classifier producing the per-frame probabilities: "
         f"`{Path(str(train_meta.get('classifier', '?'))).name}` (sha256 "
-        f"`{train_meta.get('classifier_sha256', '?')}`)",
+        f"`{train_meta.get('classifier_sha256', '?')}`), {_tta_text(train_meta)}",
         f"* Training sequences: {train_meta.get('sequences', '?')} from the cleaned Training "
         f"split (seed {train_meta.get('seed', '?')}); benchmark sequences: "
         f"{test_meta.get('sequences', '?')} from PublicTest (seed {test_meta.get('seed', '?')})."
@@ -116,6 +116,19 @@ def write_model_card(export: Path, lstm_path: Path, result: Mapping[str, Any],
     ] + [f"* {c}" for c in card["caveats"]] + [""]
     (export / f"{CARD_STEM}.md").write_text("\n".join(md))
     return card
+
+
+def _tta_text(meta: Mapping[str, Any]) -> str:
+    """How the sequences' frames were classified, in the live classifier's parameter names."""
+    if not meta.get("classifier_tta_mirror"):
+        return "without mirror TTA (`tta_mirror: false`)"
+    shift = meta.get("classifier_tta_shift") or 0
+    if meta.get("classifier_tta_mirror_over_time"):
+        return ("with mirror TTA spread over each sequence's frames (`tta_mirror_over_time: "
+                "true`, the live default: one view a frame, alternately mirrored, averaged "
+                "with the previous frame's)")
+    return (f"with mirror TTA on every frame (`tta_mirror: true`, `tta_mirror_over_time: "
+            f"false`, `tta_shift: {shift}`)")
 
 
 def _fmt(v: Any) -> str:

@@ -58,6 +58,7 @@ def _config(args: argparse.Namespace) -> TemporalConfig:
     return TemporalConfig(seed=cfg.seed, train_sequences=cfg.train_sequences,
                           test_sequences=cfg.test_sequences, tta_mirror=cfg.tta_mirror,
                           tta_shift=cfg.tta_shift,
+                          tta_mirror_over_time=cfg.tta_mirror_over_time,
                           sequences=asdict(cfg.sequences), lstm=asdict(cfg.lstm),
                           bench=asdict(cfg.bench))
 
@@ -68,12 +69,15 @@ def cmd_make(args: argparse.Namespace, cfg: TemporalConfig) -> None:
     if not args.data or not args.classifier:
         raise ValueError("make needs --data and --classifier")
     splits = load_splits(args.data)
+    over_time = cfg.tta_mirror and cfg.tta_mirror_over_time and not cfg.tta_shift
     classifier = file_classifier(args.classifier, tta_mirror=cfg.tta_mirror,
-                                 tta_shift=cfg.tta_shift)
+                                 tta_shift=cfg.tta_shift,
+                                 over_time_frames=cfg.sequences.frames if over_time else 0)
     common = {"data": str(Path(args.data).resolve()), "data_sha256": sha256_of(args.data),
               "classifier": str(Path(args.classifier).resolve()),
               "classifier_sha256": sha256_of(args.classifier),
               "classifier_tta_mirror": cfg.tta_mirror, "classifier_tta_shift": cfg.tta_shift,
+              "classifier_tta_mirror_over_time": over_time,
               "cleaning": splits["cleaning"]}
     for split, n, seed, path in (("Training", cfg.train_sequences, cfg.seed, paths["train_seq"]),
                                  ("PublicTest", cfg.test_sequences, cfg.seed + 1,

@@ -114,6 +114,9 @@ class TemporalConfig:
     test_sequences: int = 100
     tta_mirror: bool = True   # classify frames as the live classifier does by default
     tta_shift: int = 0        # the live classifier's tta_shift (pixels; 0 = off)
+    # the live classifier's tta_mirror_over_time: with tta_mirror (and no shift), each frame
+    # is one view, alternately mirrored, averaged with the previous frame's view
+    tta_mirror_over_time: bool = True
     sequences: SequenceConfig = field(default_factory=SequenceConfig)
     lstm: LstmConfig = field(default_factory=LstmConfig)
     bench: BenchConfig = field(default_factory=BenchConfig)
@@ -127,6 +130,8 @@ class TemporalConfig:
         _raise_bad("config", self, {"train_sequences": self.train_sequences >= 2,
                                     "test_sequences": self.test_sequences >= 1,
                                     "tta_mirror": isinstance(self.tta_mirror, bool),
+                                    "tta_mirror_over_time":
+                                        isinstance(self.tta_mirror_over_time, bool),
                                     "tta_shift": _live_tta_shift_ok(self.tta_shift)})
 
     @classmethod

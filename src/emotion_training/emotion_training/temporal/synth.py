@@ -207,14 +207,47 @@ def _seed_keras(seed: int) -> None:
     keras.utils.set_random_seed(seed)
 
 
+def over_time_views(plain: np.ndarray, mirrored: np.ndarray, faces: np.ndarray | None = None
+                    ) -> np.ndarray:
+    """Mirror TTA spread over frames, as the live ``tta_mirror_over_time`` does (one track).
+
+    ``plain`` and ``mirrored`` are (S, T, 7) probabilities of each frame as it is and mirrored;
+    ``faces`` (S, T, H, W, 1) the frames' model inputs. A sequence's frame 0 averages both of
+    its views; a later frame averages its own view (the orientation its previous frame was not
+    classified in) with the previous frame's, unless the two inputs look like different faces
+    (:data:`~emotion_perception.core.mirror_over_time.MIN_SIMILARITY`; a switch to another
+    face), where it averages both of its own views again. That is what the live classifier
+    computes for a track seen at every frame (core/mirror_over_time.py; a test compares them).
+    """
+    from emotion_perception.core.mirror_over_time import MIN_SIMILARITY, similarities
+
+    s_len, t_len = plain.shape[:2]
+    out = np.empty_like(plain)
+    out[:, 0] = (plain[:, 0] + mirrored[:, 0]) / 2
+    last, last_mirrored = mirrored[:, 0].copy(), np.ones(s_len, bool)
+    for t in range(1, t_len):
+        same = np.ones(s_len, bool) if faces is None else \
+            similarities(faces[:, t], faces[:, t - 1]) >= MIN_SIMILARITY
+        flip = ~last_mirrored
+        now = np.where(flip[:, None], mirrored[:, t], plain[:, t])
+        both = (plain[:, t] + mirrored[:, t]) / 2
+        out[:, t] = np.where(same[:, None], (now + last) / 2, both)
+        last = np.where(same[:, None], now, mirrored[:, t])
+        last_mirrored = np.where(same, flip, True)
+    return out
+
+
 def file_classifier(path: str | Path, batch_size: int = 512, tta_mirror: bool = False,
-                    tta_shift: int = 0) -> Classifier:
+                    tta_shift: int = 0, over_time_frames: int = 0) -> Classifier:
     """Load a classifier ``.keras`` or ``.tflite`` file; return batch -> (B, 7) probabilities.
 
     The shipped ``emotion_net_int8.tflite`` is what the live graph runs by default, so the LSTM
     best learns from its outputs. With ``tta_mirror`` each face's probabilities are averaged
     with its mirror image's, and with ``tta_shift`` with the face's shifted copies, as the live
-    classifier's ``tta_mirror`` and ``tta_shift`` parameters do.
+    classifier's ``tta_mirror`` and ``tta_shift`` parameters do. With ``over_time_frames``
+    = T > 0 (and ``tta_mirror``, no shift) a batch is taken as whole sequences of T frames and
+    mirror TTA is spread over each sequence's frames (:func:`over_time_views`), as the live
+    ``tta_mirror_over_time`` does.
     """
     from ..evaluate import load_predictor, predict_probabilities
 
@@ -230,6 +263,21 @@ def file_classifier(path: str | Path, batch_size: int = 512, tta_mirror: bool = 
     def classify(batch: np.ndarray) -> np.ndarray:
         return predict_probabilities(predictor, batch, tta_mirror=tta_mirror,
                                      batch_size=batch_size, progress=False, tta_shift=tta_shift)
+
+    if over_time_frames > 0 and tta_mirror and not tta_shift:
+        t_len = int(over_time_frames)
+
+        def spread(batch: np.ndarray) -> np.ndarray:
+            if len(batch) % t_len:
+                raise ValueError(f"a batch of {len(batch)} frames is not whole sequences of "
+                                 f"{t_len}")
+            views = [predict_probabilities(predictor, np.ascontiguousarray(b),
+                                           batch_size=batch_size, progress=False)
+                     for b in (batch, batch[:, :, ::-1])]
+            plain, mirrored = (v.reshape(-1, t_len, NUM_CLASSES) for v in views)
+            faces = np.asarray(batch).reshape(-1, t_len, *np.shape(batch)[1:])
+            return over_time_views(plain, mirrored, faces).reshape(-1, NUM_CLASSES)
+        return spread
     return classify
 
 
