@@ -68,11 +68,11 @@ def classify_groups(classifier: EmotionClassifier,
     No call is made when no group has a crop.
 
     ``pad_to``: a single call (all crops within ``chunk``) is padded with copies of the first
-    crop up to this many crops, whose rows are discarded (see :class:`BatchSizer`).
+    crop up to this many crops, whose rows are discarded (see :class:`BatchSizer`); or a
+    function of the call's size that returns it (``BatchSizer.size``).
     ``over_time``: mirror TTA spread over each tracked face's frames (for a classifier it
-    applies to), one state for all the
-    groups, each group's tracks keyed by its entry in ``cameras``; ``pad_to`` then counts the
-    inference views, which ``chunk`` bounds too, and may be a function of their count.
+    applies to), one state for all the groups, each group's tracks keyed by its entry in
+    ``cameras``; ``pad_to`` and ``chunk`` then count inference views, not crops.
     """
     for crops, faces, _ in groups:
         if len(crops) != len(faces):

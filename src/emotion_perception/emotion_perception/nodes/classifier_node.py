@@ -126,17 +126,16 @@ class EmotionClassifierNode(CameraIO, PerceptionNode):
             crops, tracked = self._decode(kept)
             ready.append((cam, header, crops, tracked))
         total = sum(len(crops) for _, _, crops, _ in ready)
-        spread = self.over_time is not None and self.over_time.applies(self.classifier)
-        # spread mirror TTA: the views are known once planned, and the batch of views is padded
-        pad_to = self.batch_sizer.size if spread else (self.batch_sizer.size(total) if total
-                                                       else 0)
         if total:
             self.batches += 1
             self.batched_faces += total
         results = classify_groups(self.classifier,
                                   [(crops, tracked, stamp_seconds(header.stamp))
                                    for _, header, crops, tracked in ready], INFERENCE_CHUNK,
-                                  pad_to, self.over_time, [cam for cam, _, _, _ in ready])
+                                  # padded to the recent sizes of the batch it runs: the
+                                  # crops, or with spread mirror TTA the views
+                                  self.batch_sizer.size, self.over_time,
+                                  [cam for cam, _, _, _ in ready])
         for (cam, header, _, _), (estimates, invalid) in zip(ready, results):
             self._count_invalid(invalid)
             pub = self._camera_pubs.get(cam)
