@@ -87,14 +87,15 @@ def test_preset_layers_over_the_params_file_in_live(tmp_path):
 
     plain = node_params(build_parser().parse_args([]), graph_spec())
     low = node_params(build_parser().parse_args(["--preset", "low_cpu"]), graph_spec())
-    assert plain["emotion_classifier"]["tta_mirror"] is True
-    assert low["emotion_classifier"]["tta_mirror"] is False
+    assert plain["emotion_classifier"]["threads"] == 0
+    assert low["emotion_classifier"]["threads"] == 1
+    assert low["emotion_classifier"]["tta_mirror"] is True  # what the preset does not name
     assert low["face_detector"]["blazeface.input_side"] == 192
     assert low["camera"] == plain["camera"]  # what the preset does not name stays
     # an explicit --set still wins over the preset
     mine = node_params(build_parser().parse_args(
-        ["--preset", "low_cpu", "--set", "emotion_classifier.tta_mirror=true"]), graph_spec())
-    assert mine["emotion_classifier"]["tta_mirror"] is True
+        ["--preset", "low_cpu", "--set", "emotion_classifier.threads=2"]), graph_spec())
+    assert mine["emotion_classifier"]["threads"] == 2
     own = tmp_path / "mine.yaml"
     own.write_text("/**/face_detector:\n  ros__parameters:\n    blazeface.input_side: 320\n")
     assert preset_file(str(own)) == own
