@@ -192,6 +192,10 @@ def _read_run(run_dir: Path | None, depth: int = 0) -> dict[str, Any]:
     return info
 
 
+#: the file ending of a model card's JSON (``emotion_net.model_card.json``)
+CARD_SUFFIX = ".model_card.json"
+
+
 def _run_from_card(card_path: Path) -> dict[str, Any]:
     """Return the stages a model card lists as a ``_read_run`` chain (last stage outermost)."""
     training = json.loads(card_path.read_text()).get("training") or {}
@@ -297,7 +301,8 @@ def export_model(model_path: str | Path, out_dir: str | Path, name: str,
             probs = predict_probabilities(pred, x_eval, progress=progress, desc=f"eval {fmt}")
             formats[fmt]["eval_accuracy"] = float((probs.argmax(1) == labels).mean())
     if isinstance(run_dir, (list, tuple)):
-        runs = [_read_run(Path(r)) for r in run_dir]
+        runs = [_read_run(Path(r)) if not str(r).endswith(CARD_SUFFIX)
+                else _run_from_card(Path(r)) for r in run_dir]
         run = runs[0] if len(runs) == 1 else {"members": runs}
     else:
         run_path = Path(run_dir) if run_dir is not None else (
@@ -512,7 +517,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--metrics", type=Path, help="report.json of emotion_evaluate")
     p.add_argument("--run", type=Path, action="append",
                    help="training run folder (config.yaml, summary.json); for an ensemble, "
-                        "once per member in member order")
+                        "once per member in member order, where a member without its run "
+                        "folder (a shipped model) may be given by its .model_card.json")
     p.add_argument("--seed", type=int, default=0, help="seed of the calibration sample")
     p.add_argument("--keras-dtype", choices=("float32", "float16"), default="float32",
                    help="dtype of the exported .keras weights (float16 halves its size)")
@@ -526,8 +532,9 @@ def main(argv: list[str] | None = None) -> int:
         require_tensorflow_backend()  # before the data is read, not after
         metrics = _load_json(a.metrics, "metrics report")
         for run in a.run or []:
-            if not run.is_dir():
-                raise FileNotFoundError(f"run folder not found: {run}")
+            if not (run.is_dir() or (run.is_file() and run.name.endswith(CARD_SUFFIX))):
+                raise FileNotFoundError(f"run folder (or {CARD_SUFFIX} of a shipped member) "
+                                        f"not found: {run}")
         ds = D.load_dataset(a.data)
         train, _ = D.clean(ds.split("Training"))
         rng = np.random.default_rng(a.seed)

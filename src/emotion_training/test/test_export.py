@@ -226,3 +226,21 @@ def test_an_ensemble_card_lists_each_members_training(tmp_path: Path,
     assert md.index("### Member 1") < md.index("w32_fer") < md.index("### Member 2") \
         < md.index("w48")
     assert "/local" not in json.dumps(card)
+
+
+def test_an_ensemble_member_without_its_run_folder_comes_from_its_model_card(
+        tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    shipped = Path(__file__).resolve().parents[2] / "emotion_perception" / "models" / \
+        "emotion_net.model_card.json"
+    run = tmp_path / "w48"
+    run.mkdir()
+    (run / "config.yaml").write_text("data: /local/fer.npz\nmodel_args: {width: 48}\n")
+    member = X._run_from_card(shipped)
+    section = X._training_section({"members": [member, X._read_run(run)]})
+    first, second = section["members"]
+    shipped_stages = json.loads(shipped.read_text())["training"]["stages"]
+    assert [s["run_dir"] for s in first["stages"]] == [s["run_dir"] for s in shipped_stages]
+    assert second["stages"][0]["config"]["model_args"]["width"] == 48
+    assert X.main(["--model", str(tmp_path / "m.keras"), "--out", str(tmp_path / "o"),
+                   "--data", str(tmp_path / "d.npz"), "--run", str(tmp_path / "x.json")]) != 0
+    assert "x.json" in capsys.readouterr().err
