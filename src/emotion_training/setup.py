@@ -44,6 +44,9 @@ setup(
             "emotion_ensemble = emotion_training.ensemble:main",
             "emotion_temporal = emotion_training.temporal:main",
             "emotion_robustness = emotion_training.robustness:main",
-        ]),
+        ]) + [
+            # new since 0.1.0: no dashed name to keep
+            "emotion_scene_crops = emotion_training.scene_crops:main",
+        ],
     },
 )

@@ -44,6 +44,10 @@ class TrainConfig:
     teacher: str = ""                  # distillation: .keras/.tflite whose outputs are targets
     teacher_weight: float = 0.5        # targets = (1 - w) * labels + w * teacher probabilities
     teacher_tta: bool = True           # teacher probabilities averaged with the mirror image's
+    # .npz of emotion_scene_crops: Training faces as the live detector crops them, added to
+    # the training images (each with its source face's targets; sources that cleaning or the
+    # PublicTest overlap check removed are left out with them)
+    scene_crops: str = ""
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 
     def __post_init__(self) -> None:
@@ -65,6 +69,8 @@ class TrainConfig:
             # the teacher saw all of Training: its outputs would carry each fold's validation
             # images into the targets
             "teacher (not with folds)": not (self.teacher and self.folds),
+            # crops of one fold's validation faces would train the other folds
+            "scene_crops (not with folds)": not (self.scene_crops and self.folds),
         }
         bad = [k for k, ok in checks.items() if not ok]
         if bad:

@@ -171,7 +171,8 @@ def _read_run(run_dir: Path | None, depth: int = 0) -> dict[str, Any]:
         return info
     info["run_dir"] = run_dir.name  # the folder name only: local paths mean nothing to readers
     if (run_dir / "config.yaml").is_file():
-        cfg = file_names(yaml.safe_load((run_dir / "config.yaml").read_text()) or {}, ("data",))
+        cfg = file_names(yaml.safe_load((run_dir / "config.yaml").read_text()) or {},
+                         ("data", "scene_crops"))
         init = str(cfg.get("init_weights") or "")
         if init and depth < 5:
             parent, card = Path(init).parent, Path(init).with_suffix(".model_card.json")

@@ -65,12 +65,51 @@ def prepare_data(cfg: TrainConfig) -> dict[str, Any]:
     y_train = D.targets(train, cfg.label_mode, cfg.ferplus_weight)
     if cfg.teacher:
         y_train = distillation_targets(cfg, x_train, y_train)
+    report = report.as_dict()
+    if cfg.scene_crops:
+        crops, take = scene_crop_rows(cfg.scene_crops, ds, train)
+        x_train = np.concatenate([x_train, preprocess_faces(crops)])
+        y_train = np.concatenate([y_train, y_train[take]])
+        report["scene_crops_added"] = int(len(take))
     return {
-        "train": train, "val": val, "report": report.as_dict(),
+        "train": train, "val": val, "report": report,
         "x_train": x_train, "y_train": y_train,
         "x_val": preprocess_faces(val.images),
         "y_val": np.eye(NUM_CLASSES, dtype=np.float32)[val.labels],
     }
+
+
+def scene_crop_rows(path: str | Path, ds: Any, train: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Return (crops, index into ``train`` of their source faces) of an emotion_scene_crops file.
+
+    ``ds``: the whole dataset the crops were cut from (checked by its row count); ``train``: the
+    cleaned Training faces. A crop is kept only when its source image (by pixel hash) is one of
+    ``train``'s, so crops of faces that cleaning dropped, of PublicTest faces or of Training
+    faces that also occur in PublicTest never reach training; the targets (label mode, FER+
+    votes, teacher) are then the source face's (for a duplicate that cleaning dropped: its kept
+    twin's, whose pixels it has).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"scene crops not found: {path} (config key scene_crops)")
+    with np.load(path) as f:
+        missing = {"images", "source_row", "meta"} - set(f.files)
+        if missing:
+            raise ValueError(f"{path}: not an emotion_scene_crops file (missing "
+                             f"{sorted(missing)})")
+        crops, rows = f["images"], f["source_row"].astype(np.int64)
+        meta = json.loads(str(f["meta"]))
+    if meta.get("data_rows") != len(ds):
+        raise ValueError(f"{path} was cut from a dataset of {meta.get('data_rows')} rows "
+                         f"({meta.get('data')}), this one has {len(ds)}")
+    if crops.ndim != 3 or crops.shape[1:] != (48, 48) or len(crops) != len(rows):
+        raise ValueError(f"{path}: images must be (N, 48, 48) with one source_row each")
+    if len(rows) and (rows.min() < 0 or rows.max() >= len(ds)):
+        raise ValueError(f"{path}: source_row outside the dataset's {len(ds)} rows")
+    where = {h: i for i, h in enumerate(train.hashes)}
+    index = np.array([where.get(h, -1) for h in ds.hashes[rows]], dtype=np.int64)
+    keep = index >= 0
+    return crops[keep], index[keep]
 
 
 def distillation_targets(cfg: TrainConfig, x_train: np.ndarray, y_train: np.ndarray
@@ -351,9 +390,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--precision", choices=("float32", "mixed_bfloat16"),
                    help="compute precision; overrides the config (mixed_bfloat16 pays where the "
                    "CPU has AMX or AVX512-BF16)")
+    p.add_argument("--scene-crops", help="emotion_scene_crops .npz added to the training "
+                   "images; overrides the config")
     a = p.parse_args(argv)
     overrides = {"data": a.data, "model": a.model, "epochs": a.epochs, "folds": a.folds,
-                 "limit": a.limit, "init_weights": a.init_weights, "precision": a.precision}
+                 "limit": a.limit, "init_weights": a.init_weights, "precision": a.precision,
+                 "scene_crops": a.scene_crops}
     try:
         if a.config:
             cfg = TrainConfig.from_yaml(a.config, **overrides)
