@@ -3,10 +3,10 @@
 The live graph classifies the crops the face detector cuts from camera frames; the model was
 trained on FER2013's own 48x48 crops. On the frames of ``emotion_eval_detectors`` (PublicTest
 faces pasted turned up to 25 degrees, 80-320 px, on textured backgrounds, with brightness and
-contrast changes) the crops of the true face square are already about 2 points less accurate
-than the 48x48 originals, and the detector's framing (its box jitters in size and place)
-costs about 2 more. This tool makes those crops from *Training* faces, so that a model can be
-trained on what it will see:
+contrast changes) the crops of the true face square were already about 2 points less accurate
+than the 48x48 originals, and the detector's framing (its box jitters in size and place) cost
+about 1 more on the faces it found (README, "Trained on the detector's crops"). This tool
+makes those crops from *Training* faces, so that a model can be trained on what it will see:
 
 1. the Training rows of the FER npz are pasted into frames by
    :func:`emotion_perception.bags.scenes.make_scenes` (the evaluation's own generator; each
