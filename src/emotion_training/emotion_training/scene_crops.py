@@ -44,22 +44,19 @@ SPLIT = "Training"
 
 def training_rows(npz: Path, limit: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
     """Return (images, labels, rows, total rows) of the npz's Training faces (first ``limit``)."""
+    from .data import load_npz
+
     if not npz.is_file():
         raise ValueError(f"npz file not found: {npz}")
-    with np.load(npz) as data:
-        missing = {"images", "labels", "usage"} - set(data.files)
-        if missing:
-            raise ValueError(f"{npz}: missing arrays {sorted(missing)}; has {data.files}")
-        images, labels = data["images"], data["labels"].astype(np.int64)
-        usage = data["usage"].astype(str)
-    if images.ndim != 3 or images.shape[1:] != (48, 48):
-        raise ValueError(f"{npz}: images must be (N, 48, 48) grayscale, got {images.shape}")
-    rows = np.flatnonzero(usage == SPLIT)
+    ds = load_npz(npz)
+    if ds.images.shape[1:] != (48, 48):
+        raise ValueError(f"{npz}: images must be (N, 48, 48) grayscale, got {ds.images.shape}")
+    rows = np.flatnonzero(ds.usage == SPLIT)
     if not rows.size:
-        raise ValueError(f"{npz}: no {SPLIT} rows (usage has {sorted(set(usage.tolist()))})")
+        raise ValueError(f"{npz}: no {SPLIT} rows (usage has {sorted(set(ds.usage.tolist()))})")
     if limit:
         rows = rows[:limit]
-    return np.ascontiguousarray(images[rows]), labels[rows], rows, len(images)
+    return np.ascontiguousarray(ds.images[rows]), ds.labels[rows], rows, len(ds)
 
 
 def crop_scenes(scenes: Iterable[Any], pipeline: Any, rows: np.ndarray
@@ -112,6 +109,8 @@ def build_pipeline(spec: str) -> Any:
 
 def build_parser() -> argparse.ArgumentParser:
     """Return the command-line parser."""
+    from emotion_perception.bags.scenes import add_scene_arguments
+
     p = argparse.ArgumentParser(prog="emotion_scene_crops", description=__doc__.split("\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", type=Path, required=True, help="FER npz (images, labels, usage)")
@@ -124,10 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, default=0, help="first N Training faces (0 = all)")
     p.add_argument("--detector", default="blazeface", help="NAME or NAME:key=value,... "
                    "(default blazeface: the live default)")
-    p.add_argument("--max-rotation", type=float, default=25.0)
-    p.add_argument("--min-face", type=float, default=80.0)
-    p.add_argument("--max-face", type=float, default=320.0)
-    p.add_argument("--two-face-share", type=float, default=0.3)
+    add_scene_arguments(p)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
 
@@ -138,8 +134,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from tqdm import tqdm
 
-    from emotion_perception.bags.scenes import make_scenes
+    from emotion_perception.bags.scenes import make_scenes, scene_options
 
+    options = scene_options(args)
     try:
         if args.copies < 1 or args.limit < 0:
             raise ValueError("--copies must be >= 1 and --limit >= 0")
@@ -157,10 +154,7 @@ def main(argv: list[str] | None = None) -> int:
                    disable=args.quiet, file=sys.stderr)
         try:
             for k in range(args.copies):
-                scenes = make_scenes(images, labels, seed=args.seed + k,
-                                     sizes=(args.min_face, args.max_face),
-                                     max_rotation=args.max_rotation,
-                                     two_face_share=args.two_face_share)
+                scenes = make_scenes(images, labels, seed=args.seed + k, **options)
                 for scene in scenes:
                     c, lab, src, n, f = crop_scenes([scene], pipeline, rows)
                     crops += c
@@ -179,8 +173,8 @@ def main(argv: list[str] | None = None) -> int:
             "faces": int(len(images)), "copies": args.copies,
             "seeds": [args.seed + k for k in range(args.copies)], "detector": args.detector,
             "crop_framing": [pipeline.crop_margin, pipeline.crop_offset], "crop_align": True,
-            "sizes": [args.min_face, args.max_face], "max_rotation": args.max_rotation,
-            "two_face_share": args.two_face_share, "faces_pasted": faces_seen,
+            "sizes": list(options["sizes"]), "max_rotation": options["max_rotation"],
+            "two_face_share": options["two_face_share"], "faces_pasted": faces_seen,
             "faces_found": found, "detection_rate": found / max(1, faces_seen),
             "seconds": round(time.perf_counter() - start, 1)}
     args.out.parent.mkdir(parents=True, exist_ok=True)

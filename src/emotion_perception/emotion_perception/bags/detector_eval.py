@@ -45,7 +45,8 @@ import numpy as np
 
 from ..core.preprocessing import eye_roll
 from ..core.types import Box, FaceDetection, eye_points
-from .scenes import Scene, SceneFace, face_to_frame_matrix, make_scenes
+from .scenes import (Scene, SceneFace, add_scene_arguments, face_to_frame_matrix, make_scenes,
+                     scene_options)
 
 MATCH_DISTANCE = 0.3   # detection centre within this many face sides of the face centre
 FRAMINGS = ("calibrated", "unaligned", "legacy", "eye-centred")
@@ -343,10 +344,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model-path", default="", help="classifier model (default: the shipped "
                    "int8 model, as live)")
     p.add_argument("--no-tta", action="store_true", help="classify without mirror TTA")
-    p.add_argument("--max-rotation", type=float, default=25.0)
-    p.add_argument("--min-face", type=float, default=80.0)
-    p.add_argument("--max-face", type=float, default=320.0)
-    p.add_argument("--two-face-share", type=float, default=0.3)
+    add_scene_arguments(p)
     p.add_argument("--calibrate", action="store_true", help="print the crop framing each "
                    "detector's boxes need instead of the table")
     p.add_argument("--json", type=Path, help="also write the figures to this JSON file")
@@ -375,10 +373,7 @@ def main(argv: list[str] | None = None) -> int:
         if not args.calibrate:
             probs, _ = classifier.classify(list(images))
             direct = np.argmax(probs, axis=1)
-        scenes = make_scenes(images, labels, seed=args.seed,
-                             sizes=(args.min_face, args.max_face),
-                             max_rotation=args.max_rotation,
-                             two_face_share=args.two_face_share)
+        scenes = make_scenes(images, labels, seed=args.seed, **scene_options(args))
         result = evaluate(scenes, detectors, classifier, direct, calibrate=args.calibrate,
                           progress=not args.quiet)
     except (ValueError, OSError, RuntimeError) as exc:

@@ -17,10 +17,11 @@ writes them into a bag (labels: :class:`SceneFace.box`, the face's unrotated squ
 
 from __future__ import annotations
 
+import argparse
 import math
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Iterator, Sequence
+from typing import Any, Iterator, Sequence
 
 import cv2
 import numpy as np
@@ -274,3 +275,21 @@ def _generate(images: np.ndarray, labels: Sequence[int], seed: int, canvas: tupl
         if photometric:
             frame = _photometric(rng, frame)
         yield Scene(frame, tuple(faces), name)
+
+
+def add_scene_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the frame generator's options (face sizes, rotation, two-face share) to ``parser``."""
+    parser.add_argument("--max-rotation", type=float, default=25.0,
+                        help="faces turned up to this many degrees (default 25)")
+    parser.add_argument("--min-face", type=float, default=80.0,
+                        help="smallest pasted face side in pixels (default 80)")
+    parser.add_argument("--max-face", type=float, default=320.0,
+                        help="largest pasted face side in pixels (default 320)")
+    parser.add_argument("--two-face-share", type=float, default=0.3,
+                        help="share of frames with two faces (default 0.3)")
+
+
+def scene_options(args: argparse.Namespace) -> dict[str, Any]:
+    """Return the :func:`make_scenes` keyword arguments of :func:`add_scene_arguments`' options."""
+    return {"sizes": (args.min_face, args.max_face), "max_rotation": args.max_rotation,
+            "two_face_share": args.two_face_share}
