@@ -16,8 +16,8 @@ makes those crops from *Training* faces, so that a model can be trained on what 
    on every frame, and each found face is matched to its labelled face
    (:func:`emotion_perception.bags.detector_eval.match_faces`);
 3. the matched face is cut with the live crop code (:class:`FramePipeline`'s ``crops``: the
-   detector's calibrated framing, turned upright along its eye keypoints) and resized to
-   48x48 grayscale as the classifier's preprocessing does.
+   detector's calibrated framing, turned upright along its eye keypoints) and made 48x48
+   grayscale by the classifier's own preprocessing (``preprocess_face``), kept as uint8.
 
 Written: one ``.npz`` with ``images`` (N, 48, 48) uint8, ``labels`` (the source face's FER2013
 label), ``source_row`` (the face's row in the input npz, so training applies its own cleaning
@@ -67,10 +67,8 @@ def crop_scenes(scenes: Iterable[Any], pipeline: Any, rows: np.ndarray
     ``rows``: the npz row of each source face (by ``SceneFace.index``).
     """
     from emotion_perception.bags.detector_eval import match_faces
-    from emotion_perception.core.preprocessing import to_gray
+    from emotion_perception.core.preprocessing import preprocess_face
     from emotion_perception.core.types import FaceDetection
-
-    import cv2
 
     crops: list[np.ndarray] = []
     labels: list[int] = []
@@ -84,11 +82,8 @@ def crop_scenes(scenes: Iterable[Any], pipeline: Any, rows: np.ndarray
         faces_seen += len(scene.faces)
         found += len(hits)
         for (face, _), crop in zip(hits, pipeline.crops(scene.frame, [t for _, t in hits])):
-            gray = to_gray(crop)
-            if gray.shape != (48, 48):
-                interp = cv2.INTER_AREA if gray.shape[0] >= 48 else cv2.INTER_LINEAR
-                gray = cv2.resize(gray, (48, 48), interpolation=interp)
-            crops.append(np.ascontiguousarray(gray, dtype=np.uint8))
+            # the classifier's own preprocessing, back to the uint8 it started from (exact)
+            crops.append(np.rint(preprocess_face(crop)[:, :, 0] * 255.0).astype(np.uint8))
             labels.append(int(face.label))
             sources.append(int(rows[face.index]))
     return crops, labels, sources, faces_seen, found
