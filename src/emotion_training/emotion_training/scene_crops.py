@@ -35,7 +35,7 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import numpy as np
 
@@ -46,8 +46,6 @@ def training_rows(npz: Path, limit: int = 0) -> tuple[np.ndarray, np.ndarray, np
     """Return (images, labels, rows, total rows) of the npz's Training faces (first ``limit``)."""
     from .data import load_npz
 
-    if not npz.is_file():
-        raise ValueError(f"npz file not found: {npz}")
     ds = load_npz(npz)
     if ds.images.shape[1:] != (48, 48):
         raise ValueError(f"{npz}: images must be (N, 48, 48) grayscale, got {ds.images.shape}")
@@ -59,34 +57,24 @@ def training_rows(npz: Path, limit: int = 0) -> tuple[np.ndarray, np.ndarray, np
     return np.ascontiguousarray(ds.images[rows]), ds.labels[rows], rows, len(ds)
 
 
-def crop_scenes(scenes: Iterable[Any], pipeline: Any, rows: np.ndarray
-                ) -> tuple[list[np.ndarray], list[int], list[int], int, int]:
-    """Detect, match and crop every scene's faces; return (crops, labels, rows, faces, found).
+def crop_scene(scene: Any, pipeline: Any, rows: np.ndarray
+               ) -> tuple[list[np.ndarray], list[int], list[int]]:
+    """Detect, match and crop one scene's faces; return (crops, labels, npz rows) of those found.
 
     ``pipeline``: a detect-only :class:`FramePipeline` (no tracker: the frames are unrelated);
     ``rows``: the npz row of each source face (by ``SceneFace.index``).
     """
     from emotion_perception.bags.detector_eval import match_faces
     from emotion_perception.core.preprocessing import preprocess_face
-    from emotion_perception.core.types import FaceDetection
 
-    crops: list[np.ndarray] = []
-    labels: list[int] = []
-    sources: list[int] = []
-    faces_seen = found = 0
-    for scene in scenes:
-        tracked = pipeline.detect(scene.frame)
-        detections = [FaceDetection(f.box, f.score, f.landmarks) for f in tracked]
-        matched, _ = match_faces(scene.faces, detections)
-        hits = [(face, tracked[di]) for face, di in zip(scene.faces, matched) if di is not None]
-        faces_seen += len(scene.faces)
-        found += len(hits)
-        for (face, _), crop in zip(hits, pipeline.crops(scene.frame, [t for _, t in hits])):
-            # the classifier's own preprocessing, back to the uint8 it started from (exact)
-            crops.append(np.rint(preprocess_face(crop)[:, :, 0] * 255.0).astype(np.uint8))
-            labels.append(int(face.label))
-            sources.append(int(rows[face.index]))
-    return crops, labels, sources, faces_seen, found
+    found = pipeline.detect(scene.frame)
+    matched, _ = match_faces(scene.faces, found)
+    hits = [(face, found[di]) for face, di in zip(scene.faces, matched) if di is not None]
+    # the classifier's own preprocessing, back to the uint8 it started from (exact)
+    crops = [np.rint(preprocess_face(crop)[:, :, 0] * 255.0).astype(np.uint8)
+             for crop in pipeline.crops(scene.frame, [t for _, t in hits])]
+    return (crops, [int(face.label) for face, _ in hits],
+            [int(rows[face.index]) for face, _ in hits])
 
 
 def build_pipeline(spec: str) -> Any:
@@ -143,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
         out_labels: list[int] = []
         sources: list[int] = []
         copies: list[int] = []
-        faces_seen = found = 0
+        faces_seen = 0
         start = time.perf_counter()
         bar = tqdm(total=len(images) * args.copies, unit="face", desc="scene crops",
                    disable=args.quiet, file=sys.stderr)
@@ -151,19 +139,19 @@ def main(argv: list[str] | None = None) -> int:
             for k in range(args.copies):
                 scenes = make_scenes(images, labels, seed=args.seed + k, **options)
                 for scene in scenes:
-                    c, lab, src, n, f = crop_scenes([scene], pipeline, rows)
+                    c, lab, src = crop_scene(scene, pipeline, rows)
                     crops += c
                     out_labels += lab
                     sources += src
                     copies += [k] * len(c)
-                    faces_seen += n
-                    found += f
-                    bar.update(n)
+                    faces_seen += len(scene.faces)
+                    bar.update(len(scene.faces))
         finally:
             bar.close()
     except (ValueError, OSError, RuntimeError) as exc:
         print(f"emotion_scene_crops: error: {exc}", file=sys.stderr)
         return 2
+    found = len(crops)
     meta = {"data": str(args.data), "data_rows": total, "split": SPLIT,
             "faces": int(len(images)), "copies": args.copies,
             "seeds": [args.seed + k for k in range(args.copies)], "detector": args.detector,

@@ -44,7 +44,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..core.preprocessing import eye_roll
-from ..core.types import Box, FaceDetection, eye_points
+from ..core.types import Box, FaceDetection, TrackedFace, eye_points
 from .scenes import (Scene, SceneFace, add_scene_arguments, face_to_frame_matrix, make_scenes,
                      scene_options)
 
@@ -71,9 +71,11 @@ def parse_detector(spec: str) -> tuple[str, str, dict[str, Any]]:
     return spec, name, kwargs
 
 
-def match_faces(faces: Sequence[SceneFace], detections: Sequence[FaceDetection]
+def match_faces(faces: Sequence[SceneFace], detections: Sequence[FaceDetection | TrackedFace]
                 ) -> tuple[list[int | None], int]:
     """Return (index of the detection matched to each face or None, unmatched detections).
+
+    ``detections``: anything with a ``box`` (a detector's or a pipeline's faces).
 
     Closest pairs first; a pair matches when the box centre is within MATCH_DISTANCE face
     sides of the face centre and the box side within a factor 2 of the face side.
@@ -255,13 +257,11 @@ def evaluate(scenes: Sequence[Scene] | Any, detectors: Sequence[tuple[str, str, 
                 start = time.perf_counter()
                 found = variants["legacy"].detect(scene.frame)
                 times[label].append(time.perf_counter() - start)
-                detections = [FaceDetection(f.box, f.score, f.landmarks) for f in found]
-                matched, extra = match_faces(faces, detections)
+                matched, extra = match_faces(faces, found)
                 if calibrate:
                     for face, di in zip(faces, matched):
                         if di is not None:
-                            calibrations[label].add(face, detections[di].box,
-                                                    detections[di].landmarks)
+                            calibrations[label].add(face, found[di].box, found[di].landmarks)
                     continue
                 hits = [(face, found[di]) for face, di in zip(faces, matched) if di is not None]
                 for framing, pipe in variants.items():
