@@ -151,17 +151,21 @@ def bench_detectors(repeat: int, yunet_model: str, recall_npz: str = "",
     frame = synthetic_scene(1, size=(480, 640))
     images, labels, source = recall_faces(recall_npz, recall_count)
     scenes = list(make_scenes(images, labels, seed=0))
+    first_pass = {"refine_threshold": 0.0, "verify_threshold": 0.0}  # the network alone
     configs = [("haar, full resolution (baseline)", "haar", {"max_side": 0}),
                ("haar, max_side 320", "haar", {"max_side": 320}),
                ("blazeface short, input_side 128", "blazeface",
-                {"input_side": 128, "refine_threshold": 0.0}),
+                {"input_side": 128, **first_pass}),
                ("blazeface short, input_side 192", "blazeface",
-                {"input_side": 192, "refine_threshold": 0.0}),
+                {"input_side": 192, **first_pass}),
                ("blazeface short, input_side 256", "blazeface",
-                {"input_side": 256, "refine_threshold": 0.0}),
-               ("blazeface 256 + second pass (default)", "blazeface", {"input_side": 256}),
-               ("blazeface full (192x192)", "blazeface",
-                {"model": "full", "refine_threshold": 0.0})]
+                {"input_side": 256, **first_pass}),
+               ("blazeface 256 + second pass, no face check", "blazeface",
+                {"input_side": 256, "verify_threshold": 0.0, "refine_accept": 0.7,
+                 "refine_max": 2}),
+               ("blazeface 256 + second pass + face check (default)", "blazeface",
+                {"input_side": 256}),
+               ("blazeface full (192x192)", "blazeface", {"model": "full", **first_pass})]
     if yunet_model:
         configs += [("yunet, full resolution", "yunet",
                      {"model_path": yunet_model, "max_side": 0}),

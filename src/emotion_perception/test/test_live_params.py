@@ -28,7 +28,9 @@ COVERED = {
                       "blazeface.model_path", "blazeface.input_side",
                       "blazeface.score_threshold", "blazeface.nms_threshold", "crop_offset",
                       "crop_align", "blazeface.refine_threshold", "blazeface.refine_max",
-                      "blazeface.refine_scale", "blazeface.refine_accept", "full_scan_every"},
+                      "blazeface.refine_scale", "blazeface.refine_accept", "full_scan_every",
+                      "blazeface.verify_threshold", "blazeface.verify_below",
+                      "blazeface.verify_model_path"},
     "emotion_classifier": {"diagnostics_period", "max_image_pixels", "max_faces", "max_age",
                            "max_clock_offset"},
     "emotion_smoother": {"diagnostics_period", "max_faces", "max_age", "max_clock_offset",
@@ -241,6 +243,8 @@ def test_blazeface_parameters_rebuild_blazeface(active):
                              ("blazeface.refine_max", 1, "refine_max"),
                              ("blazeface.refine_scale", 3.0, "refine_scale"),
                              ("blazeface.refine_accept", 0.8, "refine_accept"),
+                             ("blazeface.verify_threshold", 0.3, "verify_threshold"),
+                             ("blazeface.verify_below", 0.9, "verify_below"),
                              ("blazeface.model", "full", "model")):
         first = node.pipeline.detector
         assert _set(node, **{key: value}).successful
@@ -251,6 +255,11 @@ def test_blazeface_parameters_rebuild_blazeface(active):
     assert str(node.pipeline.detector.path) == path
     res = _set(node, **{"blazeface.model_path": "/no/such/model.tflite"})
     assert not res.successful and "model_path" in res.reason
+    mesh = str(node.pipeline.detector._check.path)
+    assert _set(node, **{"blazeface.verify_model_path": mesh}).successful
+    assert str(node.pipeline.detector._check.path) == mesh
+    res = _set(node, **{"blazeface.verify_model_path": "/no/such/mesh.tflite"})
+    assert not res.successful and "blazeface.verify_model_path" in res.reason
     for key, value in (("max_side", 240), ("haar.min_size", 60)):  # read by other detectors
         res = _set(node, **{key: value})
         assert not res.successful and "no effect with detector 'blazeface'" in res.reason

@@ -132,14 +132,22 @@ DETECTOR = (
           "looked at again on an upscaled tile of refine_scale box sides at the model's own "
           "128x128 input and kept if the tile scores them as faces (0 = no second pass).",
           0.0, 0.99),
-    Param("blazeface.refine_max", 2, "BlazeFace: at most this many second-pass tiles per "
+    Param("blazeface.refine_max", 3, "BlazeFace: at most this many second-pass tiles per "
           "frame (each one more network run, at the model's own input size).", 0, 16),
     Param("blazeface.refine_scale", 2.0, "BlazeFace: tile side in box sides, for the second "
           "pass and for the looks near tracked faces between full scans (full_scan_every).",
           1.0, 8.0),
-    Param("blazeface.refine_accept", 0.7, "BlazeFace: score a face found on a second-pass "
-          "tile needs to be kept (higher: fewer false faces, fewer small faces found).",
-          0.01, 0.99),
+    Param("blazeface.refine_accept", 0.5, "BlazeFace: score a face found on a second-pass "
+          "tile needs to be kept (higher: fewer false faces, fewer small faces found; without "
+          "the face check, verify_threshold 0, use 0.7).", 0.01, 0.99),
+    Param("blazeface.verify_threshold", 0.1, "BlazeFace face check: doubtful faces (first "
+          "pass scored below verify_below, and every face the second pass adds) are kept only "
+          "if MediaPipe's face-mesh network, from the same wheel, gives them at least this "
+          "face-presence score (0 = no check).", 0.0, 0.99),
+    Param("blazeface.verify_below", 0.7, "BlazeFace face check: first-pass faces scored below "
+          "this are checked (1 = all, 0 = none but the second pass's).", 0.0, 1.0),
+    Param("blazeface.verify_model_path", "", "BlazeFace face check: face-mesh model file; "
+          "empty = face_landmark.tflite inside the installed mediapipe wheel."),
     Param("max_side", 320, "Haar and YuNet: detect on a copy downscaled so its longer side is "
           "at most this (0 = full resolution); boxes are mapped back.", 0, 8192),
     Param("crop_margin", -1.0, "Face crops are squares of the box's longer side enlarged by "

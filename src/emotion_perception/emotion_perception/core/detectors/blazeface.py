@@ -111,8 +111,11 @@ def make_anchors(spec: ModelSpec, width: int, height: int) -> np.ndarray:
     return np.concatenate(centres).astype(np.float64)
 
 
-def installed_model(file_name: str) -> Path:
-    """Return the path of ``file_name`` inside the installed mediapipe wheel (not imported)."""
+def installed_model(file_name: str, directory: str = MEDIAPIPE_DIR) -> Path:
+    """Return the path of ``directory/file_name`` inside the installed mediapipe wheel.
+
+    The wheel is found through its installed file list; mediapipe is never imported.
+    """
     from importlib.metadata import PackageNotFoundError, distribution
 
     try:
@@ -120,7 +123,7 @@ def installed_model(file_name: str) -> Path:
     except PackageNotFoundError:
         raise FileNotFoundError(f"BlazeFace model {file_name}: the mediapipe wheel that carries "
                                 f"it is not installed; {MEDIAPIPE_HINT}") from None
-    path = Path(str(dist.locate_file(f"{MEDIAPIPE_DIR}/{file_name}")))
+    path = Path(str(dist.locate_file(f"{directory}/{file_name}")))
     if not path.is_file():
         raise FileNotFoundError(f"BlazeFace model {file_name}: not found at {path} (mediapipe "
                                 f"{dist.version} is installed, but its wheel lacks the file; "
@@ -175,6 +178,13 @@ class BlazeFaceDetector(FaceDetector):
     ``refine_threshold`` > 0 (default 0.2, chosen by measurement: README, face detectors)
     adds a second pass on upscaled tiles around up to ``refine_max`` weak candidates
     (:meth:`detect`); 0 turns it off.
+    ``verify_threshold`` > 0 (default 0.1; 0 turns it off) asks a second network, MediaPipe's
+    face mesh (:mod:`.face_check`, from the same wheel; ``verify_model_path`` names another
+    copy), about the doubtful faces: those of the first pass scored below ``verify_below``
+    (0.7) and all that the second pass adds; it drops three in four false faces, so the second
+    pass can accept weaker tiles (``refine_accept`` 0.5, 0.7 without the check). Chosen by
+    measurement (README, face detectors).
+
     ``min_size`` drops faces whose box side is smaller (full-resolution pixels; 0 = keep
     all). ``num_threads`` is the interpreter's thread count (1: the detector is one stage of a
     pipeline running on a small CPU).
@@ -186,8 +196,9 @@ class BlazeFaceDetector(FaceDetector):
     def __init__(self, model: str = "short", model_path: str = "", input_side: int = 256,
                  score_threshold: float = 0.5, nms_threshold: float = 0.3,
                  min_size: int = 0, num_threads: int = 1, refine_threshold: float = 0.2,
-                 refine_max: int = 2, refine_scale: float = 2.0,
-                 refine_accept: float = 0.7) -> None:
+                 refine_max: int = 3, refine_scale: float = 2.0,
+                 refine_accept: float = 0.5, verify_threshold: float = 0.1,
+                 verify_below: float = 0.7, verify_model_path: str = "") -> None:
         if model not in MODELS:
             raise ValueError(f"model must be one of {', '.join(MODELS)}, got {model!r}")
         if int(input_side) != input_side or not (input_side == 0 or 64 <= input_side <= 1024):
@@ -210,8 +221,14 @@ class BlazeFaceDetector(FaceDetector):
             raise ValueError(f"refine_scale must be in [1, 8] box sides, got {refine_scale}")
         if not 0.0 < refine_accept < 1.0:
             raise ValueError(f"refine_accept must be in (0, 1), got {refine_accept}")
-        if not isinstance(model_path, str):
-            raise ValueError(f"model_path must be a string, got {model_path!r}")
+        if not 0.0 <= verify_threshold < 1.0:
+            raise ValueError(f"verify_threshold must be in [0, 1) (0 = no check), got "
+                             f"{verify_threshold}")
+        if not 0.0 <= verify_below <= 1.0:
+            raise ValueError(f"verify_below must be in [0, 1], got {verify_below}")
+        for key, value in (("model_path", model_path), ("verify_model_path", verify_model_path)):
+            if not isinstance(value, str):
+                raise ValueError(f"{key} must be a string, got {value!r}")
         self.spec = MODELS[model]
         self.model = model
         self.crop_framing = self.spec.crop_framing
@@ -254,6 +271,12 @@ class BlazeFaceDetector(FaceDetector):
         self._tile_input = np.empty((1, side, side, 3), np.float32)
         if self.refine_max:
             self._tile_interpreter()  # load it now: a missing model fails at construction
+        self.verify_threshold = float(verify_threshold)
+        self.verify_below = float(verify_below)
+        self._check = None
+        if self.verify_threshold > 0:
+            from .face_check import FacePresence
+            self._check = FacePresence(verify_model_path, num_threads=self._num_threads)
 
     def _tile_interpreter(self):
         """Return the interpreter for tiles at the model's own square input (made once).
@@ -385,6 +408,9 @@ class BlazeFaceDetector(FaceDetector):
         ``refine_max``) best weak candidates, scored in [refine_threshold,
         score_threshold) and not overlapping a face already found: each is re-run on an
         upscaled tile (:meth:`_tile`) and kept only if the tile scores it as a face.
+        With ``verify_threshold`` > 0, first-pass faces scored below ``verify_below`` and
+        every face a tile adds are kept only if the face check (:mod:`.face_check`) gives
+        them a presence score of ``verify_threshold`` or more.
         """
         image = _checked(image)
         with self._lock:
@@ -397,6 +423,9 @@ class BlazeFaceDetector(FaceDetector):
             found = [(b / scale, p / scale, s) for b, p, s in
                      weighted_nms(boxes[strong], points[strong], scores[strong],
                                   self.nms_threshold)] if strong.any() else []
+            # doubtful first-pass faces need the face check's word (before the second pass,
+            # so that a false face does not keep a true candidate beside it from a tile)
+            found = [f for f in found if self._confirmed(image, f, self.verify_below)]
             if self.refine_max and (~strong).any():
                 weak = weighted_nms(boxes[~strong], points[~strong], scores[~strong],
                                     self.nms_threshold)
@@ -409,11 +438,23 @@ class BlazeFaceDetector(FaceDetector):
                         continue
                     tried += 1
                     for cand in self._tile(image, box, self._accept_logit):
-                        if not any(_iou(cand[0], f[0]) > self.nms_threshold for f in found):
+                        if not any(_iou(cand[0], f[0]) > self.nms_threshold for f in found) \
+                                and self._confirmed(image, cand, math.inf):
                             found.append(cand)
         found.sort(key=lambda f: -f[2])
         faces = (self._detection(image.shape, *f) for f in found)
         return [face for face in faces if face is not None]
+
+    def _confirmed(self, image: np.ndarray, face: tuple[np.ndarray, np.ndarray, float],
+                   below: float) -> bool:
+        """Return whether ``face`` (box, points, score) stands.
+
+        It stands when it scored ``below`` or more, when no face check is configured, or when
+        the face check gives it ``verify_threshold`` or more.
+        """
+        if self._check is None or face[2] >= below:
+            return True
+        return self._check.score(image, face[0], face[1]) >= self.verify_threshold
 
     def detect_regions(self, image: np.ndarray, boxes: Sequence[Box]
                        ) -> list[FaceDetection | None]:
