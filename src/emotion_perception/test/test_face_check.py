@@ -139,15 +139,31 @@ def test_blazeface_check_parameter_errors(kwargs: dict, name: str) -> None:
 
 
 def test_face_check_model_files(tmp_path: Path) -> None:
-    from emotion_perception.core.detectors.blazeface import installed_model
+    from emotion_perception.core.detectors.blazeface import BlazeFaceDetector, installed_model
     assert _presence().path.name == "face_landmark.tflite"
     with pytest.raises(FileNotFoundError, match="verify_model_path"):
-        _detector(verify_model_path=str(tmp_path / "missing.tflite"))
+        BlazeFaceDetector(verify_model_path=str(tmp_path / "missing.tflite"))
     bad = tmp_path / "broken_mesh.tflite"
     bad.write_bytes(b"not a flatbuffer" * 20)
     with pytest.raises(ModelError, match="broken_mesh.tflite"):
-        _detector(verify_model_path=str(bad))
+        BlazeFaceDetector(verify_model_path=str(bad))
     # BlazeFace's own file is not a face-mesh model: its shapes are refused
     short = installed_model("face_detection_short_range.tflite")
     with pytest.raises(ModelError, match="input"):
-        _detector(verify_model_path=str(short))
+        BlazeFaceDetector(verify_model_path=str(short))
+
+
+def test_without_the_wheel_the_error_says_how_to_go_on(monkeypatch) -> None:
+    import importlib.metadata as metadata
+
+    from emotion_perception.core.detectors.face_check import FacePresence
+
+    def missing(name):
+        raise metadata.PackageNotFoundError(name)
+
+    monkeypatch.setattr(metadata, "distribution", missing)
+    with pytest.raises(FileNotFoundError) as info:
+        FacePresence()
+    message = str(info.value)
+    assert "mediapipe" in message and "verify_model_path" in message
+    assert "verify_threshold 0" in message

@@ -121,11 +121,11 @@ def installed_model(file_name: str, directory: str = MEDIAPIPE_DIR) -> Path:
     try:
         dist = distribution("mediapipe")
     except PackageNotFoundError:
-        raise FileNotFoundError(f"BlazeFace model {file_name}: the mediapipe wheel that carries "
+        raise FileNotFoundError(f"MediaPipe model {file_name}: the mediapipe wheel that carries "
                                 f"it is not installed; {MEDIAPIPE_HINT}") from None
     path = Path(str(dist.locate_file(f"{directory}/{file_name}")))
     if not path.is_file():
-        raise FileNotFoundError(f"BlazeFace model {file_name}: not found at {path} (mediapipe "
+        raise FileNotFoundError(f"MediaPipe model {file_name}: not found at {path} (mediapipe "
                                 f"{dist.version} is installed, but its wheel lacks the file; "
                                 f"versions 0.10.14-0.10.21 carry it); {MEDIAPIPE_HINT}")
     return path

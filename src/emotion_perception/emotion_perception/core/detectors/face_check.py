@@ -66,7 +66,12 @@ class FacePresence:
                 raise FileNotFoundError(f"face check: verify_model_path {model_path!r} does "
                                         f"not exist")
         else:
-            self.path = installed_model(FACE_MESH_FILE, FACE_MESH_DIR)
+            try:
+                self.path = installed_model(FACE_MESH_FILE, FACE_MESH_DIR)
+            except FileNotFoundError as exc:
+                raise FileNotFoundError(f"face check: {exc}; or set verify_model_path to a "
+                                        f"copy of {FACE_MESH_FILE}, or verify_threshold 0 to "
+                                        f"detect without the check") from None
         self._interp = load_interpreter("face-mesh model", path=self.path,
                                         num_threads=num_threads, parameter="verify_model_path")
         inputs = self._interp.get_input_details()
