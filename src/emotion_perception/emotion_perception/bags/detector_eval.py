@@ -52,7 +52,10 @@ MATCH_DISTANCE = 0.3   # detection centre within this many face sides of the fac
 FRAMINGS = ("calibrated", "unaligned", "legacy", "eye-centred")
 LEGACY_FRAMING = (0.1, 0.0)
 DEFAULT_DETECTORS = ("haar", "blazeface:input_side=128", "blazeface:input_side=192",
-                     "blazeface:refine_threshold=0", "blazeface", "blazeface:model=full")
+                     "blazeface:refine_threshold=0",
+                     # the default before the face check (session 12)
+                     "blazeface:verify_threshold=0,refine_accept=0.7,refine_max=2",
+                     "blazeface", "blazeface:model=full")
 
 
 def parse_detector(spec: str) -> tuple[str, str, dict[str, Any]]:
