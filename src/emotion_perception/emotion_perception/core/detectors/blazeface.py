@@ -131,6 +131,25 @@ def installed_model(file_name: str, directory: str = MEDIAPIPE_DIR) -> Path:
     return path
 
 
+def warp_to_input(image: np.ndarray, matrix: np.ndarray, out: np.ndarray, scale: float,
+                  offset: float = 0.0) -> None:
+    """Resample ``image`` into the network input ``out`` ((side, side, 3) float32) as RGB.
+
+    ``matrix`` (2x3) maps input pixels to ``image`` pixels; beyond the image is black. The
+    values are ``scale`` * RGB (uint8) + ``offset``. BlazeFace's tiles and the face check's
+    crops are made this way.
+    """
+    side = out.shape[0]
+    tile = cv2.warpAffine(image, matrix, (side, side),
+                          flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                          borderMode=cv2.BORDER_CONSTANT)
+    code = cv2.COLOR_GRAY2RGB if tile.ndim == 2 else \
+        {3: cv2.COLOR_BGR2RGB, 4: cv2.COLOR_BGRA2RGB}[tile.shape[2]]
+    np.multiply(cv2.cvtColor(tile, code), scale, out=out, casting="unsafe")
+    if offset:
+        out += offset
+
+
 def weighted_nms(boxes: np.ndarray, points: np.ndarray, scores: np.ndarray,
                  iou_threshold: float) -> list[tuple[np.ndarray, np.ndarray, float]]:
     """Merge overlapping candidates; return [(box, points, score)], best first.
@@ -376,14 +395,7 @@ class BlazeFaceDetector(FaceDetector):
         x0, y0 = cx - tile_side / 2.0, cy - tile_side / 2.0
         # tile pixel (u, v) centre -> frame point x0 + k (u + 0.5), as pixel index - 0.5
         matrix = np.array([[k, 0.0, x0 + 0.5 * k - 0.5], [0.0, k, y0 + 0.5 * k - 0.5]])
-        tile = cv2.warpAffine(image, matrix, (side_in, side_in),
-                              flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-                              borderMode=cv2.BORDER_CONSTANT)
-        code = cv2.COLOR_GRAY2RGB if tile.ndim == 2 else \
-            {3: cv2.COLOR_BGR2RGB, 4: cv2.COLOR_BGRA2RGB}[tile.shape[2]]
-        np.multiply(cv2.cvtColor(tile, code), 1.0 / 127.5, out=self._tile_input[0],
-                    casting="unsafe")
-        self._tile_input -= 1.0
+        warp_to_input(image, matrix, self._tile_input[0], 1.0 / 127.5, -1.0)
         interp = self._tile_interpreter()
         interp.set_tensor(self._in_index, self._tile_input)
         interp.invoke()

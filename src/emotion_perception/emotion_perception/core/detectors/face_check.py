@@ -20,7 +20,6 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from ..classifiers.base import ModelError
@@ -94,13 +93,9 @@ class FacePresence:
 
         Not thread-safe: the caller (the detector) holds its lock.
         """
-        crop = cv2.warpAffine(image, crop_matrix(box, points), (INPUT_SIDE, INPUT_SIDE),
-                              flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-                              borderMode=cv2.BORDER_CONSTANT)
-        code = cv2.COLOR_GRAY2RGB if crop.ndim == 2 else \
-            {3: cv2.COLOR_BGR2RGB, 4: cv2.COLOR_BGRA2RGB}[crop.shape[2]]
-        np.multiply(cv2.cvtColor(crop, code), 1.0 / 255.0, out=self._input[0],
-                    casting="unsafe")
+        from .blazeface import warp_to_input
+
+        warp_to_input(image, crop_matrix(box, points), self._input[0], 1.0 / 255.0)
         self._interp.set_tensor(self._in_index, self._input)
         self._interp.invoke()
         logit = float(np.clip(self._interp.get_tensor(self._flag_index).ravel()[0], -100, 100))
