@@ -145,6 +145,7 @@ def bench_detectors(repeat: int, yunet_model: str, recall_npz: str = "",
     """
     from .bags.scenes import make_scenes
     from .core import plugins
+    from .core.detectors.blazeface import WITHOUT_CHECK
     from .core.params import merge_params
     from .core.sample_input import synthetic_scene
 
@@ -161,8 +162,7 @@ def bench_detectors(repeat: int, yunet_model: str, recall_npz: str = "",
                ("blazeface short, input_side 256", "blazeface",
                 {"input_side": 256, **first_pass}),
                ("blazeface 256 + second pass, no face check", "blazeface",
-                {"input_side": 256, "verify_threshold": 0.0, "refine_accept": 0.7,
-                 "refine_max": 2}),
+                {"input_side": 256, **WITHOUT_CHECK}),
                ("blazeface 256 + second pass + face check (default)", "blazeface",
                 {"input_side": 256}),
                ("blazeface full (192x192)", "blazeface", {"model": "full", **first_pass})]

@@ -43,6 +43,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from ..core.detectors.blazeface import WITHOUT_CHECK
 from ..core.preprocessing import eye_roll
 from ..core.types import Box, FaceDetection, TrackedFace, eye_points
 from .scenes import (Scene, SceneFace, add_scene_arguments, face_to_frame_matrix, make_scenes,
@@ -54,7 +55,7 @@ LEGACY_FRAMING = (0.1, 0.0)
 DEFAULT_DETECTORS = ("haar", "blazeface:input_side=128", "blazeface:input_side=192",
                      "blazeface:refine_threshold=0",
                      # the default before the face check (session 12)
-                     "blazeface:verify_threshold=0,refine_accept=0.7,refine_max=2",
+                     "blazeface:" + ",".join(f"{k}={v}" for k, v in WITHOUT_CHECK.items()),
                      "blazeface", "blazeface:model=full")
 
 

@@ -86,7 +86,9 @@ MODELS = {
                       (0.075, -0.05)),
 }
 _VALUES = 16          # regression values per anchor: box (4) + 6 keypoints x (x, y)
-_LOGIT_CLIP = 100.0   # score logits are clipped to +-100 before the sigmoid (as MediaPipe)
+LOGIT_CLIP = 100.0    # score logits are clipped to +-100 before the sigmoid (as MediaPipe)
+#: the second pass as it was before the face check (session 12's default), for comparisons
+WITHOUT_CHECK = {"verify_threshold": 0.0, "refine_accept": 0.7, "refine_max": 2}
 
 
 def make_anchors(spec: ModelSpec, width: int, height: int) -> np.ndarray:
@@ -370,8 +372,8 @@ class BlazeFaceDetector(FaceDetector):
         keep = np.flatnonzero(logits >= min_logit)
         raw = interp.get_tensor(self._reg_index)[0, keep].astype(np.float64)
         anchors = anchors[keep]
-        scores = 1.0 / (1.0 + np.exp(-np.clip(logits[keep].astype(np.float64), -_LOGIT_CLIP,
-                                              _LOGIT_CLIP)))
+        scores = 1.0 / (1.0 + np.exp(-np.clip(logits[keep].astype(np.float64), -LOGIT_CLIP,
+                                              LOGIT_CLIP)))
         centre = raw[:, 0:2] + anchors
         half = np.abs(raw[:, 2:4]) / 2.0
         boxes = np.concatenate([centre - half, centre + half], axis=1)

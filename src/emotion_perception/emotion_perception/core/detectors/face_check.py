@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from ..classifiers.base import ModelError
+from .blazeface import LOGIT_CLIP, installed_model, warp_to_input
 
 FACE_MESH_DIR = "mediapipe/modules/face_landmark"
 FACE_MESH_FILE = "face_landmark.tflite"
@@ -57,7 +58,6 @@ class FacePresence:
 
     def __init__(self, model_path: str = "", num_threads: int = 1) -> None:
         from ..litert import load_interpreter
-        from .blazeface import installed_model
 
         if model_path.strip():
             self.path = Path(model_path).expanduser()
@@ -93,10 +93,9 @@ class FacePresence:
 
         Not thread-safe: the caller (the detector) holds its lock.
         """
-        from .blazeface import warp_to_input
-
         warp_to_input(image, crop_matrix(box, points), self._input[0], 1.0 / 255.0)
         self._interp.set_tensor(self._in_index, self._input)
         self._interp.invoke()
-        logit = float(np.clip(self._interp.get_tensor(self._flag_index).ravel()[0], -100, 100))
+        logit = float(np.clip(self._interp.get_tensor(self._flag_index).ravel()[0],
+                              -LOGIT_CLIP, LOGIT_CLIP))
         return 1.0 / (1.0 + math.exp(-logit))
