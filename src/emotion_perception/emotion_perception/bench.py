@@ -4,7 +4,8 @@ Prints, in one run, median and p95 of every stage next to a naive baseline measu
 run, as a ratio: detector ms/frame at 640x480 per detector plugin and setting against Haar at
 full resolution, each beside its recall and false positives on frames with known faces,
 classifier ms/face at batch 1 and 4 per runtime (Keras eager,
-compiled tf.function, TFLite float32/float16/int8 via LiteRT; baseline: per-face
+compiled tf.function, TFLite float32/float16/int8 via LiteRT; each against the compiled
+``tf.function``, the fastest way to run the trained model unexported, and against per-face
 ``model.predict``), and the real graph over DDS: end-to-end latency (image stamp -> /emotion)
 and sustained throughput with 1 and 4 faces, CPU use and peak memory. ``--json`` writes all
 figures for tracking. Figures are measurements of this machine at this moment; nothing here is
@@ -211,7 +212,7 @@ ACCURATE_MODEL = "emotion_net_ensemble_int8.tflite"
 
 
 def bench_classifiers(models: Path, repeat: int) -> dict[str, Any]:
-    """Classifier ms/face at batch 1 and 4 per runtime, with per-face model.predict baseline."""
+    """Classifier ms/face at batch 1 and 4 per runtime, against compiled Keras and predict()."""
     from .core.classifiers.tflite_classifier import TFLiteClassifier
 
     rng = np.random.default_rng(0)
@@ -244,12 +245,16 @@ def bench_classifiers(models: Path, repeat: int) -> dict[str, Any]:
             r["per_face_median_ms"] = r["median_ms"] / b
             r["per_face_p95_ms"] = r["p95_ms"] / b
             out[name][f"batch{b}"] = r
-    base = out.get("baseline_predict_per_face")
-    if base:
-        for name, res in out.items():
-            for b in ("batch1", "batch4"):
-                res[b]["speedup_vs_baseline"] = \
-                    base[b]["per_face_median_ms"] / res[b]["per_face_median_ms"]
+    # two references: the compiled Keras model, the fastest reasonable way to run the
+    # trained model without an export (the honest baseline), and per-face model.predict,
+    # the naive one
+    for key, ref in (("speedup_vs_compiled", "keras_tf_function"),
+                     ("speedup_vs_baseline", "baseline_predict_per_face")):
+        base = out.get(ref)
+        if base:
+            for res in out.values():
+                for b in ("batch1", "batch4"):
+                    res[b][key] = base[b]["per_face_median_ms"] / res[b]["per_face_median_ms"]
     return out
 
 
@@ -379,13 +384,14 @@ def report(results: dict[str, Any]) -> str:
         parts.append(table)
     clf = results.get("classifiers", {})
     if clf:
-        rows = [["classifier runtime", "b1 ms/face (p95)", "b4 ms/face (p95)", "vs predict()"]]
+        rows = [["classifier runtime", "b1 ms/face (p95)", "b4 ms/face (p95)",
+                 "vs compiled Keras", "vs predict()"]]
         for name, r in clf.items():
             b1, b4 = r["batch1"], r["batch4"]
             rows.append([name, f"{b1['per_face_median_ms']:.3f} ({b1['per_face_p95_ms']:.3f})",
-                         f"{b4['per_face_median_ms']:.3f} ({b4['per_face_p95_ms']:.3f})",
-                         f"{b1.get('speedup_vs_baseline', float('nan')):.1f}x / "
-                         f"{b4.get('speedup_vs_baseline', float('nan')):.1f}x"])
+                         f"{b4['per_face_median_ms']:.3f} ({b4['per_face_p95_ms']:.3f})"]
+                        + [f"{b1.get(key, float('nan')):.1f}x / {b4.get(key, float('nan')):.1f}x"
+                           for key in ("speedup_vs_compiled", "speedup_vs_baseline")])
         parts.append(_fmt_table(rows))
     g = results.get("graph", {})
     if g:

@@ -80,3 +80,24 @@ def test_detector_table_prints_recall_beside_the_milliseconds():
         every1 = results["default, tracked moving faces, full_scan_every 1"]
         assert every1["scans"] == {"full": frames, "regions": 0}
         assert "full_scan_every 3 (default)" in text
+
+
+def test_classifier_table_compares_with_the_compiled_keras_model(tiny_model_path, tmp_path):
+    """Every runtime's speed-up is printed against compiled Keras (1.0x itself) and predict()."""
+    import shutil
+
+    from emotion_perception.bench import bench_classifiers, report
+
+    shutil.copy(tiny_model_path, tmp_path / "emotion_net.keras")
+    results = bench_classifiers(tmp_path, 2)
+    assert set(results) == {"baseline_predict_per_face", "keras_eager", "keras_tf_function"}
+    for res in results.values():
+        for b in ("batch1", "batch4"):
+            expect = (results["keras_tf_function"][b]["per_face_median_ms"]
+                      / res[b]["per_face_median_ms"])
+            assert res[b]["speedup_vs_compiled"] == pytest.approx(expect)
+    assert results["keras_tf_function"]["batch1"]["speedup_vs_compiled"] == 1.0
+    assert results["baseline_predict_per_face"]["batch4"]["speedup_vs_baseline"] == 1.0
+    text = report({"classifiers": results, "peak_rss_mb": 1.0})
+    assert "vs compiled Keras" in text and "vs predict()" in text
+    assert "keras_tf_function" in text and "1.0x / 1.0x" in text

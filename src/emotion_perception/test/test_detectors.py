@@ -341,16 +341,37 @@ def test_blazeface_detect_regions_refinds_faces_where_they_are_and_nowhere_else(
                                                    truth[0].w, truth[0].h)])
     assert other is None or _best_iou([other], truth[0]) < 0.3
     assert detector.detect_regions(frame, []) == []
-    # a 128x128 tile against the 256x192 input of a 640x480 frame: a third of the work
-    assert detector.region_cost(frame.shape) == pytest.approx(128 * 128 / (256 * 192))
+    # a 96x96 tile against the 256x192 input of a 640x480 frame: under a fifth of the work
+    assert detector.region_side == 96
+    assert detector.region_cost(frame.shape) == pytest.approx(96 * 96 / (256 * 192))
     assert _blazeface(input_side=192).region_cost((480, 640)) == pytest.approx(
-        128 * 128 / (144 * 192))
+        96 * 96 / (144 * 192))
+    assert _blazeface(region_side=0).region_cost((480, 640)) == pytest.approx(
+        128 * 128 / (256 * 192))
     assert _blazeface(model="full").region_cost((480, 640)) == 1.0
     assert HaarDetector().region_cost((480, 640)) == 0.0
     # detectors without regions say so
     with pytest.raises(NotImplementedError, match="haar"):
         HaarDetector().detect_regions(frame, truth)
     assert not HaarDetector.detects_regions
+
+
+@pytest.mark.parametrize("side", [0, 96, 64])
+def test_blazeface_region_tiles_run_at_region_side(side: int) -> None:
+    """The looks near tracked faces run at region_side; the second pass keeps 128."""
+    detector = _blazeface(input_side=256, region_side=side)
+    frame, truth = synthetic_scene_with_boxes(2, t=0.4)
+    found = detector.detect_regions(frame, truth)
+    assert all(f is not None and f.box.iou(b) > 0.5 for f, b in zip(found, truth))
+    side = side or 128
+    assert detector._tiles[side].input.shape == (1, side, side, 3)
+    assert detector._tiles[side].interp.get_input_details()[0]["shape"].tolist() == \
+        [1, side, side, 3]
+    # the second pass's tiles (loaded at construction) stay at the model's own input
+    assert detector._tiles[128].input.shape == (1, 128, 128, 3)
+    assert sorted(detector._tiles) == sorted({128, side})
+    # the fixed-input full-range model: its own input, whatever region_side says
+    assert _blazeface(model="full", region_side=64).region_side == 192
 
 
 def test_blazeface_keypoints_turn_with_the_face() -> None:
@@ -416,6 +437,9 @@ def test_weighted_nms_merges_overlaps_by_score() -> None:
     (dict(refine_threshold=0.1, refine_max=-1), "refine_max"),
     (dict(refine_threshold=0.1, refine_scale=0.5), "refine_scale"),
     (dict(refine_threshold=0.1, refine_accept=1.0), "refine_accept"),
+    (dict(region_side=100), "region_side"),
+    (dict(region_side=48), "region_side"),
+    (dict(region_side=272), "region_side"),
 ])
 def test_blazeface_parameter_errors(kwargs: dict, name: str) -> None:
     from emotion_perception.core.detectors.blazeface import BlazeFaceDetector

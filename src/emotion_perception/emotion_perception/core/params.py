@@ -148,6 +148,10 @@ DETECTOR = (
           "this are checked (1 = all, 0 = none but the second pass's).", 0.0, 1.0),
     Param("blazeface.verify_model_path", "", "BlazeFace face check: face-mesh model file; "
           "empty = face_landmark.tflite inside the installed mediapipe wheel."),
+    Param("blazeface.region_side", 96, "BlazeFace short range: input side (px, a multiple "
+          "of 16) of the tiles that look near tracked faces between full scans "
+          "(full_scan_every); the face fills about half of it whatever its size (0 = the "
+          "model's own 128).", 0, 256),
     Param("max_side", 320, "Haar and YuNet: detect on a copy downscaled so its longer side is "
           "at most this (0 = full resolution); boxes are mapped back.", 0, 8192),
     Param("crop_margin", -1.0, "Face crops are squares of the box's longer side enlarged by "

@@ -40,7 +40,7 @@ import math
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import cv2
 import numpy as np
@@ -89,6 +89,15 @@ _VALUES = 16          # regression values per anchor: box (4) + 6 keypoints x (x
 LOGIT_CLIP = 100.0    # score logits are clipped to +-100 before the sigmoid (as MediaPipe)
 #: the second pass as it was before the face check (session 12's default), for comparisons
 WITHOUT_CHECK = {"verify_threshold": 0.0, "refine_accept": 0.7, "refine_max": 2}
+
+
+@dataclass(frozen=True)
+class _Tiles:
+    """An interpreter for square tiles of one side, with its input buffer and anchors."""
+
+    interp: Any
+    input: np.ndarray     # (1, side, side, 3) float32
+    anchors: np.ndarray   # (N, 2) anchor centres for that side
 
 
 def make_anchors(spec: ModelSpec, width: int, height: int) -> np.ndarray:
@@ -206,6 +215,10 @@ class BlazeFaceDetector(FaceDetector):
     pass can accept weaker tiles (``refine_accept`` 0.5, 0.7 without the check). Chosen by
     measurement (README, face detectors).
 
+    ``region_side`` (default 96, a multiple of 16; 0 = the model's own 128) is the input
+    side of the tiles :meth:`detect_regions` looks near tracked faces with, between full
+    scans; chosen by measurement (README, face detectors).
+
     ``min_size`` drops faces whose box side is smaller (full-resolution pixels; 0 = keep
     all). ``num_threads`` is the interpreter's thread count (1: the detector is one stage of a
     pipeline running on a small CPU).
@@ -219,7 +232,8 @@ class BlazeFaceDetector(FaceDetector):
                  min_size: int = 0, num_threads: int = 1, refine_threshold: float = 0.2,
                  refine_max: int = 3, refine_scale: float = 2.0,
                  refine_accept: float = 0.5, verify_threshold: float = 0.1,
-                 verify_below: float = 0.7, verify_model_path: str = "") -> None:
+                 verify_below: float = 0.7, verify_model_path: str = "",
+                 region_side: int = 96) -> None:
         if model not in MODELS:
             raise ValueError(f"model must be one of {', '.join(MODELS)}, got {model!r}")
         if int(input_side) != input_side or not (input_side == 0 or 64 <= input_side <= 1024):
@@ -247,6 +261,10 @@ class BlazeFaceDetector(FaceDetector):
                              f"{verify_threshold}")
         if not 0.0 <= verify_below <= 1.0:
             raise ValueError(f"verify_below must be in [0, 1], got {verify_below}")
+        if int(region_side) != region_side or not (
+                region_side == 0 or (64 <= region_side <= 256 and region_side % 16 == 0)):
+            raise ValueError(f"region_side must be 0 (the model's own) or a multiple of 16 in "
+                             f"[64, 256] pixels, got {region_side}")
         for key, value in (("model_path", model_path), ("verify_model_path", verify_model_path)):
             if not isinstance(value, str):
                 raise ValueError(f"{key} must be a string, got {value!r}")
@@ -287,11 +305,12 @@ class BlazeFaceDetector(FaceDetector):
         self._resize_flag = cv2.INTER_LINEAR
         self._lock = threading.Lock()
         self._num_threads = int(num_threads)
-        self._tile_interp = None  # made on first use by the second pass or detect_regions
-        self._tile_anchors = make_anchors(self.spec, side, side)
-        self._tile_input = np.empty((1, side, side, 3), np.float32)
+        # tiles by input side, each made on first use: the second pass's at the model's own
+        # side, the region passes' at region_side (the fixed-input full-range model: its own)
+        self._tiles: dict[int, _Tiles] = {}
+        self.region_side = (int(region_side) if self.spec.resizable else 0) or side
         if self.refine_max:
-            self._tile_interpreter()  # load it now: a missing model fails at construction
+            self._tiles_of(side)  # load it now: a missing model fails at construction
         self.verify_threshold = float(verify_threshold)
         self.verify_below = float(verify_below)
         self._check = None
@@ -299,19 +318,24 @@ class BlazeFaceDetector(FaceDetector):
             from .face_check import FacePresence
             self._check = FacePresence(verify_model_path, num_threads=self._num_threads)
 
-    def _tile_interpreter(self):
-        """Return the interpreter for tiles at the model's own square input (made once).
+    def _tiles_of(self, side: int) -> _Tiles:
+        """Return the interpreter, input and anchors for square tiles of ``side`` (made once).
 
-        Tiles (the second pass, :meth:`detect_regions`) run on an interpreter of their own,
-        so the main one keeps its frame-sized input allocated.
+        Tiles (the second pass, :meth:`detect_regions`) run on interpreters of their own, so
+        the main one keeps its frame-sized input allocated.
         """
-        if self._tile_interp is None:
+        tiles = self._tiles.get(side)
+        if tiles is None:
             from ..litert import load_interpreter
 
-            self._tile_interp = load_interpreter("BlazeFace model", path=self.path,
-                                                 num_threads=self._num_threads,
-                                                 parameter="model_path")
-        return self._tile_interp
+            interp = load_interpreter("BlazeFace model", path=self.path,
+                                      num_threads=self._num_threads, parameter="model_path")
+            if side != self.spec.input_size:
+                interp.resize_tensor_input(self._in_index, (1, side, side, 3))
+                interp.allocate_tensors()
+            tiles = self._tiles[side] = _Tiles(interp, np.empty((1, side, side, 3), np.float32),
+                                               make_anchors(self.spec, side, side))
+        return tiles
 
     def _check_io(self) -> None:
         """Check the model's tensors for the current input shape; find the output indices."""
@@ -380,28 +404,27 @@ class BlazeFaceDetector(FaceDetector):
         points = raw[:, 4:_VALUES].reshape(-1, 6, 2) + anchors[:, None, :]
         return boxes, points, scores
 
-    def _tile(self, image: np.ndarray, box: np.ndarray, accept_logit: float
+    def _tile(self, image: np.ndarray, box: np.ndarray, accept_logit: float, side_in: int
               ) -> list[tuple[np.ndarray, np.ndarray, float]]:
         """Run the model on a tile around ``box`` (x0, y0, x1, y1, frame pixels).
 
         The tile is the square of ``refine_scale`` box sides around the box centre,
-        resampled into the model's own input (black beyond the frame); what it finds with a
+        resampled into a ``side_in`` square input (black beyond the frame); what it finds with a
         score logit >= ``accept_logit`` and centred inside ``box`` is returned in frame
         pixels, best first. The second pass (weak candidates, ``refine_accept``) and
         :meth:`detect_regions` (tracked faces, ``score_threshold``) both look this way.
         """
-        side_in = self.spec.input_size
         cx, cy = (box[0] + box[2]) / 2.0, (box[1] + box[3]) / 2.0
         tile_side = max(box[2] - box[0], box[3] - box[1]) * self.refine_scale
         k = tile_side / side_in
         x0, y0 = cx - tile_side / 2.0, cy - tile_side / 2.0
         # tile pixel (u, v) centre -> frame point x0 + k (u + 0.5), as pixel index - 0.5
         matrix = np.array([[k, 0.0, x0 + 0.5 * k - 0.5], [0.0, k, y0 + 0.5 * k - 0.5]])
-        warp_to_input(image, matrix, self._tile_input[0], 1.0 / 127.5, -1.0)
-        interp = self._tile_interpreter()
-        interp.set_tensor(self._in_index, self._tile_input)
-        interp.invoke()
-        boxes, points, scores = self._decode(interp, self._tile_anchors, accept_logit)
+        tiles = self._tiles_of(side_in)
+        warp_to_input(image, matrix, tiles.input[0], 1.0 / 127.5, -1.0)
+        tiles.interp.set_tensor(self._in_index, tiles.input)
+        tiles.interp.invoke()
+        boxes, points, scores = self._decode(tiles.interp, tiles.anchors, accept_logit)
         if not len(scores):
             return []
         offset = np.array([x0, y0])
@@ -451,7 +474,8 @@ class BlazeFaceDetector(FaceDetector):
                     if any(_iou(box, f[0]) > 0.0 for f in found):
                         continue
                     tried += 1
-                    for cand in self._tile(image, box, self._accept_logit):
+                    for cand in self._tile(image, box, self._accept_logit,
+                                           self.spec.input_size):
                         if not any(_iou(cand[0], f[0]) > self.nms_threshold for f in found) \
                                 and self._confirmed(image, cand, math.inf):
                             found.append(cand)
@@ -474,28 +498,32 @@ class BlazeFaceDetector(FaceDetector):
                        ) -> list[FaceDetection | None]:
         """Return, per box, the best face centred inside it, or None (see the base class).
 
-        Each box is looked at on one tile of ``refine_scale`` box sides at the model's own
-        128x128 input (:meth:`_tile`), with the first pass's ``score_threshold``: about a
-        third of a full-frame pass at ``input_side`` 256, and a closer look at small faces.
+        Each box is looked at on one tile of ``refine_scale`` box sides resampled into a
+        ``region_side`` square (default 96; :meth:`_tile`), with the first pass's
+        ``score_threshold``: the face fills about half the tile whatever its size, as in the
+        selfie images the short-range model was trained on, for about a fifth of a
+        full-frame pass at ``input_side`` 256, and a closer look at small faces.
         """
         image = _checked(image)
         out: list[FaceDetection | None] = []
         with self._lock:
             for box in boxes:
                 corners = np.array([box.x, box.y, box.x + box.w, box.y + box.h], np.float64)
-                found = self._tile(image, corners, self._min_logit) if box.area > 0 else []
+                found = (self._tile(image, corners, self._min_logit, self.region_side)
+                         if box.area > 0 else [])
                 faces = (self._detection(image.shape, *f) for f in found)
                 out.append(next((face for face in faces if face is not None), None))
         return out
 
     def region_cost(self, image_shape: Sequence[int]) -> float:
-        """Return the pixels of one tile over those of the full pass's input for this shape.
+        """Return the pixels of one region tile over those of the full pass's input.
 
-        The network's work is about proportional to its input pixels: one 128x128 tile is a
-        third of the 256x192 input of a 640x480 frame at ``input_side`` 256 (measured: 2.2
-        against 6.4 ms on an AVX2 CPU), so three tracked faces cost as much as a full scan.
+        The network's work is about proportional to its input pixels: one 96x96 tile is
+        0.19 of the 256x192 input of a 640x480 frame at ``input_side`` 256 (the network
+        alone, on an AVX2 CPU: 0.9 ms at 96, 1.9 ms at 128), so up to five tracked faces are
+        looked at in tiles before a full scan is cheaper.
         """
-        side = self.spec.input_size
+        side = self.region_side
         if not self.spec.resizable:
             return 1.0  # the full-range model's input is its own square: a tile is no cheaper
         height, width = image_shape[:2]
