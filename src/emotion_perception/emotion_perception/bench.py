@@ -89,15 +89,16 @@ def detector_recall(detector: Any, scenes: list) -> dict[str, float]:
             extra / max(len(scenes), 1), "faces": faces, "frames": len(scenes)}
 
 
-def tracked_detector(full_scan_every: int, scenes: list, steps: int = 6, speed: float = 3.0
-                     ) -> dict[str, Any]:
+def tracked_detector(full_scan_every: int, scenes: list, steps: int = 6, speed: float = 3.0,
+                     overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     """Return the default detector's ms/frame and recall on moving faces, tracked.
 
     Each scene becomes ``steps`` frames that move ``speed`` px a frame (right and down), run
     through a detect-only :class:`FramePipeline` with the default parameters and
     ``full_scan_every`` (so between full-frame scans it looks only near its tracks); recall
     and false positives count every detection of every frame (confirmed tracks or not), as
-    :func:`detector_recall` does on stills. A fresh tracker per scene.
+    :func:`detector_recall` does on stills. A fresh tracker per scene. ``overrides``:
+    other face_detector parameters (e.g. ``{"blazeface.region_side": 0}``).
     """
     from dataclasses import replace
 
@@ -107,8 +108,8 @@ def tracked_detector(full_scan_every: int, scenes: list, steps: int = 6, speed: 
     from .builders import build_pipeline
     from .core.params import merge_params
 
-    values = merge_params(["face_detector"],
-                          overrides={"face_detector": {"full_scan_every": full_scan_every}})
+    values = merge_params(["face_detector"], overrides={
+        "face_detector": {**(overrides or {}), "full_scan_every": full_scan_every}})
     pipe = build_pipeline(values["face_detector"])
     faces = found = extra = 0
     samples = []
@@ -130,7 +131,8 @@ def tracked_detector(full_scan_every: int, scenes: list, steps: int = 6, speed: 
             extra += unmatched
     return {"ms": _pct(samples), "recall": found / max(faces, 1),
             "false_positives_per_frame": extra / max(len(samples), 1), "faces": faces,
-            "frames": len(samples), "scans": dict(pipe.scans)}
+            "frames": len(samples), "scans": dict(pipe.scans),
+            "region_side": getattr(pipe.detector, "region_side", None)}
 
 
 def bench_detectors(repeat: int, yunet_model: str, recall_npz: str = "",
@@ -193,11 +195,14 @@ def bench_detectors(repeat: int, yunet_model: str, recall_npz: str = "",
         out[label] = skipped[label] if det is None else {"ms": _pct(samples[label]),
                                                          **detector_recall(det, scenes)}
     default = merge_params(["face_detector"])["face_detector"]["full_scan_every"]
-    for every in (1, default):
-        label = (f"default, tracked moving faces, full_scan_every {every}"
-                 + (" (default)" if every == default else ""))
+    tracked = [(f"default, tracked moving faces, full_scan_every {every}"
+                + (" (default)" if every == default else ""), every, {}) for every in (1, default)]
+    # the region tiles at the model's own 128 (the default before session 14) against 96
+    tracked.insert(1, (f"tracked, full_scan_every {default}, region tiles 128", default,
+                       {"blazeface.region_side": 0}))
+    for label, every, overrides in tracked:
         try:
-            out[label] = tracked_detector(every, scenes)
+            out[label] = tracked_detector(every, scenes, overrides=overrides)
         except (OSError, ValueError, RuntimeError) as exc:
             out[label] = {"skipped": str(exc)}
     base = out.get(configs[0][0], {}).get("ms")

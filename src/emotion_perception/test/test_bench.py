@@ -80,6 +80,11 @@ def test_detector_table_prints_recall_beside_the_milliseconds():
         every1 = results["default, tracked moving faces, full_scan_every 1"]
         assert every1["scans"] == {"full": frames, "regions": 0}
         assert "full_scan_every 3 (default)" in text
+        # the same with the region tiles at 128, the default before: the override arrives
+        tiles128 = results["tracked, full_scan_every 3, region tiles 128"]
+        assert (tracked["region_side"], tiles128["region_side"]) == (96, 128)
+        assert tiles128["frames"] == frames and tiles128["scans"]["regions"] > 0
+        assert "region tiles 128" in text
 
 
 def test_classifier_table_compares_with_the_compiled_keras_model(tiny_model_path, tmp_path):
