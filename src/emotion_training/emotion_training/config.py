@@ -48,6 +48,9 @@ class TrainConfig:
     # the training images (each with its source face's targets; sources that cleaning or the
     # PublicTest overlap check removed are left out with them)
     scene_crops: str = ""
+    # > 0: also keep the mean of the weights at the end of every epoch from this one (1-based)
+    # on, as average.keras (weight averaging over the tail of the schedule)
+    average_from: int = 0
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 
     def __post_init__(self) -> None:
@@ -66,6 +69,7 @@ class TrainConfig:
             "label_smoothing": 0.0 <= self.label_smoothing < 1.0,
             "precision": self.precision in {"float32", "mixed_bfloat16"},
             "teacher_weight": 0.0 <= self.teacher_weight <= 1.0,
+            "average_from (0 or an epoch of the run)": 0 <= self.average_from <= self.epochs,
             # the teacher saw all of Training: its outputs would carry each fold's validation
             # images into the targets
             "teacher (not with folds)": not (self.teacher and self.folds),

@@ -182,6 +182,53 @@ class _Checkpointer:
         return Checkpointer()
 
 
+class _Averager:
+    """Keras callback factory keeping the mean of the weights over the run's last epochs."""
+
+    @staticmethod
+    def make(model, out: Path, cfg: TrainConfig, x_val: np.ndarray, y_val: np.ndarray):
+        """Return the callback; on a resumed run it goes on from ``average.json``.
+
+        From epoch ``cfg.average_from`` (1-based) on, each epoch's end adds the classifier's
+        weights to a running mean (batch-norm statistics included, averaged like the rest),
+        saved as ``average.keras`` (float32) and scored on the validation images into
+        ``average.json``: epochs averaged and the average's validation accuracy after each.
+        """
+        keras = _keras()
+        from .models import build_model
+
+        record_file, model_file = out / "average.json", out / "average.keras"
+        twin = build_model(cfg.model, **cfg.model_args)  # float32, never the trained model
+        record: dict[str, list] = {"epochs": [], "val_accuracy": []}
+        mean = None
+        if record_file.exists() and model_file.exists():
+            record = json.loads(record_file.read_text())
+            mean = keras.models.load_model(model_file, compile=False).get_weights()
+
+        class Averager(keras.callbacks.Callback):
+            def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+                nonlocal mean
+                if epoch + 1 < cfg.average_from or epoch + 1 in record["epochs"]:
+                    return
+                weights = [np.asarray(w, np.float64) for w in model.get_weights()]
+                count = len(record["epochs"])
+                mean = weights if mean is None else [m + (w - m) / (count + 1)
+                                                     for m, w in zip(mean, weights)]
+                twin.set_weights([m.astype(np.float32) for m in mean])
+                _save_atomically(twin, model_file)
+                probs = twin.predict(x_val, batch_size=256, verbose=0)
+                acc = float((probs.argmax(1) == y_val.argmax(1)).mean())
+                record["epochs"].append(epoch + 1)
+                record["val_accuracy"].append(acc)
+                tmp = out / "average.json.tmp"
+                tmp.write_text(json.dumps(record, indent=2))
+                os.replace(tmp, record_file)
+                print(f"\nweight average of epochs {record['epochs'][0]}-{epoch + 1}: "
+                      f"val accuracy {acc:.4f}", flush=True)
+
+        return Averager()
+
+
 def build_trainer(cfg: TrainConfig):
     """Return (classifier, wrapper): the wrapper adds augmentation in front for ``fit``."""
     keras = _keras()
@@ -277,8 +324,10 @@ def fit_one(cfg: TrainConfig, x_train: np.ndarray, y_train: np.ndarray, x_val: n
     callbacks = [
         keras.callbacks.LearningRateScheduler(lr_schedule(cfg)),
         keras.callbacks.CSVLogger(str(out / "history.csv"), append=resume),
-        checkpointer,
     ]
+    if cfg.average_from:  # before the checkpointer: an epoch is averaged before it counts done
+        callbacks.append(_Averager.make(model, out, cfg, x_val, y_val))
+    callbacks.append(checkpointer)
     stopper = keras.callbacks.EarlyStopping(monitor="val_accuracy", mode="max",
                                             patience=cfg.early_stopping_patience)
     callbacks.append(stopper)
@@ -310,6 +359,11 @@ def fit_one(cfg: TrainConfig, x_train: np.ndarray, y_train: np.ndarray, x_val: n
                "epochs_run": epochs_run,
                "train_seconds": train_seconds, "n_train": int(len(x_train)),
                "n_val": int(len(x_val))}
+    if (out / "average.json").exists():
+        averaged = json.loads((out / "average.json").read_text())
+        if averaged["epochs"]:
+            summary["average"] = {"epochs": averaged["epochs"],
+                                  "val_accuracy": averaged["val_accuracy"][-1]}
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     return summary
 

@@ -238,3 +238,41 @@ def test_every_shipped_training_config_loads() -> None:
     seed_cv = TrainConfig.from_yaml(configs / "seed_cnn_cv.yaml")  # the original's protocol
     assert (seed_cv.model, seed_cv.folds, seed_cv.epochs) == ("seed_cnn", 5, 30)
     assert seed_cv.early_stopping_patience >= seed_cv.epochs and seed_cv.label_mode == "fer"
+
+
+@pytest.mark.slow
+def test_weight_average_is_the_mean_of_the_epochs_from_average_from_and_resumes(
+        tmp_path: Path, npz_writer) -> None:
+    """average.keras holds the mean of the epoch-end weights from average_from on."""
+    import keras
+
+    from emotion_training import train
+
+    npz = npz_writer(tmp_path / "d.npz", n_train=120, n_val=30, seed=4)
+    out = tmp_path / "run"
+    cfg = replace(_config(npz, epochs=2), average_from=2)
+    train.run(cfg, out)
+    record = json.loads((out / "average.json").read_text())
+    assert record["epochs"] == [2] and 0.0 <= record["val_accuracy"][0] <= 1.0
+    second = keras.models.load_model(out / "last.keras").get_weights()
+    averaged = keras.models.load_model(out / "average.keras").get_weights()
+    for a, w in zip(averaged, second):  # one epoch averaged: its own weights
+        np.testing.assert_allclose(a, w, rtol=1e-6, atol=1e-7)
+    # resumed for a third epoch: the mean of epochs 2 and 3, the running mean carried over
+    summary = train.run(replace(cfg, epochs=3), out, resume=True)
+    record = json.loads((out / "average.json").read_text())
+    assert record["epochs"] == [2, 3] and len(record["val_accuracy"]) == 2
+    third = keras.models.load_model(out / "last.keras").get_weights()
+    averaged = keras.models.load_model(out / "average.keras").get_weights()
+    assert any(not np.allclose(w2, w3) for w2, w3 in zip(second, third))
+    for a, w2, w3 in zip(averaged, second, third):
+        np.testing.assert_allclose(a, (w2 + w3) / 2, rtol=1e-5, atol=1e-6)
+    assert summary["average"] == {"epochs": [2, 3], "val_accuracy": record["val_accuracy"][-1]}
+    # the score in the record is the averaged model's own
+    data = train.prepare_data(cfg)
+    x_val, y_val = data["x_val"], data["y_val"]
+    model = keras.models.load_model(out / "average.keras")
+    acc = float((model.predict(x_val, verbose=0).argmax(1) == y_val.argmax(1)).mean())
+    assert record["val_accuracy"][-1] == pytest.approx(acc)
+    with pytest.raises(ValueError, match="average_from"):
+        replace(cfg, average_from=4)
