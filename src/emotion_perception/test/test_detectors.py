@@ -367,9 +367,11 @@ def test_blazeface_region_tiles_run_at_region_side(side: int) -> None:
     assert detector._tiles[side].input.shape == (1, side, side, 3)
     assert detector._tiles[side].interp.get_input_details()[0]["shape"].tolist() == \
         [1, side, side, 3]
-    # the second pass's tiles (loaded at construction) stay at the model's own input
+    # the second pass's tiles stay at the model's own input; both were made at construction
     assert detector._tiles[128].input.shape == (1, 128, 128, 3)
     assert sorted(detector._tiles) == sorted({128, side})
+    assert sorted(_blazeface(region_side=side)._tiles) == sorted({128, side})
+    assert sorted(_blazeface(region_side=side, refine_threshold=0.0)._tiles) == [side]
     # the fixed-input full-range model: its own input, whatever region_side says
     assert _blazeface(model="full", region_side=64).region_side == 192
 

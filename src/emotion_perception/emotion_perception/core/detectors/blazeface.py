@@ -305,12 +305,14 @@ class BlazeFaceDetector(FaceDetector):
         self._resize_flag = cv2.INTER_LINEAR
         self._lock = threading.Lock()
         self._num_threads = int(num_threads)
-        # tiles by input side, each made on first use: the second pass's at the model's own
-        # side, the region passes' at region_side (the fixed-input full-range model: its own)
+        # tiles by input side: the second pass's at the model's own side, the region
+        # passes' at region_side (the fixed-input full-range model: its own), both made now,
+        # so that neither loads mid-stream
         self._tiles: dict[int, _Tiles] = {}
         self.region_side = (int(region_side) if self.spec.resizable else 0) or side
         if self.refine_max:
-            self._tiles_of(side)  # load it now: a missing model fails at construction
+            self._tiles_of(side)
+        self._tiles_of(self.region_side)
         self.verify_threshold = float(verify_threshold)
         self.verify_below = float(verify_below)
         self._check = None
