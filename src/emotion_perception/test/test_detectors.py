@@ -472,3 +472,18 @@ def test_blazeface_is_a_registered_plugin_with_a_calibrated_framing(blazeface) -
     margin, offset = blazeface.crop_framing
     assert 0.0 <= margin <= 0.3 and -0.2 <= offset < 0.0  # the box sits low on FER faces
     assert HaarDetector.crop_framing != blazeface.crop_framing
+
+
+@pytest.mark.parametrize("key, value", [("blazeface.region_side", 100),
+                                        ("blazeface.input_side", 32)])
+def test_blazeface_value_errors_name_the_node_parameter(key: str, value: int) -> None:
+    """A refused value is named as the parameter the user sets, other words left as they are."""
+    from emotion_perception.builders import build_detector
+    from emotion_perception.core.params import merge_params
+
+    values = merge_params(["face_detector"], overrides={"face_detector": {key: value}})
+    with pytest.raises(ValueError) as err:
+        build_detector(values["face_detector"])
+    message = str(err.value)
+    assert message.startswith(f"{key} must be 0 (the network's own") and f"got {value}" in message
+    assert "blazeface.model" not in message

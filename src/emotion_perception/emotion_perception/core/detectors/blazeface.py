@@ -237,8 +237,8 @@ class BlazeFaceDetector(FaceDetector):
         if model not in MODELS:
             raise ValueError(f"model must be one of {', '.join(MODELS)}, got {model!r}")
         if int(input_side) != input_side or not (input_side == 0 or 64 <= input_side <= 1024):
-            raise ValueError(f"input_side must be 0 (the model's own) or an integer in "
-                             f"[64, 1024] pixels, got {input_side}")
+            raise ValueError(f"input_side must be 0 (the network's own square side) or an "
+                             f"integer in [64, 1024] pixels, got {input_side}")
         if not 0.0 < score_threshold < 1.0:
             raise ValueError(f"score_threshold must be in (0, 1), got {score_threshold}")
         if not 0.0 <= nms_threshold <= 1.0:
@@ -263,8 +263,8 @@ class BlazeFaceDetector(FaceDetector):
             raise ValueError(f"verify_below must be in [0, 1], got {verify_below}")
         if int(region_side) != region_side or not (
                 region_side == 0 or (64 <= region_side <= 256 and region_side % 16 == 0)):
-            raise ValueError(f"region_side must be 0 (the model's own) or a multiple of 16 in "
-                             f"[64, 256] pixels, got {region_side}")
+            raise ValueError(f"region_side must be 0 (the network's own 128) or a multiple "
+                             f"of 16 in [64, 256] pixels, got {region_side}")
         for key, value in (("model_path", model_path), ("verify_model_path", verify_model_path)):
             if not isinstance(value, str):
                 raise ValueError(f"{key} must be a string, got {value!r}")
