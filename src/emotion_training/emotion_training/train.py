@@ -186,8 +186,9 @@ class _Averager:
     """Keras callback factory keeping the mean of the weights over the run's last epochs."""
 
     @staticmethod
-    def make(model, out: Path, cfg: TrainConfig, x_val: np.ndarray, y_val: np.ndarray):
-        """Return the callback; on a resumed run it goes on from ``average.json``.
+    def make(model, out: Path, cfg: TrainConfig, x_val: np.ndarray, y_val: np.ndarray,
+             resume: bool):
+        """Return the callback; a resumed run goes on from ``average.json``, a new one afresh.
 
         From epoch ``cfg.average_from`` (1-based) on, each epoch's end adds the classifier's
         weights to a running mean (batch-norm statistics included, averaged like the rest),
@@ -201,7 +202,7 @@ class _Averager:
         twin = build_model(cfg.model, **cfg.model_args)  # float32, never the trained model
         record: dict[str, list] = {"epochs": [], "val_accuracy": []}
         mean = None
-        if record_file.exists() and model_file.exists():
+        if resume and record_file.exists() and model_file.exists():
             record = json.loads(record_file.read_text())
             mean = keras.models.load_model(model_file, compile=False).get_weights()
 
@@ -326,7 +327,7 @@ def fit_one(cfg: TrainConfig, x_train: np.ndarray, y_train: np.ndarray, x_val: n
         keras.callbacks.CSVLogger(str(out / "history.csv"), append=resume),
     ]
     if cfg.average_from:  # before the checkpointer: an epoch is averaged before it counts done
-        callbacks.append(_Averager.make(model, out, cfg, x_val, y_val))
+        callbacks.append(_Averager.make(model, out, cfg, x_val, y_val, resume))
     callbacks.append(checkpointer)
     stopper = keras.callbacks.EarlyStopping(monitor="val_accuracy", mode="max",
                                             patience=cfg.early_stopping_patience)
@@ -359,7 +360,7 @@ def fit_one(cfg: TrainConfig, x_train: np.ndarray, y_train: np.ndarray, x_val: n
                "epochs_run": epochs_run,
                "train_seconds": train_seconds, "n_train": int(len(x_train)),
                "n_val": int(len(x_val))}
-    if (out / "average.json").exists():
+    if cfg.average_from and (out / "average.json").exists():
         averaged = json.loads((out / "average.json").read_text())
         if averaged["epochs"]:
             summary["average"] = {"epochs": averaged["epochs"],

@@ -274,5 +274,8 @@ def test_weight_average_is_the_mean_of_the_epochs_from_average_from_and_resumes(
     model = keras.models.load_model(out / "average.keras")
     acc = float((model.predict(x_val, verbose=0).argmax(1) == y_val.argmax(1)).mean())
     assert record["val_accuracy"][-1] == pytest.approx(acc)
+    # a new run in the same folder (no --resume) starts its average afresh
+    train.run(replace(cfg, epochs=2), out)
+    assert json.loads((out / "average.json").read_text())["epochs"] == [2]
     with pytest.raises(ValueError, match="average_from"):
         replace(cfg, average_from=4)
