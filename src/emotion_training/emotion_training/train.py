@@ -146,6 +146,13 @@ def _save_atomically(model, path: Path) -> None:
     os.replace(tmp, path)
 
 
+def _write_json_atomically(data: Any, path: Path) -> None:
+    """Write ``data`` as JSON to ``path`` through a temporary file (see _save_atomically)."""
+    tmp = path.with_name(f"{path.name}.tmp")
+    tmp.write_text(json.dumps(data, indent=2))
+    os.replace(tmp, path)
+
+
 class _Checkpointer:
     """Keras callback factory saving best/last models and a resumable state file."""
 
@@ -175,9 +182,7 @@ class _Checkpointer:
                 state = {"epoch": epoch + 1, "best_val_accuracy": self.best,
                          "train_seconds": self.seconds,
                          "time": time.strftime("%Y-%m-%dT%H:%M:%S")}
-                tmp = out / "state.json.tmp"
-                tmp.write_text(json.dumps(state, indent=2))
-                os.replace(tmp, out / "state.json")
+                _write_json_atomically(state, out / "state.json")
 
         return Checkpointer()
 
@@ -221,9 +226,7 @@ class _Averager:
                 acc = float((probs.argmax(1) == y_val.argmax(1)).mean())
                 record["epochs"].append(epoch + 1)
                 record["val_accuracy"].append(acc)
-                tmp = out / "average.json.tmp"
-                tmp.write_text(json.dumps(record, indent=2))
-                os.replace(tmp, record_file)
+                _write_json_atomically(record, record_file)
                 print(f"\nweight average of epochs {record['epochs'][0]}-{epoch + 1}: "
                       f"val accuracy {acc:.4f}", flush=True)
 
