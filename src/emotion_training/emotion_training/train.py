@@ -146,6 +146,11 @@ def _save_atomically(model, path: Path) -> None:
     os.replace(tmp, path)
 
 
+def _accuracy(model, x: np.ndarray, labels: np.ndarray) -> float:
+    """Return the share of ``x`` that ``model`` labels as ``labels`` (class indices)."""
+    return float((model.predict(x, batch_size=256, verbose=0).argmax(1) == labels).mean())
+
+
 def _write_json_atomically(data: Any, path: Path) -> None:
     """Write ``data`` as JSON to ``path`` through a temporary file (see _save_atomically)."""
     tmp = path.with_name(f"{path.name}.tmp")
@@ -222,8 +227,7 @@ class _Averager:
                                                      for m, w in zip(mean, weights)]
                 twin.set_weights([m.astype(np.float32) for m in mean])
                 _save_atomically(twin, model_file)
-                probs = twin.predict(x_val, batch_size=256, verbose=0)
-                acc = float((probs.argmax(1) == y_val.argmax(1)).mean())
+                acc = _accuracy(twin, x_val, y_val.argmax(1))
                 record["epochs"].append(epoch + 1)
                 record["val_accuracy"].append(acc)
                 _write_json_atomically(record, record_file)
@@ -353,8 +357,7 @@ def fit_one(cfg: TrainConfig, x_train: np.ndarray, y_train: np.ndarray, x_val: n
     _save_atomically(float32_copy(model, cfg), out / "last.keras")
     best_model = keras.models.load_model(out / "best.keras") if (out / "best.keras").exists() \
         else model
-    probs = best_model.predict(x_val, batch_size=256, verbose=0)
-    acc = float((probs.argmax(1) == y_val.argmax(1)).mean())
+    acc = _accuracy(best_model, x_val, y_val.argmax(1))
     epochs_run, last_val = _history_digest(out)
     # the sum over every process that trained this run; a run this process did not train keeps
     # its state file's figure, None (unknown) where that file is older than the counter
@@ -410,8 +413,7 @@ def run(cfg: TrainConfig, out: Path, resume: bool = False) -> dict[str, Any]:
         s = fit_one(cfg, d["x_train"][tr], d["y_train"][tr], d["x_train"][va],
                     np.eye(NUM_CLASSES, dtype=np.float32)[d["train"].labels[va]], fold_dir, resume)
         m = keras.models.load_model(fold_dir / "best.keras")
-        pub = float((m.predict(d["x_val"], batch_size=256, verbose=0).argmax(1)
-                     == d["val"].labels).mean())
+        pub = _accuracy(m, d["x_val"], d["val"].labels)
         s["public_test_accuracy"] = pub
         folds.append(s)
         print(f"fold {k + 1}/{cfg.folds}: val (best epoch) {s['val_accuracy']:.4f}, (last "
