@@ -590,6 +590,37 @@ def test_image_folder_in_name_order_resized_with_frame_id_and_stamps(camera, tmp
     assert np.diff(stamps).min() > 0.02  # paced at fps 20 (0.05 s), not a burst
 
 
+class _SlowReadSource(FrameSource):
+    """A file-like source (the node paces it) whose third read takes 0.2 s."""
+
+    finite = True
+    paced = False
+
+    def __init__(self, n: int) -> None:
+        self.n, self.i = n, 0
+
+    def read(self):
+        if self.i >= self.n:
+            return None
+        if self.i == 2:
+            time.sleep(0.2)
+        self.i += 1
+        return _value_frame(self.i - 1)
+
+
+def test_a_late_frame_is_not_followed_by_a_burst(camera):
+    node, probe = camera(lambda *a, **k: _SlowReadSource(6), source="slow", width=0,
+                         height=0, loop=False, fps=20.0)
+    assert wait_for(lambda: node.source_state == "ended", 15), node.source_state
+    assert wait_for(lambda: len(probe.images) >= 6, 5)
+    assert probe.indices() == [0, 1, 2, 3, 4, 5]
+    stamps = [m.header.stamp.sec + m.header.stamp.nanosec * 1e-9 for m in probe.images]
+    gaps = np.diff(stamps)
+    assert gaps[1] > 0.15, gaps  # the slow read shows
+    # the frame after the late one waits at least half a period (0.025 s), not 0
+    assert gaps.min() > 0.02, gaps
+
+
 def test_max_frames_stops_a_looping_folder(camera, tmp_path):
     for i in range(3):
         cv2.imwrite(str(tmp_path / f"{i}.png"), _value_frame(i))

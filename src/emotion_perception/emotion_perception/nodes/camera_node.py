@@ -61,6 +61,7 @@ class CameraNode(PerceptionNode):
         self.reader_config: dict[str, Any] = {}
         self.published = 0
         self.reconnects = 0
+        self._stamped_at = 0.0  # time.monotonic() when the last frame was stamped
         self.source_state = "closed"
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -170,12 +171,15 @@ class CameraNode(PerceptionNode):
                 if frame is not None:
                     backoff.reset()
                     last_frame_t = now
-                    if not src.paced:
-                        if not sleep_until(next_t, stop):
-                            break
-                        next_t = max(next_t + period, time.monotonic() - period)
+                    if not src.paced and not sleep_until(next_t, stop):
+                        break
                     if not self._publish(frame):
                         break
+                    if not src.paced:
+                        # Keep the average rate through small delays, but never burst: a
+                        # frame that came late (a slow read, a loaded machine) is followed
+                        # by the next one at least half a period after its stamp.
+                        next_t = max(next_t + period, self._stamped_at + period / 2)
                     if cfg["max_frames"] and self.published >= cfg["max_frames"]:
                         self.source_state = "max_frames reached"
                         break
@@ -213,6 +217,7 @@ class CameraNode(PerceptionNode):
         if pub is None:
             return False
         msg = array_to_image(frame, "bgr8")
+        self._stamped_at = time.monotonic()
         msg.header.stamp = self.get_clock().now().to_msg()
         msg.header.frame_id = self.cfg["frame_id"]
         t0 = time.monotonic()
