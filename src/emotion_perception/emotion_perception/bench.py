@@ -132,7 +132,8 @@ def tracked_detector(full_scan_every: int, scenes: list, steps: int = 6, speed: 
     return {"ms": _pct(samples), "recall": found / max(faces, 1),
             "false_positives_per_frame": extra / max(len(samples), 1), "faces": faces,
             "frames": len(samples), "scans": dict(pipe.scans),
-            "region_side": getattr(pipe.detector, "region_side", None)}
+            "region_side": getattr(pipe.detector, "region_side", None),
+            "mirror_pass": getattr(pipe.detector, "mirror_pass", None)}
 
 
 def bench_detectors(repeat: int, yunet_model: str, recall_npz: str = "",
@@ -148,14 +149,16 @@ def bench_detectors(repeat: int, yunet_model: str, recall_npz: str = "",
     """
     from .bags.scenes import make_scenes
     from .core import plugins
-    from .core.detectors.blazeface import WITHOUT_CHECK
+    from .core.detectors.blazeface import SINGLE_LOOK, WITHOUT_CHECK
     from .core.params import merge_params
     from .core.sample_input import synthetic_scene
 
     frame = synthetic_scene(1, size=(480, 640))
     images, labels, source = recall_faces(recall_npz, recall_count)
     scenes = list(make_scenes(images, labels, seed=0))
-    first_pass = {"refine_threshold": 0.0, "verify_threshold": 0.0}  # the network alone
+    # the network alone, as MediaPipe runs it: one look, score 0.5, no second pass, no check
+    first_pass = {"refine_threshold": 0.0, "verify_threshold": 0.0, "score_threshold": 0.5,
+                  "mirror_pass": False}
     configs = [("haar, full resolution (baseline)", "haar", {"max_side": 0}),
                ("haar, max_side 320", "haar", {"max_side": 320}),
                ("blazeface short, input_side 128", "blazeface",
@@ -166,7 +169,9 @@ def bench_detectors(repeat: int, yunet_model: str, recall_npz: str = "",
                 {"input_side": 256, **first_pass}),
                ("blazeface 256 + second pass, no face check", "blazeface",
                 {"input_side": 256, **WITHOUT_CHECK}),
-               ("blazeface 256 + second pass + face check (default)", "blazeface",
+               ("blazeface 256 + second pass + face check (sessions 13-14)", "blazeface",
+                {"input_side": 256, **SINGLE_LOOK}),
+               ("blazeface 256 + mirrored scan + 96 px second pass (default)", "blazeface",
                 {"input_side": 256}),
                ("blazeface full (192x192)", "blazeface", {"model": "full", **first_pass})]
     if yunet_model:
@@ -200,6 +205,9 @@ def bench_detectors(repeat: int, yunet_model: str, recall_npz: str = "",
     # the region tiles at the model's own 128 (the default before session 14) against 96
     tracked.insert(1, (f"tracked, full_scan_every {default}, region tiles 128", default,
                        {"blazeface.region_side": 0}))
+    # the full scans as they were in sessions 13-14 (one look, 128 px second-pass tiles)
+    tracked.insert(2, (f"tracked, full_scan_every {default}, sessions 13-14 full scans",
+                       default, {f"blazeface.{k}": v for k, v in SINGLE_LOOK.items()}))
     for label, every, overrides in tracked:
         try:
             out[label] = tracked_detector(every, scenes, overrides=overrides)

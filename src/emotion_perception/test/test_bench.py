@@ -85,6 +85,12 @@ def test_detector_table_prints_recall_beside_the_milliseconds():
         assert (tracked["region_side"], tiles128["region_side"]) == (96, 128)
         assert tiles128["frames"] == frames and tiles128["scans"]["regions"] > 0
         assert "region tiles 128" in text
+        # and with the full scans of sessions 13-14 (one look): the overrides arrive too
+        single = results["tracked, full_scan_every 3, sessions 13-14 full scans"]
+        assert (tracked["mirror_pass"], single["mirror_pass"]) == (True, False)
+        assert single["frames"] == frames and "sessions 13-14 full scans" in text
+        still = results["blazeface 256 + second pass + face check (sessions 13-14)"]
+        assert "skipped" not in still and 0.0 <= still["recall"] <= 1.0
 
 
 def test_classifier_table_compares_with_the_compiled_keras_model(tiny_model_path, tmp_path):

@@ -91,6 +91,9 @@ def test_preset_layers_over_the_params_file_in_live(tmp_path):
     assert low["emotion_classifier"]["threads"] == 1
     assert low["emotion_classifier"]["tta_mirror"] is True  # what the preset does not name
     assert low["face_detector"]["blazeface.input_side"] == 192
+    # one look: the default's mirrored scan is what a small CPU gives up first
+    assert plain["face_detector"]["blazeface.mirror_pass"] is True
+    assert low["face_detector"]["blazeface.mirror_pass"] is False
     assert low["camera"] == plain["camera"]  # what the preset does not name stays
     # an explicit --set still wins over the preset
     mine = node_params(build_parser().parse_args(

@@ -358,8 +358,8 @@ def test_blazeface_detect_regions_refinds_faces_where_they_are_and_nowhere_else(
 
 @pytest.mark.parametrize("side", [0, 96, 64])
 def test_blazeface_region_tiles_run_at_region_side(side: int) -> None:
-    """The looks near tracked faces run at region_side; the second pass keeps 128."""
-    detector = _blazeface(input_side=256, region_side=side)
+    """The looks near tracked faces run at region_side, the second pass at refine_side."""
+    detector = _blazeface(input_side=256, region_side=side, refine_side=0)
     frame, truth = synthetic_scene_with_boxes(2, t=0.4)
     found = detector.detect_regions(frame, truth)
     assert all(f is not None and f.box.iou(b) > 0.5 for f, b in zip(found, truth))
@@ -367,13 +367,18 @@ def test_blazeface_region_tiles_run_at_region_side(side: int) -> None:
     assert detector._tiles[side].input.shape == (1, side, side, 3)
     assert detector._tiles[side].interp.get_input_details()[0]["shape"].tolist() == \
         [1, side, side, 3]
-    # the second pass's tiles stay at the model's own input; both were made at construction
+    # refine_side 0: the second pass's tiles at the model's own input; both made at
+    # construction
     assert detector._tiles[128].input.shape == (1, 128, 128, 3)
     assert sorted(detector._tiles) == sorted({128, side})
-    assert sorted(_blazeface(region_side=side)._tiles) == sorted({128, side})
+    assert detector.refine_side == 128
+    # by default the second pass's tiles are 96x96, the same interpreter as 96 region tiles
+    default = _blazeface(region_side=side)
+    assert default.refine_side == 96 and sorted(default._tiles) == sorted({96, side})
+    assert sorted(_blazeface(region_side=side, refine_side=112)._tiles) == sorted({112, side})
     assert sorted(_blazeface(region_side=side, refine_threshold=0.0)._tiles) == [side]
-    # the fixed-input full-range model: its own input, whatever region_side says
     assert _blazeface(model="full", region_side=64).region_side == 192
+    assert _blazeface(model="full", refine_side=64).refine_side == 192
 
 
 def test_blazeface_keypoints_turn_with_the_face() -> None:
@@ -392,6 +397,33 @@ def test_blazeface_keypoints_turn_with_the_face() -> None:
         turned = cv2.warpAffine(frame, turn, (640, 480), borderMode=cv2.BORDER_REPLICATE)
         (det,) = detector.detect(turned)
         assert math.degrees(eye_roll(det.eyes())) - base == pytest.approx(-degrees, abs=10.0)
+
+
+def test_blazeface_mirror_pass_merges_the_mirrored_look() -> None:
+    """The mirrored scan's faces land on the same faces, eyes the right way round."""
+    mirrored, plain = _blazeface(mirror_pass=True), _blazeface(mirror_pass=False)
+    assert mirrored.mirror_pass and not plain.mirror_pass
+    frame, truth = synthetic_scene_with_boxes(2, t=0.3)
+    for image, boxes in ((frame, truth),
+                         (np.ascontiguousarray(frame[:, ::-1]),
+                          [Box(640 - b.x - b.w, b.y, b.w, b.h) for b in truth])):
+        found, ref = mirrored.detect(image), plain.detect(image)
+        assert len(found) == len(ref) == 2  # merged with the first look, not beside it
+        for face in found:
+            (match,) = [r for r in ref if r.box.iou(face.box) > 0.8]
+            assert max(_best_iou([face], b) for b in boxes) > 0.5
+            right, left = face.eyes()
+            # unmirrored image: the person's right eye is on the image's left; a keypoint
+            # swap left undone would average the two eyes towards the nose
+            assert right[0] < left[0]
+            ref_right, ref_left = match.eyes()
+            assert np.linalg.norm(left - right) == pytest.approx(
+                np.linalg.norm(ref_left - ref_right), rel=0.15)
+    # the two scans' candidates together: twice the network runs of one scan
+    mirrored._prepare(frame)
+    both = mirrored._scan()
+    plain._prepare(frame)
+    assert len(both[2]) > len(plain._scan()[2])
 
 
 def test_blazeface_blank_and_bad_images(blazeface) -> None:
@@ -442,6 +474,9 @@ def test_weighted_nms_merges_overlaps_by_score() -> None:
     (dict(region_side=100), "region_side"),
     (dict(region_side=48), "region_side"),
     (dict(region_side=272), "region_side"),
+    (dict(refine_side=100), "refine_side"),
+    (dict(refine_side=32), "refine_side"),
+    (dict(mirror_pass="yes"), "mirror_pass"),
 ])
 def test_blazeface_parameter_errors(kwargs: dict, name: str) -> None:
     from emotion_perception.core.detectors.blazeface import BlazeFaceDetector

@@ -30,7 +30,8 @@ COVERED = {
                       "crop_align", "blazeface.refine_threshold", "blazeface.refine_max",
                       "blazeface.refine_scale", "blazeface.refine_accept", "full_scan_every",
                       "blazeface.verify_threshold", "blazeface.verify_below",
-                      "blazeface.verify_model_path", "blazeface.region_side"},
+                      "blazeface.verify_model_path", "blazeface.region_side",
+                      "blazeface.refine_side", "blazeface.mirror_pass"},
     "emotion_classifier": {"diagnostics_period", "max_image_pixels", "max_faces", "max_age",
                            "max_clock_offset"},
     "emotion_smoother": {"diagnostics_period", "max_faces", "max_age", "max_clock_offset",
@@ -246,6 +247,8 @@ def test_blazeface_parameters_rebuild_blazeface(active):
                              ("blazeface.verify_threshold", 0.3, "verify_threshold"),
                              ("blazeface.verify_below", 0.9, "verify_below"),
                              ("blazeface.region_side", 128, "region_side"),
+                             ("blazeface.refine_side", 112, "refine_side"),
+                             ("blazeface.mirror_pass", False, "mirror_pass"),
                              ("blazeface.model", "full", "model")):
         first = node.pipeline.detector
         assert _set(node, **{key: value}).successful

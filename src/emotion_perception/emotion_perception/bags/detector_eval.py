@@ -43,7 +43,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ..core.detectors.blazeface import WITHOUT_CHECK
+from ..core.detectors.blazeface import SINGLE_LOOK, WITHOUT_CHECK
 from ..core.preprocessing import eye_roll
 from ..core.types import Box, FaceDetection, TrackedFace, eye_points
 from .scenes import (Scene, SceneFace, add_scene_arguments, face_to_frame_matrix, make_scenes,
@@ -52,10 +52,19 @@ from .scenes import (Scene, SceneFace, add_scene_arguments, face_to_frame_matrix
 MATCH_DISTANCE = 0.3   # detection centre within this many face sides of the face centre
 FRAMINGS = ("calibrated", "unaligned", "legacy", "eye-centred")
 LEGACY_FRAMING = (0.1, 0.0)
-DEFAULT_DETECTORS = ("haar", "blazeface:input_side=128", "blazeface:input_side=192",
-                     "blazeface:refine_threshold=0",
-                     # the default before the face check (session 12)
-                     "blazeface:" + ",".join(f"{k}={v}" for k, v in WITHOUT_CHECK.items()),
+
+
+def _spec(values: dict[str, Any]) -> str:
+    """Return a ``--detector`` spec of blazeface with ``values``."""
+    return "blazeface:" + ",".join(f"{k}={str(v).lower()}" for k, v in values.items())
+
+
+#: the first pass alone: the network as MediaPipe runs it (score 0.5), one look
+FIRST_PASS = {"score_threshold": 0.5, "refine_threshold": 0, "mirror_pass": False}
+DEFAULT_DETECTORS = ("haar", _spec({"input_side": 128, **FIRST_PASS}),
+                     _spec({"input_side": 192, **FIRST_PASS}), _spec(FIRST_PASS),
+                     _spec(WITHOUT_CHECK),  # the default before the face check (session 12)
+                     _spec(SINGLE_LOOK),    # the default of sessions 13-14
                      "blazeface", "blazeface:model=full")
 
 

@@ -124,20 +124,23 @@ DETECTOR = (
     Param("blazeface.input_side", 256, "BlazeFace short range: the frame is scaled so its "
           "longer side is this (px) before detection; larger finds smaller faces for more "
           "time (0 = the model's own 128; the full-range model always takes 192).", 0, 1024),
-    Param("blazeface.score_threshold", 0.5, "BlazeFace: minimum face score.", 0.01, 0.99),
+    Param("blazeface.score_threshold", 0.4, "BlazeFace: minimum face score (first-pass faces "
+          "below verify_below go through the face check).", 0.01, 0.99),
     Param("blazeface.nms_threshold", 0.3, "BlazeFace: IoU above which candidate boxes merge "
           "(weighted non-maximum suppression).", 0.0, 1.0),
-    Param("blazeface.refine_threshold", 0.2, "BlazeFace: second pass for weak candidates: "
+    Param("blazeface.refine_threshold", 0.1, "BlazeFace: second pass for weak candidates: "
           "up to refine_max candidates scoring at least this (and below score_threshold) are "
-          "looked at again on an upscaled tile of refine_scale box sides at the model's own "
-          "128x128 input and kept if the tile scores them as faces (0 = no second pass).",
+          "looked at again on an upscaled tile of refine_scale box sides resampled to "
+          "refine_side and kept if the tile scores them as faces (0 = no second pass).",
           0.0, 0.99),
-    Param("blazeface.refine_max", 3, "BlazeFace: at most this many second-pass tiles per "
-          "frame (each one more network run, at the model's own input size).", 0, 16),
+    Param("blazeface.refine_max", 5, "BlazeFace: at most this many second-pass tiles per "
+          "frame (each one more network run, on a refine_side square).", 0, 16),
+    Param("blazeface.refine_side", 96, "BlazeFace short range: input side (px, a multiple of "
+          "16) of the second pass's tiles (0 = the model's own 128).", 0, 256),
     Param("blazeface.refine_scale", 2.0, "BlazeFace: tile side in box sides, for the second "
           "pass and for the looks near tracked faces between full scans (full_scan_every).",
           1.0, 8.0),
-    Param("blazeface.refine_accept", 0.5, "BlazeFace: score a face found on a second-pass "
+    Param("blazeface.refine_accept", 0.4, "BlazeFace: score a face found on a second-pass "
           "tile needs to be kept (higher: fewer false faces, fewer small faces found; without "
           "the face check, verify_threshold 0, use 0.7).", 0.01, 0.99),
     Param("blazeface.verify_threshold", 0.1, "BlazeFace face check: doubtful faces (first "
@@ -152,6 +155,9 @@ DETECTOR = (
           "of 16) of the tiles that look near tracked faces between full scans "
           "(full_scan_every); the face fills about half of it whatever its size (0 = the "
           "model's own 128).", 0, 256),
+    Param("blazeface.mirror_pass", True, "BlazeFace: the full scan also runs on the mirrored "
+          "frame and both passes' candidates are merged (a second look that finds faces the "
+          "first misses; twice the full scan's network work, none between full scans)."),
     Param("max_side", 320, "Haar and YuNet: detect on a copy downscaled so its longer side is "
           "at most this (0 = full resolution); boxes are mapped back.", 0, 8192),
     Param("crop_margin", -1.0, "Face crops are squares of the box's longer side enlarged by "

@@ -85,10 +85,17 @@ MODELS = {
     "full": ModelSpec("face_detection_full_range_sparse.tflite", 192, (4,), False, False,
                       (0.075, -0.05)),
 }
+#: keypoint rows of a mirrored image's face, in KEYPOINT_NAMES order (left and right swap)
+_MIRRORED_KEYPOINTS = [1, 0, 2, 3, 5, 4]
 _VALUES = 16          # regression values per anchor: box (4) + 6 keypoints x (x, y)
 LOGIT_CLIP = 100.0    # score logits are clipped to +-100 before the sigmoid (as MediaPipe)
+#: one look as the default had it in sessions 13-14 (the face check, 128-pixel second-pass
+#: tiles, no mirrored scan, the stricter thresholds), for comparisons
+SINGLE_LOOK = {"score_threshold": 0.5, "refine_threshold": 0.2, "refine_max": 3,
+               "refine_accept": 0.5, "refine_side": 0, "mirror_pass": False}
 #: the second pass as it was before the face check (session 12's default), for comparisons
-WITHOUT_CHECK = {"verify_threshold": 0.0, "refine_accept": 0.7, "refine_max": 2}
+WITHOUT_CHECK = {**SINGLE_LOOK, "verify_threshold": 0.0, "refine_accept": 0.7,
+                 "refine_max": 2}
 
 
 @dataclass(frozen=True)
@@ -205,15 +212,18 @@ class BlazeFaceDetector(FaceDetector):
     model's own square side (128). A larger input finds smaller faces for more work (about
     proportional to its pixels); the default 256 is the ``blazeface.input_side`` parameter's,
     chosen by measurement (README, face detectors).
-    ``refine_threshold`` > 0 (default 0.2, chosen by measurement: README, face detectors)
-    adds a second pass on upscaled tiles around up to ``refine_max`` weak candidates
-    (:meth:`detect`); 0 turns it off.
+    ``refine_threshold`` > 0 (default 0.1, chosen by measurement: README, face detectors)
+    adds a second pass on upscaled tiles around up to ``refine_max`` (5) weak candidates
+    (:meth:`detect`), resampled to ``refine_side`` (96; 0 = the model's own 128); 0 turns it
+    off. ``mirror_pass`` (default true) runs the full scan on the mirrored frame as well and
+    merges both scans' candidates before the non-maximum suppression.
     ``verify_threshold`` > 0 (default 0.1; 0 turns it off) asks a second network, MediaPipe's
     face mesh (:mod:`.face_check`, from the same wheel; ``verify_model_path`` names another
     copy), about the doubtful faces: those of the first pass scored below ``verify_below``
     (0.7) and all that the second pass adds; it drops three in four false faces, so the second
-    pass can accept weaker tiles (``refine_accept`` 0.5, 0.7 without the check). Chosen by
-    measurement (README, face detectors).
+    pass can accept weaker tiles (``refine_accept`` 0.4, 0.7 without the check) and the
+    first pass weaker faces (``score_threshold`` 0.4). Chosen by measurement (README, face
+    detectors).
 
     ``region_side`` (default 96, a multiple of 16; 0 = the model's own 128) is the input
     side of the tiles :meth:`detect_regions` looks near tracked faces with, between full
@@ -228,12 +238,13 @@ class BlazeFaceDetector(FaceDetector):
     detects_regions = True
 
     def __init__(self, model: str = "short", model_path: str = "", input_side: int = 256,
-                 score_threshold: float = 0.5, nms_threshold: float = 0.3,
-                 min_size: int = 0, num_threads: int = 1, refine_threshold: float = 0.2,
-                 refine_max: int = 3, refine_scale: float = 2.0,
-                 refine_accept: float = 0.5, verify_threshold: float = 0.1,
+                 score_threshold: float = 0.4, nms_threshold: float = 0.3,
+                 min_size: int = 0, num_threads: int = 1, refine_threshold: float = 0.1,
+                 refine_max: int = 5, refine_scale: float = 2.0,
+                 refine_accept: float = 0.4, verify_threshold: float = 0.1,
                  verify_below: float = 0.7, verify_model_path: str = "",
-                 region_side: int = 96) -> None:
+                 region_side: int = 96, mirror_pass: bool = True,
+                 refine_side: int = 96) -> None:
         if model not in MODELS:
             raise ValueError(f"model must be one of {', '.join(MODELS)}, got {model!r}")
         if int(input_side) != input_side or not (input_side == 0 or 64 <= input_side <= 1024):
@@ -261,10 +272,13 @@ class BlazeFaceDetector(FaceDetector):
                              f"{verify_threshold}")
         if not 0.0 <= verify_below <= 1.0:
             raise ValueError(f"verify_below must be in [0, 1], got {verify_below}")
-        if int(region_side) != region_side or not (
-                region_side == 0 or (64 <= region_side <= 256 and region_side % 16 == 0)):
-            raise ValueError(f"region_side must be 0 (the network's own 128) or a multiple "
-                             f"of 16 in [64, 256] pixels, got {region_side}")
+        for key, value in (("region_side", region_side), ("refine_side", refine_side)):
+            if int(value) != value or not (
+                    value == 0 or (64 <= value <= 256 and value % 16 == 0)):
+                raise ValueError(f"{key} must be 0 (the network's own 128) or a multiple "
+                                 f"of 16 in [64, 256] pixels, got {value}")
+        if not isinstance(mirror_pass, (bool, np.bool_)):
+            raise ValueError(f"mirror_pass must be true or false, got {mirror_pass!r}")
         for key, value in (("model_path", model_path), ("verify_model_path", verify_model_path)):
             if not isinstance(value, str):
                 raise ValueError(f"{key} must be a string, got {value!r}")
@@ -276,6 +290,7 @@ class BlazeFaceDetector(FaceDetector):
         self.input_side = (int(input_side) if self.spec.resizable else 0) \
             or self.spec.input_size
         self.score_threshold = float(score_threshold)
+        self.mirror_pass = bool(mirror_pass)
         self.nms_threshold = float(nms_threshold)
         self.min_size = int(min_size)
         self._min_logit = math.log(self.score_threshold / (1.0 - self.score_threshold))
@@ -310,8 +325,9 @@ class BlazeFaceDetector(FaceDetector):
         # so that neither loads mid-stream
         self._tiles: dict[int, _Tiles] = {}
         self.region_side = (int(region_side) if self.spec.resizable else 0) or side
+        self.refine_side = (int(refine_side) if self.spec.resizable else 0) or side
         if self.refine_max:
-            self._tiles_of(side)
+            self._tiles_of(self.refine_side)
         self._tiles_of(self.region_side)
         self.verify_threshold = float(verify_threshold)
         self.verify_below = float(verify_below)
@@ -386,7 +402,34 @@ class BlazeFaceDetector(FaceDetector):
         target = self._input[0, :new_h, :new_w]
         np.multiply(cv2.cvtColor(small, code), 1.0 / 127.5, out=target, casting="unsafe")
         target -= 1.0  # the padding (right and bottom) stays -1, black
+        self._content = (new_h, new_w)
         return scale
+
+    def _scan(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Run the full-frame network on the prepared input; return its decoded candidates.
+
+        With ``mirror_pass`` the same input is also run mirrored, and the mirror's candidates
+        (mapped back, keypoints swapped left for right) join the others before the
+        non-maximum suppression merges them: a second look whose errors differ.
+        """
+        self._interp.set_tensor(self._in_index, self._input)
+        self._interp.invoke()
+        boxes, points, scores = self._decode(self._interp, self._anchors, self._refine_logit)
+        if not self.mirror_pass:
+            return boxes, points, scores
+        new_h, new_w = self._content
+        content = self._input[0, :new_h, :new_w]
+        content[:] = content[:, ::-1].copy()
+        self._interp.set_tensor(self._in_index, self._input)
+        self._interp.invoke()
+        m_boxes, m_points, m_scores = self._decode(self._interp, self._anchors,
+                                                   self._refine_logit)
+        m_boxes = np.stack([new_w - m_boxes[:, 2], m_boxes[:, 1], new_w - m_boxes[:, 0],
+                            m_boxes[:, 3]], axis=1)
+        m_points = m_points[:, _MIRRORED_KEYPOINTS]
+        m_points[:, :, 0] = new_w - m_points[:, :, 0]
+        return (np.concatenate([boxes, m_boxes]), np.concatenate([points, m_points]),
+                np.concatenate([scores, m_scores]))
 
     def _decode(self, interp, anchors: np.ndarray, min_logit: float
                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -454,10 +497,7 @@ class BlazeFaceDetector(FaceDetector):
         image = _checked(image)
         with self._lock:
             scale = self._prepare(image)
-            self._interp.set_tensor(self._in_index, self._input)
-            self._interp.invoke()
-            boxes, points, scores = self._decode(self._interp, self._anchors,
-                                                 self._refine_logit)
+            boxes, points, scores = self._scan()
             strong = scores >= self.score_threshold
             found = [(b / scale, p / scale, s) for b, p, s in
                      weighted_nms(boxes[strong], points[strong], scores[strong],
@@ -477,7 +517,7 @@ class BlazeFaceDetector(FaceDetector):
                         continue
                     tried += 1
                     for cand in self._tile(image, box, self._accept_logit,
-                                           self.spec.input_size):
+                                           self.refine_side):
                         if not any(_iou(cand[0], f[0]) > self.nms_threshold for f in found) \
                                 and self._confirmed(image, cand, math.inf):
                             found.append(cand)
