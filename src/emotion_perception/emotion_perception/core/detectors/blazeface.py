@@ -412,18 +412,18 @@ class BlazeFaceDetector(FaceDetector):
         (mapped back, keypoints swapped left for right) join the others before the
         non-maximum suppression merges them: a second look whose errors differ.
         """
-        self._interp.set_tensor(self._in_index, self._input)
-        self._interp.invoke()
-        boxes, points, scores = self._decode(self._interp, self._anchors, self._refine_logit)
+        def run() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+            self._interp.set_tensor(self._in_index, self._input)
+            self._interp.invoke()
+            return self._decode(self._interp, self._anchors, self._refine_logit)
+
+        boxes, points, scores = run()
         if not self.mirror_pass:
             return boxes, points, scores
         new_h, new_w = self._content
         content = self._input[0, :new_h, :new_w]
         content[:] = content[:, ::-1].copy()
-        self._interp.set_tensor(self._in_index, self._input)
-        self._interp.invoke()
-        m_boxes, m_points, m_scores = self._decode(self._interp, self._anchors,
-                                                   self._refine_logit)
+        m_boxes, m_points, m_scores = run()
         m_boxes = np.stack([new_w - m_boxes[:, 2], m_boxes[:, 1], new_w - m_boxes[:, 0],
                             m_boxes[:, 3]], axis=1)
         m_points = m_points[:, _MIRRORED_KEYPOINTS]
