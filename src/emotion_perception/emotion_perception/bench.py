@@ -149,16 +149,14 @@ def bench_detectors(repeat: int, yunet_model: str, recall_npz: str = "",
     """
     from .bags.scenes import make_scenes
     from .core import plugins
-    from .core.detectors.blazeface import SINGLE_LOOK, WITHOUT_CHECK
+    from .core.detectors.blazeface import FIRST_PASS, SINGLE_LOOK, WITHOUT_CHECK
     from .core.params import merge_params
     from .core.sample_input import synthetic_scene
 
     frame = synthetic_scene(1, size=(480, 640))
     images, labels, source = recall_faces(recall_npz, recall_count)
     scenes = list(make_scenes(images, labels, seed=0))
-    # the network alone, as MediaPipe runs it: one look, score 0.5, no second pass, no check
-    first_pass = {"refine_threshold": 0.0, "verify_threshold": 0.0, "score_threshold": 0.5,
-                  "mirror_pass": False}
+    first_pass = {**FIRST_PASS, "verify_threshold": 0.0}  # the network alone: no check either
     configs = [("haar, full resolution (baseline)", "haar", {"max_side": 0}),
                ("haar, max_side 320", "haar", {"max_side": 320}),
                ("blazeface short, input_side 128", "blazeface",

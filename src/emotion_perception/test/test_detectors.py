@@ -377,6 +377,7 @@ def test_blazeface_region_tiles_run_at_region_side(side: int) -> None:
     assert default.refine_side == 96 and sorted(default._tiles) == sorted({96, side})
     assert sorted(_blazeface(region_side=side, refine_side=112)._tiles) == sorted({112, side})
     assert sorted(_blazeface(region_side=side, refine_threshold=0.0)._tiles) == [side]
+    # the fixed-input full-range model: its own input, whatever region_side says
     assert _blazeface(model="full", region_side=64).region_side == 192
     assert _blazeface(model="full", refine_side=64).refine_side == 192
 

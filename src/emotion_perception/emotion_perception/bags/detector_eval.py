@@ -43,7 +43,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ..core.detectors.blazeface import SINGLE_LOOK, WITHOUT_CHECK
+from ..core.detectors.blazeface import FIRST_PASS, SINGLE_LOOK, WITHOUT_CHECK
 from ..core.preprocessing import eye_roll
 from ..core.types import Box, FaceDetection, TrackedFace, eye_points
 from .scenes import (Scene, SceneFace, add_scene_arguments, face_to_frame_matrix, make_scenes,
@@ -59,8 +59,6 @@ def _spec(values: dict[str, Any]) -> str:
     return "blazeface:" + ",".join(f"{k}={str(v).lower()}" for k, v in values.items())
 
 
-#: the first pass alone: the network as MediaPipe runs it (score 0.5), one look
-FIRST_PASS = {"score_threshold": 0.5, "refine_threshold": 0, "mirror_pass": False}
 DEFAULT_DETECTORS = ("haar", _spec({"input_side": 128, **FIRST_PASS}),
                      _spec({"input_side": 192, **FIRST_PASS}), _spec(FIRST_PASS),
                      _spec(WITHOUT_CHECK),  # the default before the face check (session 12)

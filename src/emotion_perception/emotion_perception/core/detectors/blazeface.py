@@ -93,6 +93,8 @@ LOGIT_CLIP = 100.0    # score logits are clipped to +-100 before the sigmoid (as
 #: tiles, no mirrored scan, the stricter thresholds), for comparisons
 SINGLE_LOOK = {"score_threshold": 0.5, "refine_threshold": 0.2, "refine_max": 3,
                "refine_accept": 0.5, "refine_side": 0, "mirror_pass": False}
+#: the first pass alone: the network as MediaPipe runs it (score 0.5), one look, no second pass
+FIRST_PASS = {"score_threshold": 0.5, "refine_threshold": 0.0, "mirror_pass": False}
 #: the second pass as it was before the face check (session 12's default), for comparisons
 WITHOUT_CHECK = {**SINGLE_LOOK, "verify_threshold": 0.0, "refine_accept": 0.7,
                  "refine_max": 2}
