@@ -347,24 +347,34 @@ class _CountingClassifier:
         return np.full((len(crops), 7), 1 / 7, np.float32), np.ones(len(crops), bool)
 
 
-def test_ten_thousand_faces_are_bounded_and_batched_in_chunks(rclpy_session, spinner,
-                                                              tiny_model_path):
+def _classifier_with_probe(ns: str, model_path, spinner, max_age: float):
+    """Start a classifier node in ``ns`` and a probe; return (node, faces publisher, results).
+
+    Returns once the probe's ``faces`` reach the node and the node's ``emotion_raw`` reaches
+    the probe, whose messages are appended to the results list.
+    """
     import rclpy
     from emotion_msgs.msg import EmotionArray, FaceArray
 
     from emotion_perception.nodes.base import RESULT_QOS
-    from emotion_perception.nodes.classifier_node import INFERENCE_CHUNK
 
-    ns = "/rel_many"
     node = _node("emotion_classifier", namespace=ns, autostart=True,
-                 model_path=str(tiny_model_path), max_age=0.0)
-    probe = rclpy.create_node("rel_many_probe", namespace=ns)
+                 model_path=str(model_path), max_age=max_age)
+    probe = rclpy.create_node(ns.strip("/") + "_probe", namespace=ns)
     pub = probe.create_publisher(FaceArray, "faces", RESULT_QOS)
     got: list = []
     probe.create_subscription(EmotionArray, "emotion_raw", got.append, RESULT_QOS)
     spinner([node, probe])
     assert wait_for(lambda: graph_connected([node]) and node._pub is not None
                     and node._pub.get_subscription_count() >= 1, 60)
+    return node, pub, got
+
+
+def test_ten_thousand_faces_are_bounded_and_batched_in_chunks(rclpy_session, spinner,
+                                                              tiny_model_path):
+    from emotion_perception.nodes.classifier_node import INFERENCE_CHUNK
+
+    node, pub, got = _classifier_with_probe("/rel_many", tiny_model_path, spinner, max_age=0.0)
     counting = _CountingClassifier()
     node.classifier = counting
     crop = _crop(8)
@@ -717,21 +727,7 @@ def test_stale_after_a_stall_over_dds(rclpy_session, spinner, tiny_model_path):
     The stall is simulated by a classifier that blocks until released while newer inputs
     arrive; the input waiting in the slot then carries a stamp 3.8 s old.
     """
-    import rclpy
-    from emotion_msgs.msg import EmotionArray, FaceArray
-
-    from emotion_perception.nodes.base import RESULT_QOS
-
-    ns = "/rel_stale"
-    node = _node("emotion_classifier", namespace=ns, autostart=True,
-                 model_path=str(tiny_model_path), max_age=2.0)
-    probe = rclpy.create_node("rel_stale_probe", namespace=ns)
-    pub = probe.create_publisher(FaceArray, "faces", RESULT_QOS)
-    got: list = []
-    probe.create_subscription(EmotionArray, "emotion_raw", got.append, RESULT_QOS)
-    spinner([node, probe])
-    assert wait_for(lambda: graph_connected([node]) and node._pub is not None
-                    and node._pub.get_subscription_count() >= 1, 60)
+    node, pub, got = _classifier_with_probe("/rel_stale", tiny_model_path, spinner, max_age=2.0)
     counting = _CountingClassifier()
     entered, release = threading.Event(), threading.Event()
 
