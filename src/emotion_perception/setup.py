@@ -14,9 +14,12 @@ RENAMED = ("emotion_make_bag", "emotion_eval_bag", "emotion_eval_detectors", "em
 
 
 def with_dashed_aliases(scripts: list[str]) -> list[str]:
-    """Return the console scripts plus the old dashed name of each one in RENAMED."""
-    entries = [line.split(" = ") for line in scripts]
-    return scripts + [f"{name.replace('_', '-')} = {target}" for name, target in entries
+    """Return the console scripts plus the old dashed name of each one in RENAMED.
+
+    An old name runs emotion_perception.renamed: a deprecation line, then the new command.
+    """
+    names = [line.split(" = ")[0] for line in scripts]
+    return scripts + [f"{name.replace('_', '-')} = {PACKAGE}.renamed:main" for name in names
                       if name in RENAMED]
 
 

@@ -11,10 +11,11 @@ def with_dashed_aliases(scripts: list[str]) -> list[str]:
     """Return the console scripts plus each one's dashed name of 0.1.0 as an alias.
 
     The executables are named with underscores (the ROS convention, as emotion_perception's);
-    the dashed names stay for one release and go in 0.3.0 (README, "Executables").
+    the dashed names stay for one release and go in 0.3.0 (README, "Executables"). An old
+    name runs emotion_perception.renamed: a deprecation line, then the new command.
     """
-    return scripts + [f"{name.replace('_', '-')} = {target}"
-                      for name, target in (line.split(" = ") for line in scripts)]
+    return scripts + [f"{line.split(' = ')[0].replace('_', '-')} = "
+                      "emotion_perception.renamed:main" for line in scripts]
 
 
 setup(
