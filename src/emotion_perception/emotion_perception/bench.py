@@ -432,6 +432,9 @@ def main(argv: list[str] | None = None) -> int:
     if "--peer" in argv:  # the default per-frame pipeline beside the fer package
         from .bench_peer import main as peer_main
         return peer_main([a for a in argv if a != "--peer"])
+    if "--targets" in argv:  # the CPU-budget targets, checked against saved --json figures
+        from .bench_targets import main as targets_main
+        return targets_main([a for a in argv if a != "--targets"])
     p = argparse.ArgumentParser(prog="bench", description=__doc__.split("\n\n")[0])
     p.add_argument("--models-dir", default="", help="folder with emotion_net.keras and "
                    "emotion_net_{float32,float16,int8}.tflite (default: the shipped models)")

@@ -89,6 +89,10 @@ def test_detector_table_prints_recall_beside_the_milliseconds():
         single = results["tracked, full_scan_every 3, sessions 13-14 full scans"]
         assert (tracked["mirror_pass"], single["mirror_pass"]) == (True, False)
         assert single["frames"] == frames and "sessions 13-14 full scans" in text
+        # bench --targets reads the tracked default row of this very shape
+        from emotion_perception.bench_targets import _detector_check
+        check = _detector_check({"detectors": results}, "main.json")
+        assert check.met is not None and f"{tracked['ms']['median_ms']:.2f} ms" in check.measured
         still = results["blazeface 256 + second pass + face check (sessions 13-14)"]
         assert "skipped" not in still and 0.0 <= still["recall"] <= 1.0
 

@@ -78,6 +78,10 @@ def test_side_by_side_with_a_fake_peer_prints_both_rows(tmp_path, frames, monkey
     assert "fer 0.0-fake: FER() Haar cascade" in text and "1.00x (baseline)" in text
     assert f"{res['speedup']:.2f}x" in text and "speed-up per round" in text
     assert "CPU: " in text and "load average" in text and "skipped" not in text
+    # bench --targets reads this very shape
+    from emotion_perception.bench_targets import _peer_check
+    check = _peer_check({"clip": "the clip", "side_by_side": res}, "peer.json")
+    assert check.met is not None and f"{res['speedup']:.2f}x" in check.measured
 
 
 def test_a_peer_that_cannot_run_is_reported_as_skipped(tmp_path, frames, monkeypatch, capsys):
