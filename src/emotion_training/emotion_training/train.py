@@ -158,6 +158,19 @@ def _write_json_atomically(data: Any, path: Path) -> None:
     os.replace(tmp, path)
 
 
+def time_left(epochs_done: int, epochs: int, seconds_per_epoch: float) -> str:
+    """Return the line printed after each epoch: where the run is, and about how long is left.
+
+    ``seconds_per_epoch`` is this process's pace so far (a resumed run's earlier processes
+    may have run on another CPU).
+    """
+    left = max(0, epochs - epochs_done) * seconds_per_epoch
+    hours, minutes = divmod(int(round(left / 60.0)), 60)
+    eta = f"{hours} h {minutes:02d} min" if hours else f"{minutes} min"
+    return (f"epoch {epochs_done}/{epochs} done at {seconds_per_epoch:.0f} s an epoch: "
+            + (f"about {eta} left" if epochs_done < epochs else "finished"))
+
+
 class _Checkpointer:
     """Keras callback factory saving best/last models and a resumable state file."""
 
@@ -170,6 +183,7 @@ class _Checkpointer:
                 super().__init__()
                 self.best = start_best
                 self.t0 = 0.0
+                self.epochs_here = 0
                 # adds up every process that trained this run (--resume)
                 self.seconds = start_seconds
 
@@ -188,6 +202,9 @@ class _Checkpointer:
                          "train_seconds": self.seconds,
                          "time": time.strftime("%Y-%m-%dT%H:%M:%S")}
                 _write_json_atomically(state, out / "state.json")
+                self.epochs_here += 1
+                print(time_left(epoch + 1, cfg.epochs, (time.time() - self.t0)
+                                / self.epochs_here), flush=True)
 
         return Checkpointer()
 

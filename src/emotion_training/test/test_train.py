@@ -49,7 +49,9 @@ def test_training_lowers_the_loss_writes_outputs_and_resumes(tmp_path: Path, npz
     capsys.readouterr()
     seconds_before = json.loads((out / "state.json").read_text())["train_seconds"]
     resumed = train.run(_config(npz, epochs=3), out, resume=True)
-    assert "resuming from epoch 2" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "resuming from epoch 2" in printed
+    assert "epoch 3/3 done at " in printed and "finished" in printed  # the pace line
     state = json.loads((out / "state.json").read_text())
     assert state["epoch"] == 3
     # training time adds up over the processes, not only the one that resumed
@@ -133,6 +135,15 @@ def test_distillation_targets_mix_labels_with_the_teachers_mirror_averaged_outpu
         replace(base, teacher="t.keras", folds=5)
     with pytest.raises(ValueError, match="teacher_weight"):
         replace(base, teacher_weight=1.5)
+
+
+def test_the_line_after_each_epoch_says_how_long_is_left() -> None:
+    from emotion_training.train import time_left
+
+    assert time_left(12, 150, 82.0) == \
+        "epoch 12/150 done at 82 s an epoch: about 3 h 09 min left"  # 138 x 82 s
+    assert time_left(148, 150, 90.0) == "epoch 148/150 done at 90 s an epoch: about 3 min left"
+    assert time_left(150, 150, 90.0).endswith("finished")
 
 
 def test_lr_schedule_warms_up_then_decays_to_one_percent() -> None:
@@ -238,6 +249,9 @@ def test_every_shipped_training_config_loads() -> None:
     seed_cv = TrainConfig.from_yaml(configs / "seed_cnn_cv.yaml")  # the original's protocol
     assert (seed_cv.model, seed_cv.folds, seed_cv.epochs) == ("seed_cnn", 5, 30)
     assert seed_cv.early_stopping_patience >= seed_cv.epochs and seed_cv.label_mode == "fer"
+    long = TrainConfig.from_yaml(configs / "emotion_net_long.yaml")  # the 150-300 epochs
+    assert long.epochs >= 150 and long.early_stopping_patience >= long.epochs
+    assert long.optimizer == "sgd" and 0 < long.average_from <= long.epochs
 
 
 @pytest.mark.slow
