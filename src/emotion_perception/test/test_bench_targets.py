@@ -14,10 +14,10 @@ AVX2 = {"model": "AMD EPYC", "cores": 2, "simd": ["sse4_2", "avx", "avx2", "fma"
 
 
 def _main(cores: float = 0.44, p95_1: float = 20.2, p95_4: float = 35.1,
-          tracked_ms: float = 2.9, machine: dict | None = None) -> dict:
+          tracked_ms: float = 2.9, machine: dict | None = None, kept_up: float = 1.0) -> dict:
     """A `bench --json` file: the keys bench.main writes (detectors, graph)."""
     def graph_row(p95: float, fps: float, used: float) -> dict:
-        return {"offered_fps": fps, "throughput_fps": fps, "cpu_cores_used": used,
+        return {"offered_fps": fps, "throughput_fps": fps * kept_up, "cpu_cores_used": used,
                 "latency": {"median_ms": p95 / 2, "p95_ms": p95}}
     return {"machine": machine or AVX2, "command": "bench",
             "detectors": {
@@ -102,6 +102,12 @@ def test_a_budget_overrun_is_not_met_and_fails_the_exit_status(tmp_path, capsys)
     assert verdicts["vs_fer"] == [False] and verdicts["delivered"] == [True, False]
     assert bt.main([str(p) for p in paths]) == 1
     assert capsys.readouterr().out.count("NOT met") == 5
+
+
+def test_a_graph_that_keeps_its_latency_by_skipping_frames_is_not_met(tmp_path):
+    (path,) = _files(tmp_path, main=_main(kept_up=0.85))  # 25.5 of 30 fps answered
+    verdicts = _verdicts(bt.check_files([path])[0])
+    assert verdicts["p95_1face"] == [False] and verdicts["p95_4face"] == [False]
 
 
 def test_what_no_file_measured_is_not_measured_never_met(tmp_path, capsys):
