@@ -337,6 +337,12 @@ def fit_one(cfg: TrainConfig, x_train: np.ndarray, y_train: np.ndarray, x_val: n
         state = json.loads(state_file.read_text())
         wrapper = keras.models.load_model(out / "last_wrapper.keras")
         model = wrapper.layers[-1]
+        trained_in = "mixed_bfloat16" if any(
+            getattr(layer.dtype_policy, "compute_dtype", "") == "bfloat16"
+            for layer in model.layers) else "float32"
+        if trained_in != cfg.precision:  # the saved trainer carries its own precision
+            print(f"warning: this run trains in {trained_in}, as it began; precision "
+                  f"{cfg.precision} applies to new runs only", flush=True)
         initial_epoch, best = int(state["epoch"]), float(state["best_val_accuracy"])
         stopped_early = bool(state.get("stopped_early", False))
         seconds_before = float(state.get("train_seconds", 0.0))

@@ -185,8 +185,14 @@ def test_bfloat16_training_saves_float32_models_that_match_it_and_resumes(
         np.testing.assert_array_equal(a, b)
     capsys.readouterr()
     train.run(replace(cfg, epochs=3), out, resume=True)
-    assert "resuming from epoch 2" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "resuming from epoch 2" in printed and "warning" not in printed
     assert json.loads((out / "state.json").read_text())["epoch"] == 3
+    # --precision float32 on a resumed bfloat16 run: said, not silently ignored
+    train.run(replace(cfg, epochs=4, precision="float32"), out, resume=True)
+    printed = capsys.readouterr().out
+    assert "warning: this run trains in mixed_bfloat16, as it began" in printed
+    assert json.loads((out / "state.json").read_text())["epoch"] == 4
     with pytest.raises(ValueError, match="precision"):
         TrainConfig(precision="float16")
 
