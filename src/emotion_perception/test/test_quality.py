@@ -125,3 +125,22 @@ def test_package_xml_is_well_formed(xml: Path):
     if shutil.which("xmllint"):
         res = subprocess.run(["xmllint", "--noout", str(xml)], capture_output=True, text=True)
         assert res.returncode == 0, res.stderr
+
+
+def _slug(heading: str) -> str:
+    """Return the anchor GitHub gives a Markdown heading (lower case, punctuation dropped)."""
+    import re
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+@pytest.mark.parametrize("doc", ["README.md", "docker/README.md"])
+def test_every_link_to_a_section_lands_on_a_heading(doc: str):
+    import re
+    text = (REPO_ROOT / doc).read_text()
+    anchors = {_slug(m) for m in re.findall(r"^#{1,6} (.+)$", text, flags=re.M)}
+    links = set(re.findall(r"\]\(#([^)]+)\)", text))
+    assert _slug("Robustness: what a camera path does to the shipped model") == \
+        "robustness-what-a-camera-path-does-to-the-shipped-model"
+    assert links <= anchors, f"{doc}: links to no heading: {sorted(links - anchors)}"
+    if doc == "README.md":
+        assert {"two-commands", "the-model", "performance"} <= links  # the contents line
