@@ -35,7 +35,7 @@ def _processes(detector_received: int = 599, fps: float = 30.0) -> dict:
     """A `bench --processes --json` file: transport and graph runs per profile."""
     def transport(profile: str, received: list[int]) -> dict:
         return {"profile": profile, "publisher_profile": profile, "width": 640, "height": 480,
-                "fps": fps, "published": 600, "received": received,
+                "fps": 30.0, "achieved_fps": fps, "published": 600, "received": received,
                 "delivered_percent": [100.0 * r / 600 for r in received]}
 
     def node(received: int, source: str = "camera") -> dict:
@@ -43,11 +43,11 @@ def _processes(detector_received: int = 599, fps: float = 30.0) -> dict:
                 "delivered_percent": 100.0 * received / 600}
     return {"machine": AVX2, "transport": [transport("shipped", [599, 600]),
                                            transport("none", [202, 201])],
-            "graph": [{"profile": "shipped", "fps": fps,
+            "graph": [{"profile": "shipped", "fps": 30.0, "camera_fps": fps,
                        "nodes": {"face_detector": node(detector_received),
                                  "debug_image": node(600),
                                  "emotion_classifier": node(40, "face_detector")}},
-                      {"profile": "none", "fps": fps,
+                      {"profile": "none", "fps": 30.0, "camera_fps": fps,
                        "nodes": {"face_detector": node(140)}}]}
 
 
@@ -108,6 +108,38 @@ def test_a_graph_that_keeps_its_latency_by_skipping_frames_is_not_met(tmp_path):
     (path,) = _files(tmp_path, main=_main(kept_up=0.85))  # 25.5 of 30 fps answered
     verdicts = _verdicts(bt.check_files([path])[0])
     assert verdicts["p95_1face"] == [False] and verdicts["p95_4face"] == [False]
+    assert verdicts["cores_1face"] == [False]  # little CPU for a third of the frames
+
+
+def test_a_graph_row_that_answered_nothing_is_not_met(tmp_path):
+    body = _main()
+    body["graph"]["ours_1face"].update(throughput_fps=0.0, received=0)
+    del body["graph"]["ours_1face"]["latency"]  # feed_at_rate writes none without answers
+    (path,) = _files(tmp_path, main=body)
+    checks, _ = bt.check_files([path])
+    (row,) = [c for c in checks if c.target == "p95_1face"]
+    assert row.met is False and row.measured.startswith("no answer")
+
+
+def test_a_file_that_did_not_measure_a_target_does_not_outvote_one_that_did(tmp_path):
+    no_graph = _main()
+    del no_graph["graph"]  # bench --graph-seconds 0
+    only_none = _processes()
+    only_none["transport"] = only_none["transport"][1:]
+    only_none["graph"] = only_none["graph"][1:]
+    paths = _files(tmp_path, a=no_graph, b=_main(), c=only_none, d=_processes(), e=_peer())
+    checks, _ = bt.check_files(paths)
+    assert all(c.met for c in checks), [(c.target, c.measured) for c in checks if not c.met]
+    assert bt.main([str(p) for p in paths]) == 0
+
+
+def test_a_skipped_tracked_row_says_why(tmp_path):
+    body = _main()
+    body["detectors"]["default, tracked moving faces, full_scan_every 3 (default)"] = {
+        "skipped": "no mediapipe wheel"}
+    (path,) = _files(tmp_path, main=body)
+    (row,) = [c for c in bt.check_files([path])[0] if c.target == "detector"]
+    assert row.met is None and "no mediapipe wheel" in row.measured
 
 
 def test_what_no_file_measured_is_not_measured_never_met(tmp_path, capsys):
@@ -144,6 +176,11 @@ def test_files_from_different_cpus_are_said_to_be(tmp_path, capsys):
     ("not json", "cannot read it as JSON"),
     (json.dumps({"machine": AVX2}), "not a bench --json file"),
     (json.dumps([1, 2]), "not a bench --json file"),
+    (json.dumps({"machine": AVX2, "clip": "x", "side_by_side": None}), "unexpected shape"),
+    (json.dumps({"machine": AVX2, "transport": [], "graph": [{"profile": "shipped",
+                                                              "camera_fps": 30,
+                                                              "nodes": [1]}]}),
+     "unexpected shape"),
 ])
 def test_a_file_no_bench_mode_wrote_is_refused(tmp_path, capsys, body, message):
     path = tmp_path / "x.json"
