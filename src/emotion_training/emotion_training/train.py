@@ -10,6 +10,7 @@ A run writes ``config.yaml``, ``history.csv``, ``best.keras`` (highest validatio
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import os
@@ -343,6 +344,8 @@ def fit_one(cfg: TrainConfig, x_train: np.ndarray, y_train: np.ndarray, x_val: n
         if trained_in != cfg.precision:  # the saved trainer carries its own precision
             print(f"warning: this run trains in {trained_in}, as it began; precision "
                   f"{cfg.precision} applies to new runs only", flush=True)
+            # and saves float32 models as every run does (float32_copy follows cfg)
+            cfg = dataclasses.replace(cfg, precision=trained_in)
         initial_epoch, best = int(state["epoch"]), float(state["best_val_accuracy"])
         stopped_early = bool(state.get("stopped_early", False))
         seconds_before = float(state.get("train_seconds", 0.0))
@@ -416,6 +419,15 @@ def run(cfg: TrainConfig, out: Path, resume: bool = False) -> dict[str, Any]:
     import yaml
 
     out.mkdir(parents=True, exist_ok=True)
+    if resume and (out / "config.yaml").is_file():
+        try:  # a resumed run goes on in the precision it began in (its saved trainer's)
+            began = TrainConfig.from_yaml(out / "config.yaml").precision
+        except (OSError, ValueError, TypeError):
+            began = cfg.precision
+        if began != cfg.precision:
+            print(f"warning: this run trains in {began}, as it began; precision "
+                  f"{cfg.precision} applies to new runs only", flush=True)
+            cfg = dataclasses.replace(cfg, precision=began)
     (out / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
     d = prepare_data(cfg)
     print(f"data: {len(d['x_train'])} training images after cleaning {d['report']}, "

@@ -191,8 +191,13 @@ def test_bfloat16_training_saves_float32_models_that_match_it_and_resumes(
     # --precision float32 on a resumed bfloat16 run: said, not silently ignored
     train.run(replace(cfg, epochs=4, precision="float32"), out, resume=True)
     printed = capsys.readouterr().out
-    assert "warning: this run trains in mixed_bfloat16, as it began" in printed
+    assert printed.count("warning: this run trains in mixed_bfloat16, as it began") == 1
     assert json.loads((out / "state.json").read_text())["epoch"] == 4
+    # ... and stays what it was: the record says so, the saved classifiers are float32
+    assert TrainConfig.from_yaml(out / "config.yaml").precision == "mixed_bfloat16"
+    for name in ("best.keras", "last.keras"):
+        saved = keras.models.load_model(out / name)
+        assert {layer.dtype_policy.name for layer in saved.layers} == {"float32"}, name
     with pytest.raises(ValueError, match="precision"):
         TrainConfig(precision="float16")
 
