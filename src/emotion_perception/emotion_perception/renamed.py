@@ -27,4 +27,5 @@ def main() -> int:
         return 2
     print(f"{invoked} is deprecated and is removed in {REMOVED_IN}: use {new} (same "
           "arguments)", file=sys.stderr)
+    sys.argv[0] = str(Path(sys.argv[0]).with_name(new))  # usage lines name the new command
     return found[0].load()()

@@ -90,7 +90,7 @@ def test_a_dashed_name_warns_then_runs_its_underscore_command(monkeypatch, capsy
     _fake_commands(monkeypatch, {"emotion_tool": _tool})
     monkeypatch.setattr("sys.argv", ["/ws/install/bin/emotion-tool", "--limit", "3"])
     assert renamed.main() == 7  # the command's own exit status
-    assert _CALLS == [["/ws/install/bin/emotion-tool", "--limit", "3"]]  # same arguments
+    assert _CALLS == [["/ws/install/bin/emotion_tool", "--limit", "3"]]  # same arguments
     err = capsys.readouterr().err
     assert "emotion-tool is deprecated" in err and "use emotion_tool" in err
     assert renamed.REMOVED_IN in err
