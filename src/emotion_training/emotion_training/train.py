@@ -320,9 +320,13 @@ def init_from(model, path: str | Path) -> None:
 
 
 def fit_one(cfg: TrainConfig, x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray,
-            y_val: np.ndarray, out: Path, resume: bool = False, verbose: int | None = None
-            ) -> dict[str, Any]:
-    """Train one model into ``out``; return its summary."""
+            y_val: np.ndarray, out: Path, resume: bool = False, verbose: int | None = None,
+            carry: Path | None = None) -> dict[str, Any]:
+    """Train one model into ``out``; return its summary.
+
+    ``carry``: a folder kept up to date after every epoch with a compact copy of the run
+    (see emotion_training.carry).
+    """
     keras = _keras()
     from . import data as D
 
@@ -362,6 +366,9 @@ def fit_one(cfg: TrainConfig, x_train: np.ndarray, y_train: np.ndarray, x_val: n
     if cfg.average_from:  # before the checkpointer: an epoch is averaged before it counts done
         callbacks.append(_Averager.make(model, out, cfg, x_val, y_val, resume))
     callbacks.append(checkpointer)
+    if carry is not None:  # after the files it copies are written
+        from .carry import carrier_callback
+        callbacks.append(carrier_callback(model, out, carry))
     stopper = keras.callbacks.EarlyStopping(monitor="val_accuracy", mode="max",
                                             patience=cfg.early_stopping_patience)
     callbacks.append(stopper)
@@ -414,10 +421,17 @@ def _history_digest(out: Path) -> tuple[int, float | None]:
     return epochs, float(values[-1]) if values else None
 
 
-def run(cfg: TrainConfig, out: Path, resume: bool = False) -> dict[str, Any]:
-    """Run plain training or K-fold cross-validation as the config says."""
+def run(cfg: TrainConfig, out: Path, resume: bool = False, carry: Path | None = None
+        ) -> dict[str, Any]:
+    """Run plain training or K-fold cross-validation as the config says.
+
+    ``carry``: see ``emotion_training.carry``; with ``resume`` a missing run folder is first
+    rebuilt from it.
+    """
     import yaml
 
+    if carry is not None:
+        _take_carried_run(cfg, out, resume, carry)
     out.mkdir(parents=True, exist_ok=True)
     if resume and (out / "config.yaml").is_file():
         try:  # a resumed run goes on in the precision it began in (its saved trainer's)
@@ -433,7 +447,8 @@ def run(cfg: TrainConfig, out: Path, resume: bool = False) -> dict[str, Any]:
     print(f"data: {len(d['x_train'])} training images after cleaning {d['report']}, "
           f"{len(d['x_val'])} PublicTest images", flush=True)
     if not cfg.folds:
-        summary = fit_one(cfg, d["x_train"], d["y_train"], d["x_val"], d["y_val"], out, resume)
+        summary = fit_one(cfg, d["x_train"], d["y_train"], d["x_val"], d["y_val"], out, resume,
+                          carry=carry)
         summary["cleaning"] = d["report"]
         summary["label_mode"] = cfg.label_mode
         (out / "summary.json").write_text(json.dumps(summary, indent=2))
@@ -469,6 +484,33 @@ def run(cfg: TrainConfig, out: Path, resume: bool = False) -> dict[str, Any]:
     return summary
 
 
+def _take_carried_run(cfg: TrainConfig, out: Path, resume: bool, carry: Path) -> None:
+    """Check that ``carry`` fits this run; with ``resume``, rebuild a missing ``out`` from it.
+
+    Refused (CarryError), so that no carried epoch is lost: cross-validation (one folder per
+    fold), a new run (no ``resume``) into a folder that carries one, and a local run folder
+    that is behind its carried copy.
+    """
+    from .carry import MANIFEST, CarryError, unpack_run
+
+    if cfg.folds:
+        raise CarryError("--carry carries one run folder; cross-validation (folds) has one "
+                         "per fold")
+    manifest = Path(carry) / MANIFEST
+    carried = json.loads(manifest.read_text())["epoch"] if manifest.is_file() else None
+    if carried is None:
+        return
+    if not resume:
+        raise CarryError(f"{carry} carries a run at epoch {carried}: add --resume to go on "
+                         "with it, or carry a new run in another folder")
+    state = out / "state.json"
+    here = json.loads(state.read_text())["epoch"] if state.is_file() else None
+    if here is not None and here < carried:
+        raise CarryError(f"{out} is at epoch {here} but its carried copy {carry} is at epoch "
+                         f"{carried}: move {out} away to go on from the carried copy")
+    unpack_run(Path(carry), out, cfg)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``emotion_train``."""
     p = argparse.ArgumentParser(prog="emotion_train", description=__doc__.split("\n")[0])
@@ -485,6 +527,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--precision", choices=("float32", "mixed_bfloat16"),
                    help="compute precision; overrides the config (mixed_bfloat16 pays where the "
                    "CPU has AMX or AVX512-BF16)")
+    p.add_argument("--carry", type=Path, help="a folder (one to commit) kept up to date after "
+                   "every epoch with a compact, resumable copy of the run; with --resume a "
+                   "missing run folder is rebuilt from it (emotion_training/carry.py)")
     p.add_argument("--scene-crops", help="emotion_scene_crops .npz added to the training "
                    "images; overrides the config")
     a = p.parse_args(argv)
@@ -504,7 +549,13 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return 2
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    run(cfg, a.out, resume=a.resume)
+    from .carry import CarryError
+
+    try:
+        run(cfg, a.out, resume=a.resume, carry=a.carry)
+    except CarryError as exc:
+        print(f"emotion_train: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 
