@@ -124,14 +124,16 @@ def unpack_run(src: Path, run: Path, cfg: Any) -> bool:
 
     Nothing happens (False) when ``run`` already holds a ``state.json`` (a run folder on this
     machine is newer than or as new as its carried copy) or ``src`` holds no carried run.
-    ``cfg``: the run's TrainConfig; the carried ``config.yaml``'s precision wins, as a resumed
-    run goes on in the precision it began in. Writes ``last_wrapper.keras`` (a fresh trainer
+    ``cfg``: the run's TrainConfig. Its precision applies from here on, also where the run
+    began in another one: only float32 weights travel (mixed_bfloat16 keeps its variables in
+    float32), so a run begun in bfloat16 on a CPU with AVX512-BF16 can go on in float32 on
+    one without (``--precision float32``), and the rebuilt folder's ``config.yaml`` says so.
+    Writes ``last_wrapper.keras`` (a fresh trainer
     holding the carried weights, its optimizer unbuilt), ``best.keras`` and ``average.keras``
     (float32 classifiers) and the text files.
     """
-    import dataclasses
+    import yaml
 
-    from .config import TrainConfig
     from .models import build_model
     from .train import _save_atomically, build_trainer
 
@@ -139,9 +141,6 @@ def unpack_run(src: Path, run: Path, cfg: Any) -> bool:
     if (run / "state.json").is_file() or not (src / MANIFEST).is_file():
         return False
     manifest = json.loads((src / MANIFEST).read_text())
-    if (src / "config.yaml").is_file():
-        began = TrainConfig.from_yaml(src / "config.yaml").precision
-        cfg = dataclasses.replace(cfg, precision=began)
     _, wrapper = build_trainer(cfg)
     _set_weights(wrapper.layers[-1], load_weights(src / "last.npz"), src / "last.npz")
     twins = {}
@@ -158,8 +157,15 @@ def unpack_run(src: Path, run: Path, cfg: Any) -> bool:
         _save_atomically(twin, run / MODELS[name])
     for name in manifest["files"]:
         shutil.copyfile(src / name, run / name)
+    note = ""
+    if (run / "config.yaml").is_file():
+        record = yaml.safe_load((run / "config.yaml").read_text()) or {}
+        if record.get("precision", cfg.precision) != cfg.precision:
+            note = f"; it trained in {record['precision']} so far and goes on in {cfg.precision}"
+            record["precision"] = cfg.precision
+            (run / "config.yaml").write_text(yaml.safe_dump(record, sort_keys=False))
     print(f"rebuilt {run} from the carried run {src} (epoch {manifest['epoch']}; "
-          f"{', '.join(manifest['models'])}; the optimizer starts with zero momentum)",
+          f"{', '.join(manifest['models'])}; the optimizer starts with zero momentum{note})",
           flush=True)
     return True
 

@@ -93,6 +93,30 @@ def test_a_carried_run_goes_on_where_its_folder_is_lost(tmp_path: Path, npz_writ
 
 
 @pytest.mark.slow
+def test_a_bfloat16_run_can_go_on_in_float32_from_its_carried_copy(tmp_path: Path, npz_writer,
+                                                                   capsys) -> None:
+    """Only float32 weights travel, so the rebuilt run takes the precision asked for."""
+    import keras
+
+    from emotion_training import train
+
+    npz = npz_writer(tmp_path / "d.npz", n_train=64, n_val=16, seed=9)
+    out, carry = tmp_path / "run", tmp_path / "carried"
+    cfg = replace(_config(npz, epochs=2), epochs=1, precision="mixed_bfloat16", average_from=0)
+    train.run(cfg, out, carry=carry)
+    shutil.rmtree(out)
+    capsys.readouterr()
+    train.run(replace(cfg, epochs=2, precision="float32"), out, resume=True, carry=carry)
+    printed = capsys.readouterr().out
+    assert "trained in mixed_bfloat16 so far and goes on in float32" in printed
+    assert "warning" not in printed  # no clash with the saved trainer: it was rebuilt
+    assert TrainConfig.from_yaml(out / "config.yaml").precision == "float32"
+    trainer = keras.models.load_model(out / "last_wrapper.keras").layers[-1]
+    assert trainer.get_layer("block1a_conv").dtype_policy.compute_dtype == "float32"
+    assert json.loads((out / "state.json").read_text())["epoch"] == 2
+
+
+@pytest.mark.slow
 def test_carry_refuses_what_would_lose_carried_epochs(tmp_path: Path, npz_writer) -> None:
     from emotion_training import train
     from emotion_training.carry import CarryError
