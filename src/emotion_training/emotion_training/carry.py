@@ -70,14 +70,17 @@ def _classifier_weights(path: Path) -> list[np.ndarray]:
     return keras.models.load_model(path, compile=False).get_weights()
 
 
-def pack_run(run: Path, dest: Path, last_weights: Sequence[np.ndarray] | None = None
-             ) -> dict[str, Any]:
+def pack_run(run: Path, dest: Path, last_weights: Sequence[np.ndarray] | None = None,
+             changed: dict[str, Sequence[np.ndarray]] | None = None) -> dict[str, Any]:
     """Write the carried copy of the run folder ``run`` into ``dest``; return its manifest.
 
-    ``last_weights``: the classifier's weights at the end of the last epoch (the trainer passes
-    them from memory); by default they are read from ``run/last_wrapper.keras``. The best and
-    averaged models are re-encoded only when their file in ``run`` is newer than the carried
-    copy. Files of ``dest`` are replaced one by one through temporary files, the manifest last.
+    By default every model is read from its file in ``run`` (the last epoch's from
+    ``last_wrapper.keras``; the best and averaged ones only when their file is newer than the
+    carried copy). The trainer's callback passes them from memory instead, so that no model
+    is loaded while ``fit`` runs: ``last_weights``, the classifier's weights at the end of the
+    epoch, and ``changed``, the weights of the carried models (``best``, ``average``) that
+    this epoch rewrote; the others keep their carried copy. Files of ``dest`` are replaced
+    one by one through temporary files, the manifest last.
     """
     run, dest = Path(run), Path(dest)
     state_file = run / "state.json"
@@ -97,7 +100,10 @@ def pack_run(run: Path, dest: Path, last_weights: Sequence[np.ndarray] | None = 
         if not src.is_file():
             out.unlink(missing_ok=True)
             continue
-        if not out.is_file() or out.stat().st_mtime < src.stat().st_mtime:
+        if changed is not None and name in changed:
+            _save_weights(changed[name], out)
+        elif not out.is_file() or (changed is None
+                                   and out.stat().st_mtime < src.stat().st_mtime):
             _save_weights(_classifier_weights(src), out)
         carried.append(name)
     for name in TEXT_FILES:
@@ -180,15 +186,30 @@ def _set_weights(model: Any, weights: list[np.ndarray], path: Path) -> None:
     model.set_weights(weights)
 
 
-def carrier_callback(model: Any, run: Path, dest: Path):
+def carrier_callback(model: Any, run: Path, dest: Path, checkpointer: Any,
+                     averager: Any | None = None):
     """Return a Keras callback that packs ``run`` into ``dest`` after every epoch.
 
     Put it after the checkpointer and the averager, so the files it copies are the epoch's.
+    Every model comes from memory (see :func:`pack_run`): the classifier ``model``; the best
+    one is the classifier itself in an epoch where ``checkpointer.best`` rose (the
+    checkpointer then saved it), the averaged one ``averager.twin`` in an epoch that
+    ``averager.record`` lists. (A run that loaded the best model's file here, inside ``fit``,
+    hung once at an epoch's end: TensorFlow's data iterator waiting, no CPU used. Whether the
+    load caused it is not known; nothing needs it, so nothing is loaded.)
     """
     import keras
 
     class Carrier(keras.callbacks.Callback):
+        best = checkpointer.best
+
         def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-            pack_run(run, dest, last_weights=model.get_weights())
+            weights = model.get_weights()
+            changed = {}
+            if checkpointer.best != self.best:
+                changed["best"], self.best = weights, checkpointer.best
+            if averager is not None and averager.record["epochs"][-1:] == [epoch + 1]:
+                changed["average"] = averager.twin.get_weights()
+            pack_run(run, dest, last_weights=weights, changed=changed)
 
     return Carrier()

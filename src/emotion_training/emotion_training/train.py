@@ -235,6 +235,9 @@ class _Averager:
             mean = keras.models.load_model(model_file, compile=False).get_weights()
 
         class Averager(keras.callbacks.Callback):
+            #: the float32 model holding the mean, and the record (epochs, val_accuracy)
+            twin, record = None, None
+
             def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
                 nonlocal mean
                 if epoch + 1 < cfg.average_from or epoch + 1 in record["epochs"]:
@@ -252,7 +255,9 @@ class _Averager:
                 print(f"\nweight average of epochs {record['epochs'][0]}-{epoch + 1}: "
                       f"val accuracy {acc:.4f}", flush=True)
 
-        return Averager()
+        averager = Averager()
+        averager.twin, averager.record = twin, record
+        return averager
 
 
 def build_trainer(cfg: TrainConfig):
@@ -363,12 +368,16 @@ def fit_one(cfg: TrainConfig, x_train: np.ndarray, y_train: np.ndarray, x_val: n
         keras.callbacks.LearningRateScheduler(lr_schedule(cfg)),
         keras.callbacks.CSVLogger(str(out / "history.csv"), append=resume),
     ]
+    averager = None
     if cfg.average_from:  # before the checkpointer: an epoch is averaged before it counts done
-        callbacks.append(_Averager.make(model, out, cfg, x_val, y_val, resume))
+        averager = _Averager.make(model, out, cfg, x_val, y_val, resume)
+        callbacks.append(averager)
     callbacks.append(checkpointer)
     if carry is not None:  # after the files it copies are written
-        from .carry import carrier_callback
-        callbacks.append(carrier_callback(model, out, carry))
+        from .carry import carrier_callback, pack_run
+        if state:  # a resumed run: its carried copy is complete before training goes on
+            pack_run(out, carry)
+        callbacks.append(carrier_callback(model, out, carry, checkpointer, averager))
     stopper = keras.callbacks.EarlyStopping(monitor="val_accuracy", mode="max",
                                             patience=cfg.early_stopping_patience)
     callbacks.append(stopper)

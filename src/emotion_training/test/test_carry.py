@@ -64,6 +64,9 @@ def test_a_carried_run_goes_on_where_its_folder_is_lost(tmp_path: Path, npz_writ
     averaged = keras.models.load_model(out / "average.keras").get_weights()
     for a, b in zip(load_weights(carry / "average.npz"), averaged):
         np.testing.assert_allclose(a, b, rtol=2 ** -11, atol=1e-6)
+    best = keras.models.load_model(out / "best.keras").get_weights()  # from memory, too
+    for a, b in zip(load_weights(carry / "best.npz"), best):
+        np.testing.assert_allclose(a, b, rtol=2 ** -11, atol=1e-6)
     assert (carry / "history.csv").read_text() == (out / "history.csv").read_text()
     total = sum(f.stat().st_size for f in carry.iterdir())
     assert total < 0.6 * 3 * (out / "last.keras").stat().st_size  # compact: 3 models in it
