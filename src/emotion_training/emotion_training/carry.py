@@ -42,6 +42,11 @@ FLOAT16_ABOVE = 4096
 MANIFEST = "carry.json"
 
 
+def weights_file(folder: Path, name: str) -> Path:
+    """Return the carried weights file of model ``name`` (last, best, average) in ``folder``."""
+    return Path(folder) / f"{name}.weights.npz"
+
+
 class CarryError(ValueError):
     """A carried run that does not fit the run asked for (nothing was changed)."""
 
@@ -50,7 +55,7 @@ def _save_weights(weights: Sequence[np.ndarray], path: Path) -> None:
     """Write ``weights`` (a model's ``get_weights()``) to ``path`` through a temporary file."""
     arrays = {f"w{i:03d}": (np.asarray(w, np.float16) if np.size(w) > FLOAT16_ABOVE
                             else np.asarray(w, np.float32)) for i, w in enumerate(weights)}
-    tmp = path.with_name(f"{path.stem}.tmp.npz")
+    tmp = path.with_name(f"{path.name}.tmp.npz")
     np.savez_compressed(tmp, **arrays)
     os.replace(tmp, path)
 
@@ -93,10 +98,10 @@ def pack_run(run: Path, dest: Path, last_weights: Sequence[np.ndarray] | None = 
 
         wrapper = keras.models.load_model(run / "last_wrapper.keras", compile=False)
         last_weights = wrapper.layers[-1].get_weights()
-    _save_weights(last_weights, dest / "last.npz")
+    _save_weights(last_weights, weights_file(dest, "last"))
     carried = ["last"]
     for name, source in MODELS.items():
-        src, out = run / source, dest / f"{name}.npz"
+        src, out = run / source, weights_file(dest, name)
         if not src.is_file():
             out.unlink(missing_ok=True)
             continue
@@ -148,12 +153,14 @@ def unpack_run(src: Path, run: Path, cfg: Any) -> bool:
         return False
     manifest = json.loads((src / MANIFEST).read_text())
     _, wrapper = build_trainer(cfg)
-    _set_weights(wrapper.layers[-1], load_weights(src / "last.npz"), src / "last.npz")
+    _set_weights(wrapper.layers[-1], load_weights(weights_file(src, "last")),
+                 weights_file(src, "last"))
     twins = {}
     for name in manifest["models"]:
         if name != "last":
             twins[name] = build_model(cfg.model, **cfg.model_args)
-            _set_weights(twins[name], load_weights(src / f"{name}.npz"), src / f"{name}.npz")
+            _set_weights(twins[name], load_weights(weights_file(src, name)),
+                         weights_file(src, name))
     # the optimizer's variables (SGD's momentum: zeros) exist, so the trainer saves and loads
     # like one that trained
     wrapper.optimizer.build(wrapper.trainable_variables)

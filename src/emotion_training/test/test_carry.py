@@ -47,7 +47,7 @@ def test_a_carried_run_goes_on_where_its_folder_is_lost(tmp_path: Path, npz_writ
     import keras
 
     from emotion_training import train
-    from emotion_training.carry import load_weights, unpack_run
+    from emotion_training.carry import load_weights, unpack_run, weights_file
 
     npz = npz_writer(tmp_path / "d.npz", n_train=96, n_val=24, seed=7)
     out, carry = tmp_path / "run", tmp_path / "carried"
@@ -59,13 +59,13 @@ def test_a_carried_run_goes_on_where_its_folder_is_lost(tmp_path: Path, npz_writ
                                       "average.json"}
     # the carried copy is the run's: the last epoch's weights, to float16's rounding
     last = keras.models.load_model(out / "last.keras").get_weights()
-    for a, b in zip(load_weights(carry / "last.npz"), last):
+    for a, b in zip(load_weights(weights_file(carry, "last")), last):
         np.testing.assert_allclose(a, b, rtol=2 ** -11, atol=1e-6)
     averaged = keras.models.load_model(out / "average.keras").get_weights()
-    for a, b in zip(load_weights(carry / "average.npz"), averaged):
+    for a, b in zip(load_weights(weights_file(carry, "average")), averaged):
         np.testing.assert_allclose(a, b, rtol=2 ** -11, atol=1e-6)
     best = keras.models.load_model(out / "best.keras").get_weights()  # from memory, too
-    for a, b in zip(load_weights(carry / "best.npz"), best):
+    for a, b in zip(load_weights(weights_file(carry, "best")), best):
         np.testing.assert_allclose(a, b, rtol=2 ** -11, atol=1e-6)
     assert (carry / "history.csv").read_text() == (out / "history.csv").read_text()
     total = sum(f.stat().st_size for f in carry.iterdir())
@@ -75,7 +75,7 @@ def test_a_carried_run_goes_on_where_its_folder_is_lost(tmp_path: Path, npz_writ
     shutil.rmtree(out)
     assert unpack_run(carry, out, cfg)
     rebuilt = keras.models.load_model(out / "last_wrapper.keras").layers[-1].get_weights()
-    for a, b in zip(rebuilt, load_weights(carry / "last.npz")):
+    for a, b in zip(rebuilt, load_weights(weights_file(carry, "last"))):
         np.testing.assert_array_equal(a, b)
     assert json.loads((out / "state.json").read_text())["epoch"] == 2
     assert not unpack_run(carry, out, cfg)  # a folder with a state.json is left as it is
@@ -122,13 +122,13 @@ def test_a_bfloat16_run_can_go_on_in_float32_from_its_carried_copy(tmp_path: Pat
 @pytest.mark.slow
 def test_carry_refuses_what_would_lose_carried_epochs(tmp_path: Path, npz_writer) -> None:
     from emotion_training import train
-    from emotion_training.carry import CarryError
+    from emotion_training.carry import CarryError, weights_file
 
     npz = npz_writer(tmp_path / "d.npz", n_train=64, n_val=16, seed=8)
     out, carry = tmp_path / "run", tmp_path / "carried"
     cfg = _config(npz, epochs=2)
     train.run(replace(cfg, average_from=0), out, carry=carry)
-    before = (carry / "last.npz").read_bytes()
+    before = weights_file(carry, "last").read_bytes()
     with pytest.raises(CarryError, match="add --resume"):  # a new run over a carried one
         train.run(cfg, tmp_path / "other", carry=carry)
     with pytest.raises(CarryError, match="cross-validation"):
@@ -139,7 +139,7 @@ def test_carry_refuses_what_would_lose_carried_epochs(tmp_path: Path, npz_writer
     (stale / "state.json").write_text(json.dumps({"epoch": 1, "best_val_accuracy": 0.1}))
     with pytest.raises(CarryError, match="at epoch 1 but its carried copy"):
         train.run(replace(cfg, epochs=3), stale, resume=True, carry=carry)
-    assert (carry / "last.npz").read_bytes() == before
+    assert weights_file(carry, "last").read_bytes() == before
     # another architecture cannot take the carried weights
     shutil.rmtree(out)
     with pytest.raises(CarryError, match="do not match"):
