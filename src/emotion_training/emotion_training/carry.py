@@ -11,7 +11,7 @@ goes on from the carried epoch.
 What travels: the run's ``config.yaml``, ``history.csv``, ``state.json`` and ``average.json``
 as they are, and the classifier weights of the last epoch, of the best epoch and of the weight
 average. Arrays of more than ``FLOAT16_ABOVE`` values are stored as float16, the rest
-(batch-norm statistics, biases) as float32: about 2.4 MB a model at width 32, where the
+(batch-norm statistics, biases) as float32: about 2.2 MB a model at width 32, where the
 float32 ``.keras`` file is 4.8 MB and ``last_wrapper.keras`` with its optimizer 9.6 MB.
 Rounding a weight to float16 changes it by at most 1 part in 2,048, less than one SGD step
 moves it late in a schedule.
@@ -139,9 +139,9 @@ def unpack_run(src: Path, run: Path, cfg: Any) -> bool:
     began in another one: only float32 weights travel (mixed_bfloat16 keeps its variables in
     float32), so a run begun in bfloat16 on a CPU with AVX512-BF16 can go on in float32 on
     one without (``--precision float32``), and the rebuilt folder's ``config.yaml`` says so.
-    Writes ``last_wrapper.keras`` (a fresh trainer
-    holding the carried weights, its optimizer unbuilt), ``best.keras`` and ``average.keras``
-    (float32 classifiers) and the text files.
+    Writes ``last_wrapper.keras`` (a fresh trainer holding the carried weights, its
+    optimizer's momentum at zero), ``best.keras`` and ``average.keras`` (float32 classifiers)
+    and the text files.
     """
     import yaml
 
